@@ -1,0 +1,57 @@
+"""What the engine answers: an action, a score and the evidence behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Action(IntEnum):
+    """The action ladder, mildest first. Comparisons (``>=``) follow the ladder."""
+
+    ALLOW = 0
+    THROTTLE = 1
+    CHALLENGE = 2
+    BLOCK = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One detector's finding. ``weight`` is 0-100; ``reason`` is for humans and logs."""
+
+    detector: str
+    weight: float
+    reason: str
+    actor: str = ""
+    """Which actor kind the finding is about: ip, network, session, account, fingerprint, or ''."""
+
+
+@dataclass(slots=True)
+class Decision:
+    """The engine's answer for one request."""
+
+    action: Action
+    score: float
+    evidence: list[Evidence] = field(default_factory=list)
+    enforced: bool = True
+    """False in observe mode: ``action`` is what *would* have happened."""
+    retry_after: int = 0
+    """Seconds a throttled client should wait (``Retry-After``)."""
+    tarpit_seconds: float = 0.0
+    decoy: bool = False
+    ban_key: str | None = None
+    """The ban that matched, e.g. ``ip:203.0.113.9`` or ``account:42``."""
+    record: tuple[str, str] | None = None
+    """(kind, id) of the protected record the request asked for, if any."""
+
+    @property
+    def effective(self) -> Action:
+        """What the door must do: the action when enforced, ALLOW in observe mode."""
+        return self.action if self.enforced else Action.ALLOW
+
+    def reasons(self) -> list[str]:
+        return [e.reason for e in self.evidence]

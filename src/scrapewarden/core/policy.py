@@ -1,0 +1,259 @@
+"""The policy: what to protect, how to recognise clients, and how hard to push back.
+
+Pure data (pydantic v2). Loading a TOML file with line-accurate errors and environment
+overrides lives in :mod:`scrapewarden.policy_file`; this module does no I/O.
+Every field has a default, so ``Policy()`` protects a site generically.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a policy must not silently disable a control.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_cidrs(values: list[str]) -> list[str]:
+    out = []
+    for value in values:
+        try:
+            out.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or CIDR: {value!r}") from exc
+    return out
+
+
+class NetworkPolicy(_Strict):
+    """Where the client address comes from."""
+
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """CIDRs of proxies whose forwarding header is believed. Empty: the socket peer is the client."""
+    client_ip_header: str = "x-forwarded-for"
+    """Header carrying the client address when the peer is a trusted proxy."""
+    ipv4_network_prefix: int = Field(24, ge=8, le=32)
+    ipv6_network_prefix: int = Field(48, ge=16, le=128)
+
+    _v = field_validator("trusted_proxies")(_check_cidrs)
+
+    @field_validator("client_ip_header")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class Partner(_Strict):
+    """A client allowed to scrape by contract (statement R15), identified by API key."""
+
+    name: str
+    key_sha256: str = Field(min_length=64, max_length=64)
+    """Hex SHA-256 of the partner's API key; the key itself never sits in the policy."""
+    requests_per_hour: int = Field(1000, gt=0)
+    records_per_day: int = Field(10000, gt=0)
+
+
+class IdentityPolicy(_Strict):
+    """How to read who is asking. Callables passed to the middleware win over headers/cookies."""
+
+    account_header: str = ""
+    account_cookie: str = ""
+    account_created_header: str = ""
+    """Header with the account's creation time (epoch seconds or ISO 8601), set by the site."""
+    session_cookie: str = ""
+    api_key_header: str = "x-api-key"
+    partners: list[Partner] = Field(default_factory=list)
+
+    @field_validator("account_header", "account_created_header", "api_key_header")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class ProtectedResource(_Strict):
+    """A URL pattern that exposes one person's record, e.g. ``/users/{id}``.
+
+    ``{name}`` matches one path segment and becomes the record id. With ``query_param`` the
+    record id is that query parameter's value instead (``/search?q=...``).
+    """
+
+    pattern: str
+    kind: str = "profile"
+    sensitivity: int = Field(2, ge=1, le=3)
+    """1 low, 2 normal, 3 high: scales how fast budgets are used up."""
+    query_param: str = ""
+    methods: list[str] = Field(default_factory=lambda: ["GET", "HEAD"])
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        if value.count("{") != value.count("}"):
+            raise ValueError("unbalanced braces")
+        return value
+
+    @model_validator(mode="after")
+    def _has_id(self) -> ProtectedResource:
+        if "{" not in self.pattern and not self.query_param:
+            raise ValueError("needs a {placeholder} in the pattern or a query_param to name the record")
+        return self
+
+
+class ActorLimits(_Strict):
+    """Budgets for one kind of actor. 0 in an optional field means "no such limit"."""
+
+    requests_per_minute: int = Field(gt=0)
+    profiles_per_hour: int = Field(gt=0)
+    """Distinct protected records viewed per hour (statement R3)."""
+    profiles_per_day: int = Field(gt=0)
+
+
+def _limits(rpm: int, hour: int, day: int) -> ActorLimits:
+    return ActorLimits(requests_per_minute=rpm, profiles_per_hour=hour, profiles_per_day=day)
+
+
+class NewAccountPolicy(_Strict):
+    """New-account velocity (statement R4): young accounts get smaller budgets."""
+
+    young_hours: float = Field(72.0, gt=0)
+    """An account younger than this is scored for velocity."""
+    lookups_per_minute: int = Field(10, gt=0)
+    """Distinct records a brand-new account may look up per minute before it is suspicious."""
+    lookups_per_hour: int = Field(40, gt=0)
+
+
+class Limits(_Strict):
+    per_ip: ActorLimits = Field(default_factory=lambda: _limits(240, 400, 1500))
+    per_network: ActorLimits = Field(default_factory=lambda: _limits(1200, 1500, 6000))
+    per_session: ActorLimits = Field(default_factory=lambda: _limits(180, 150, 600))
+    per_account: ActorLimits = Field(default_factory=lambda: _limits(180, 120, 500))
+    per_fingerprint: ActorLimits = Field(default_factory=lambda: _limits(1200, 1500, 6000))
+    new_account: NewAccountPolicy = Field(default_factory=NewAccountPolicy)
+
+
+class Thresholds(_Strict):
+    """Risk score (0-100) at which each action starts."""
+
+    throttle: float = Field(30, ge=0, le=100)
+    challenge: float = Field(50, ge=0, le=100)
+    block: float = Field(80, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if not self.throttle <= self.challenge <= self.block:
+            raise ValueError("must satisfy throttle <= challenge <= block")
+        return self
+
+
+class BanPolicy(_Strict):
+    """Automatic bans after repeated blocks, escalating like fail2ban's bantime.increment."""
+
+    enabled: bool = True
+    blocks_before_ban: int = Field(20, gt=0)
+    """Blocked requests within ``window_seconds`` that turn into a ban."""
+    window_seconds: int = Field(600, gt=0)
+    ttl_seconds: int = Field(900, gt=0)
+    factor: float = Field(2.0, ge=1.0)
+    """Each repeat offence multiplies the ban time by this."""
+    max_ttl_seconds: int = Field(7 * 86400, gt=0)
+    scopes: list[Literal["ip", "network", "account", "fingerprint", "session"]] = Field(
+        default_factory=lambda: ["ip", "account"]
+    )
+
+
+class ActionPolicy(_Strict):
+    throttle_retry_after: int = Field(60, gt=0)
+    tarpit_seconds: float = Field(0.0, ge=0, le=30)
+    """Delay added to blocked responses (0: off). Keep small: tarpits cost you sockets too."""
+    decoy: bool = False
+    """Answer blocked record requests with a plausible fake instead of 403."""
+    help_url: str = ""
+    """Shown on block pages: where a person who was blocked by mistake can get help."""
+    bans: BanPolicy = Field(default_factory=BanPolicy)
+
+
+class AllowPolicy(_Strict):
+    networks: list[str] = Field(default_factory=list)
+    """Never act on these (office networks, monitoring)."""
+    accounts: list[str] = Field(default_factory=list)
+    verified_bots: bool = True
+    """Let crawlers through whose address matches their published ranges or passes FCrDNS."""
+
+    _v = field_validator("networks")(_check_cidrs)
+
+
+class DenyPolicy(_Strict):
+    networks: list[str] = Field(default_factory=list)
+    user_agents: list[str] = Field(default_factory=list)
+    """Extra regular expressions, matched case-insensitively against the user agent."""
+
+    _v = field_validator("networks")(_check_cidrs)
+
+
+class ReputationPolicy(_Strict):
+    """Weights for where an address comes from. 0 turns a list off."""
+
+    datacenter: float = Field(25, ge=0, le=100)
+    vpn: float = Field(15, ge=0, le=100)
+    tor: float = Field(20, ge=0, le=100)
+    extra_lists: dict[str, list[str]] = Field(default_factory=dict)
+    """Name -> CIDRs of the operator's own lists, scored with ``extra_weight``."""
+    extra_weight: float = Field(30, ge=0, le=100)
+
+
+class ClientPolicy(_Strict):
+    """Client sanity checks (bot user agents, headless markers, header consistency)."""
+
+    bot_user_agents: float = Field(60, ge=0, le=100)
+    ai_crawlers: float = Field(80, ge=0, le=100)
+    headless: float = Field(60, ge=0, le=100)
+    inconsistent_browser: float = Field(25, ge=0, le=100)
+    missing_accept_language: float = Field(10, ge=0, le=100)
+    no_assets: float = Field(15, ge=0, le=100)
+    asset_prefixes: list[str] = Field(default_factory=lambda: ["/static/", "/assets/", "/favicon.ico"])
+    asset_suffixes: list[str] = Field(
+        default_factory=lambda: [".css", ".js", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".ico", ".woff2"]
+    )
+
+
+class TrapPolicy(_Strict):
+    """Honeypot paths: linked invisibly, disallowed in robots.txt; only crawlers visit them."""
+
+    paths: list[str] = Field(default_factory=lambda: ["/.sw/trap", "/wp-login.php", "/.env"])
+    weight: float = Field(90, ge=0, le=100)
+
+
+class PrivacyPolicy(_Strict):
+    """Our own stored data is personal data too."""
+
+    pseudonymize: bool = True
+    """Store keyed hashes (HMAC-SHA256) of addresses and account ids instead of the values."""
+    key: str = ""
+    """The pseudonymisation key; set it via SCRAPEWARDEN_PRIVACY__KEY. Empty: a random per-process key."""
+    event_retention_days: int = Field(30, gt=0)
+
+
+class Policy(_Strict):
+    """The whole policy. ``Policy()`` is the generic default."""
+
+    mode: Literal["enforce", "observe"] = "enforce"
+    network: NetworkPolicy = Field(default_factory=NetworkPolicy)
+    identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
+    protected: list[ProtectedResource] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    actions: ActionPolicy = Field(default_factory=ActionPolicy)
+    allow: AllowPolicy = Field(default_factory=AllowPolicy)
+    deny: DenyPolicy = Field(default_factory=DenyPolicy)
+    reputation: ReputationPolicy = Field(default_factory=ReputationPolicy)
+    client: ClientPolicy = Field(default_factory=ClientPolicy)
+    traps: TrapPolicy = Field(default_factory=TrapPolicy)
+    privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
+
+    @property
+    def observe(self) -> bool:
+        return self.mode == "observe"

@@ -1,0 +1,97 @@
+"""The state interface: bans, events and settings that must outlive one request.
+
+Hot-path counters (rates, distinct-record budgets) are *not* here: they live in the engine's
+counter store (:mod:`scrapewarden.core.counters`). This store holds what an operator acts on
+and what must survive a restart. Every backend passes ``tests/state/test_conformance.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+BanKind = Literal["ip", "network", "account", "fingerprint", "session"]
+BAN_KINDS: tuple[BanKind, ...] = ("ip", "network", "account", "fingerprint", "session")
+
+
+@dataclass(slots=True)
+class Ban:
+    kind: BanKind
+    value: str
+    """An IP, a CIDR (kind ``network``), an account id, a fingerprint or a session id."""
+    created: float
+    expires: float | None
+    """Epoch seconds; None: until removed."""
+    reason: str = ""
+    offences: int = 1
+    """How many times this actor has been banned (drives escalation)."""
+    source: str = "operator"
+    """``operator`` (CLI/dashboard) or ``auto`` (the engine)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    def active(self, now: float) -> bool:
+        return self.expires is None or self.expires > now
+
+
+@dataclass(slots=True)
+class Event:
+    """A non-allow decision (or an observe-mode would-be action), with its reasons."""
+
+    ts: float
+    action: str
+    score: float
+    enforced: bool
+    ip: str
+    method: str
+    path: str
+    user_agent: str = ""
+    account: str | None = None
+    session: str | None = None
+    fingerprint: str = ""
+    reasons: list[str] = field(default_factory=list)
+    record: str | None = None
+    """``kind:id`` of the protected record asked for, if any."""
+    id: int | None = None
+    """Assigned by the store."""
+
+
+class StateStore(Protocol):
+    """Persistent state. Methods are synchronous and fast; backends batch writes internally."""
+
+    url: str
+
+    def add_ban(self, ban: Ban) -> Ban:
+        """Insert or replace the ban for (kind, value); returns what was stored."""
+
+    def remove_ban(self, kind: BanKind, value: str) -> bool:
+        """True if a ban was removed."""
+
+    def get_ban(self, kind: BanKind, value: str) -> Ban | None:
+        """The ban for (kind, value), active or expired, or None."""
+
+    def list_bans(self, now: float | None = None) -> list[Ban]:
+        """All bans; with ``now``, only those still active at that time."""
+
+    def prior_offences(self, kind: BanKind, value: str) -> int:
+        """How many bans this actor has had, including expired and removed ones."""
+
+    def record_event(self, event: Event) -> None:
+        """Queue an event; visible to ``events()`` after ``flush()``."""
+
+    def events(self, since_id: int = 0, limit: int = 100) -> list[Event]:
+        """Events with id > since_id, oldest first."""
+
+    def prune_events(self, before: float) -> int:
+        """Delete events older than ``before``; returns how many."""
+
+    def get_setting(self, name: str) -> str | None: ...
+
+    def set_setting(self, name: str, value: str) -> None: ...
+
+    def flush(self) -> None:
+        """Make queued writes durable and visible."""
+
+    def close(self) -> None: ...
