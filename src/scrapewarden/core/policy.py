@@ -8,6 +8,7 @@ Every field has a default, so ``Policy()`` protects a site generically.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -55,6 +56,15 @@ class Partner(_Strict):
     requests_per_hour: int = Field(1000, gt=0)
     records_per_day: int = Field(10000, gt=0)
 
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        # Digests are compared as text, so normalise case; a non-hex value could never match.
+        value = value.lower()
+        if not all(ch in "0123456789abcdef" for ch in value):
+            raise ValueError("must be a hex SHA-256 digest (64 characters 0-9, a-f)")
+        return value
+
 
 class IdentityPolicy(_Strict):
     """How to read who is asking. Callables passed to the middleware win over headers/cookies."""
@@ -92,8 +102,16 @@ class ProtectedResource(_Strict):
     def _pattern(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("must start with '/'")
-        if value.count("{") != value.count("}"):
+        if re.search(r"[{}]", re.sub(r"\{[^{}]*\}", "", value)):
             raise ValueError("unbalanced braces")
+        # Each placeholder becomes a named regex group: it must be a name, and names must differ,
+        # or the pattern would silently never match (or fail to compile) at run time.
+        names = re.findall(r"\{([^{}]*)\}", value)
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"placeholder {{{name}}} must be a name like {{id}}")
+        if len(set(names)) != len(names):
+            raise ValueError("placeholder names must differ")
         return value
 
     @model_validator(mode="after")
@@ -104,7 +122,10 @@ class ProtectedResource(_Strict):
 
 
 class ActorLimits(_Strict):
-    """Budgets for one kind of actor. 0 in an optional field means "no such limit"."""
+    """Budgets for one kind of actor (an address, a network, a session, an account...).
+
+    Every budget must be positive: to make one generous, raise it; there is no "0 = off".
+    """
 
     requests_per_minute: int = Field(gt=0)
     profiles_per_hour: int = Field(gt=0)
@@ -149,6 +170,13 @@ class Thresholds(_Strict):
         return self
 
 
+BanScope = Literal["ip", "network", "account", "fingerprint", "session"]
+
+
+def _default_ban_scopes() -> list[BanScope]:
+    return ["ip", "account"]
+
+
 class BanPolicy(_Strict):
     """Automatic bans after repeated blocks, escalating like fail2ban's bantime.increment."""
 
@@ -160,9 +188,7 @@ class BanPolicy(_Strict):
     factor: float = Field(2.0, ge=1.0)
     """Each repeat offence multiplies the ban time by this."""
     max_ttl_seconds: int = Field(7 * 86400, gt=0)
-    scopes: list[Literal["ip", "network", "account", "fingerprint", "session"]] = Field(
-        default_factory=lambda: ["ip", "account"]
-    )
+    scopes: list[BanScope] = Field(default_factory=_default_ban_scopes)
 
 
 class ActionPolicy(_Strict):
@@ -216,7 +242,18 @@ class ClientPolicy(_Strict):
     no_assets: float = Field(15, ge=0, le=100)
     asset_prefixes: list[str] = Field(default_factory=lambda: ["/static/", "/assets/", "/favicon.ico"])
     asset_suffixes: list[str] = Field(
-        default_factory=lambda: [".css", ".js", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".ico", ".woff2"]
+        default_factory=lambda: [
+            ".css",
+            ".js",
+            ".png",
+            ".jpg",
+            ".jpeg",
+            ".gif",
+            ".svg",
+            ".webp",
+            ".ico",
+            ".woff2",
+        ]
     )
 
 
