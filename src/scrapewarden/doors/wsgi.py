@@ -1,0 +1,119 @@
+"""WSGI middleware: Flask, Django (WSGI), Bottle, or any WSGI app.
+
+app.wsgi_app = ScrapeWardenWSGIMiddleware(app.wsgi_app, policy="policy.toml")   # Flask
+application = ScrapeWardenWSGIMiddleware(get_wsgi_application(), policy=...)     # Django
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..core.decision import Action, Decision
+from ..core.policy import Policy
+from ..warden import Warden
+from .responses import reply_for
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+log = logging.getLogger("scrapewarden")
+
+ENVIRON_KEY = "scrapewarden.decision"
+"""The decision is left in the environ under this key, for apps that want to read it."""
+
+
+class ScrapeWardenWSGIMiddleware:
+    """Decide on every request before the WSGI app sees it.
+
+    Arguments as for :class:`scrapewarden.ScrapeWardenMiddleware`; the identity callables take
+    the WSGI environ.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        policy: Policy | str | Path | None = None,
+        *,
+        state: str | None = None,
+        warden: Warden | None = None,
+        account_id: Callable[[Environ], str | None] | None = None,
+        account_created: Callable[[Environ], float | None] | None = None,
+    ) -> None:
+        self.app = app
+        self.warden = warden if warden is not None else Warden(policy, state=state)
+        self.account_id = account_id
+        self.account_created = account_created
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        decision = self._decide(environ)
+        if decision is None:
+            return self.app(environ, start_response)
+        environ[ENVIRON_KEY] = decision
+        if decision.action == Action.ALLOW or not decision.enforced:
+            return self.app(environ, start_response)
+        actions = self.warden.policy.actions
+        reply = reply_for(
+            decision,
+            accept=environ.get("HTTP_ACCEPT"),
+            help_url=actions.help_url,
+            retry_after=actions.throttle_retry_after,
+        )
+        if reply is None:
+            return self.app(environ, start_response)
+        if decision.tarpit_seconds > 0 and reply.status != 429:
+            time.sleep(decision.tarpit_seconds)
+        start_response(f"{reply.status} {reply.reason}", reply.headers)
+        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else reply.body]
+
+    def _decide(self, environ: Environ) -> Decision | None:
+        """The decision for this request; None if deciding failed (we then fail open)."""
+        try:
+            return self.warden.decide_http(
+                peer=environ.get("REMOTE_ADDR") or "",
+                method=environ.get("REQUEST_METHOD") or "GET",
+                path=_raw_path(environ),
+                query=environ.get("QUERY_STRING") or "",
+                headers=_headers(environ),
+                account_id=_call(self.account_id, environ) if self.account_id else None,
+                account_created=_call(self.account_created, environ) if self.account_created else None,
+            )
+        except Exception:
+            # A bug in scrapewarden must not take the site down with it.
+            log.exception("scrapewarden: deciding failed; letting the request through")
+            return None
+
+
+def _raw_path(environ: Environ) -> str:
+    """The path as the client sent it (percent-encoding intact) when the server tells us."""
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if isinstance(uri, str) and uri.startswith("/"):
+        return uri.split("?", 1)[0]
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return path or "/"
+
+
+def _headers(environ: Environ) -> list[tuple[bytes, bytes]]:
+    # WSGI folds headers into HTTP_* keys; servers insert them in request order.
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and isinstance(value, str):
+            name = key[5:].replace("_", "-").lower()
+            headers.append((name.encode("latin-1", "replace"), value.encode("latin-1", "replace")))
+    for key, header in (("CONTENT_TYPE", b"content-type"), ("CONTENT_LENGTH", b"content-length")):
+        value = environ.get(key)
+        if value and isinstance(value, str):
+            headers.append((header, value.encode("latin-1", "replace")))
+    return headers
+
+
+def _call(func: Callable[[Environ], Any], environ: Environ) -> Any:
+    try:
+        return func(environ)
+    except Exception:
+        log.exception("scrapewarden: identity callable %r failed", func)
+        return None
