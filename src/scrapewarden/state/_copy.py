@@ -1,0 +1,25 @@
+"""Defensive copies, so a caller mutating a returned object cannot change what a store holds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .base import BAN_KINDS, Ban, Event
+
+
+def copy_ban(ban: Ban) -> Ban:
+    return dataclasses.replace(ban)
+
+
+def copy_event(event: Event, *, new_id: int | None = None) -> Event:
+    return dataclasses.replace(
+        event,
+        reasons=list(event.reasons),
+        id=event.id if new_id is None else new_id,
+    )
+
+
+def check_kind(kind: str) -> None:
+    # Ban.kind is a Literal, but nothing enforces it at run time; a typo must not store junk.
+    if kind not in BAN_KINDS:
+        raise ValueError(f"unknown ban kind {kind!r}; expected one of {', '.join(BAN_KINDS)}")

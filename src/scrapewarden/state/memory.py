@@ -1,0 +1,146 @@
+"""In-process state: fast, thread-safe, gone when the process exits.
+
+Good for tests, demos and single-process deployments that accept losing bans on restart.
+Events live in a bounded deque so a flood of blocked requests cannot exhaust memory; the
+oldest events fall off first.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import deque
+
+from ._copy import check_kind, copy_ban, copy_event
+from .base import Ban, BanKind, Event
+from .errors import StateClosedError
+
+DEFAULT_MAX_EVENTS = 100_000
+
+
+class MemoryStore:
+    """A :class:`~scrapewarden.state.base.StateStore` held in this process's memory."""
+
+    def __init__(self, *, max_events: int = DEFAULT_MAX_EVENTS, url: str = "memory://") -> None:
+        if max_events <= 0:
+            raise ValueError("max_events must be positive")
+        self.url = url
+        self.max_events = max_events
+        self._lock = threading.Lock()
+        self._bans: dict[tuple[str, str], Ban] = {}
+        # (kind, value) -> creation times of every ban ever issued. A ban is identified by its
+        # creation time, so re-storing the same ban (an edit) is not a new offence.
+        self._history: dict[tuple[str, str], set[float]] = {}
+        self._events: deque[Event] = deque(maxlen=max_events)
+        self._next_id = 1
+        self._settings: dict[str, str] = {}
+        self._closed = False
+
+    # -- bans -------------------------------------------------------------------------------
+
+    def add_ban(self, ban: Ban) -> Ban:
+        check_kind(ban.kind)
+        with self._lock:
+            self._check_open()
+            key = (ban.kind, ban.value)
+            history = self._history.setdefault(key, set())
+            history.add(ban.created)
+            stored = copy_ban(ban)
+            stored.offences = max(ban.offences, len(history))
+            self._bans[key] = stored
+            return copy_ban(stored)
+
+    def remove_ban(self, kind: BanKind, value: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._bans.pop((kind, value), None) is not None
+
+    def get_ban(self, kind: BanKind, value: str) -> Ban | None:
+        with self._lock:
+            self._check_open()
+            ban = self._bans.get((kind, value))
+            return copy_ban(ban) if ban is not None else None
+
+    def list_bans(self, now: float | None = None) -> list[Ban]:
+        with self._lock:
+            self._check_open()
+            bans = [copy_ban(b) for b in self._bans.values() if now is None or b.active(now)]
+        bans.sort(key=lambda b: (b.created, b.kind, b.value))
+        return bans
+
+    def prior_offences(self, kind: BanKind, value: str) -> int:
+        with self._lock:
+            self._check_open()
+            return len(self._history.get((kind, value), ()))
+
+    # -- events -----------------------------------------------------------------------------
+
+    def record_event(self, event: Event) -> None:
+        with self._lock:
+            if self._closed:
+                return  # the request path must never fail because the store shut down first
+            self._events.append(copy_event(event, new_id=self._next_id))
+            self._next_id += 1
+
+    def events(self, since_id: int = 0, limit: int = 100) -> list[Event]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._check_open()
+            # Ids only grow along the deque, so a binary search finds the starting point.
+            start = bisect.bisect_right(self._events, since_id, key=_event_id)
+            end = min(len(self._events), start + limit)
+            return [copy_event(self._events[i]) for i in range(start, end)]
+
+    def recent_events(self, limit: int = 100) -> list[Event]:
+        """The newest ``limit`` events, oldest first (what ``events tail`` shows)."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._check_open()
+            start = max(0, len(self._events) - limit)
+            return [copy_event(self._events[i]) for i in range(start, len(self._events))]
+
+    def prune_events(self, before: float) -> int:
+        with self._lock:
+            self._check_open()
+            kept = [e for e in self._events if e.ts >= before]
+            removed = len(self._events) - len(kept)
+            if removed:
+                self._events = deque(kept, maxlen=self.max_events)
+            return removed
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def get_setting(self, name: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            return self._settings.get(name)
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._settings[name] = value
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Nothing to do: every write is visible as soon as the call returns."""
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StateClosedError(f"state store {self.url} is closed")
+
+
+def _event_id(event: Event) -> int:
+    return event.id or 0

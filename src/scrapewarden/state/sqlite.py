@@ -1,0 +1,618 @@
+"""State in one SQLite file: survives restarts, shared by every process on the host.
+
+Design, and why:
+
+* WAL mode, so the CLI and dashboards can read while a server writes.
+* ONE writer thread per store owns the writing connection. ``record_event`` only puts a tuple
+  on a queue (the request path never waits for the disk); the writer commits queued events in
+  batches (every ``batch_seconds`` or ``batch_size`` items), which is what makes thousands of
+  events a second affordable. The queue is bounded: if the disk stalls, events beyond
+  ``max_pending`` are dropped and counted in :attr:`SQLiteStore.dropped_events` rather than
+  letting a flood of blocked requests eat the server's memory.
+* Bans, settings and pruning go through the same writer but the caller waits for the commit,
+  so ``add_ban`` returning means another process can already see the ban.
+* Reads use their own connection, guarded by a lock.
+* Every ban ever issued is kept in ``ban_history`` (with when and how it ended), which is what
+  ``prior_offences`` counts, so escalation survives expiry and removal.
+* ``meta.schema_version`` plus the ``_MIGRATIONS`` table let later versions change the schema.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._copy import check_kind
+from .base import Ban, BanKind, Event
+from .errors import StateClosedError, StateError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+# version -> statements that bring a database from version-1 to version. Append, never edit.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE bans (
+            kind TEXT NOT NULL CHECK (kind IN ('ip', 'network', 'account', 'fingerprint', 'session')),
+            value TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            offences INTEGER NOT NULL DEFAULT 1,
+            source TEXT NOT NULL DEFAULT 'operator',
+            PRIMARY KEY (kind, value)
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE ban_history (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT 'operator',
+            ended REAL,
+            ended_by TEXT,
+            UNIQUE (kind, value, created)
+        ) STRICT""",
+        # AUTOINCREMENT: ids are never reused after pruning, so `events tail` cursors stay valid.
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            action TEXT NOT NULL,
+            score REAL NOT NULL,
+            enforced INTEGER NOT NULL,
+            ip TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            user_agent TEXT NOT NULL DEFAULT '',
+            account TEXT,
+            session TEXT,
+            fingerprint TEXT NOT NULL DEFAULT '',
+            reasons TEXT NOT NULL DEFAULT '[]',
+            record TEXT
+        ) STRICT""",
+        "CREATE INDEX events_ts ON events (ts)",
+        "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
+    ),
+}
+
+_EVENT_COLUMNS = (
+    "ts, action, score, enforced, ip, method, path, user_agent, account, session, fingerprint, "
+    "reasons, record"
+)
+_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_SELECT_EVENT = f"SELECT id, {_EVENT_COLUMNS} FROM events"
+_BAN_COLUMNS = "kind, value, created, expires, reason, offences, source"
+
+AUTO_PRUNE_INTERVAL = 3600.0
+"""Seconds between automatic retention passes (they run on the writer thread, after a commit)."""
+_PRUNE_CHUNK = 5000
+
+_STOP = object()
+
+
+class _Write:
+    """A write the caller waits for: ``fn`` runs on the writer thread inside a transaction."""
+
+    __slots__ = ("done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any] | None) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SQLiteStore:
+    """A :class:`~scrapewarden.state.base.StateStore` in a SQLite file (see module docs)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retention_seconds: float | None = None,
+        batch_seconds: float = 0.05,
+        batch_size: int = 500,
+        max_pending: int = 100_000,
+        busy_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        url: str | None = None,
+    ) -> None:
+        if sqlite3.sqlite_version_info < (3, 37, 0):
+            raise StateError(f"SQLite {sqlite3.sqlite_version} is too old: STRICT tables need 3.37 or later")
+        if retention_seconds is not None and retention_seconds <= 0:
+            raise ValueError("retention_seconds must be positive (or None to keep events forever)")
+        self.path = os.fspath(path)
+        self.url = url or f"sqlite:///{self.path}"
+        self.retention_seconds = retention_seconds
+        self.dropped_events = 0
+        """Events lost because the queue was full, the store closed, or a row could not be written."""
+        self._batch_seconds = batch_seconds
+        self._batch_size = max(1, batch_size)
+        self._busy_timeout = busy_timeout
+        self._clock = clock
+        self._last_prune = float("-inf")
+        self._last_drop_warning = float("-inf")
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+        self._migrate()
+        self._reader = self._connect()
+        self._read_lock = threading.Lock()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_pending)
+        self._writer = threading.Thread(
+            target=self._run_writer, name="scrapewarden-sqlite-writer", daemon=True
+        )
+        self._writer.start()
+        # Events still queued when the interpreter exits would be lost without this.
+        atexit.register(self.close)
+
+    # -- connections and schema -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            # NORMAL is crash-safe in WAL mode; a power cut may lose the last few commits only.
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open SQLite state {self.path!r}: {exc}") from exc
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._connect()
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning(
+                    "SQLite state %s: WAL mode unavailable (got %s); readers may block", self.path, mode
+                )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT"
+                )
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+                if version > SCHEMA_VERSION:
+                    raise StateError(
+                        f"SQLite state {self.path!r} has schema version {version}, newer than this "
+                        f"scrapewarden understands ({SCHEMA_VERSION}); upgrade scrapewarden"
+                    )
+                for target in sorted(v for v in _MIGRATIONS if v > version):
+                    for statement in _MIGRATIONS[target]:
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(max(version, SCHEMA_VERSION)),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot prepare SQLite state {self.path!r}: {exc}") from exc
+        finally:
+            conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        row = self._read_one("SELECT value FROM meta WHERE key = 'schema_version'", ())
+        return int(row[0]) if row else 0
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        conn = self._connect()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                batch = [item]
+                # Someone waiting (a ban, a flush) means commit now; lone events may wait a
+                # little for company, since one commit per event is what makes SQLite slow.
+                waiting = not isinstance(item, tuple)
+                deadline = time.monotonic() + self._batch_seconds
+                stop = False
+                while len(batch) < self._batch_size:
+                    try:
+                        if waiting:
+                            nxt = self._queue.get_nowait()
+                        else:
+                            remaining = deadline - time.monotonic()
+                            if remaining <= 0:
+                                nxt = self._queue.get_nowait()
+                            else:
+                                nxt = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                    waiting = waiting or not isinstance(nxt, tuple)
+                self._write_batch(conn, batch)
+                if stop:
+                    return
+        except BaseException:  # pragma: no cover - a bug; keep the log, waiters see the dead thread
+            log.exception("SQLite state writer for %s crashed", self.path)
+        finally:
+            conn.close()
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: list[object]) -> None:
+        has_events = any(isinstance(item, tuple) for item in batch)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._apply(conn, batch)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            # One bad item must not sink the rest: retry each on its own.
+            log.warning(
+                "SQLite state %s: batch of %d failed (%s); retrying one by one", self.path, len(batch), exc
+            )
+            for item in batch:
+                self._write_alone(conn, item)
+        for item in batch:
+            if isinstance(item, _Write):
+                item.done.set()
+        if has_events and self.retention_seconds is not None:
+            self._maybe_auto_prune(conn)
+
+    def _write_alone(self, conn: sqlite3.Connection, item: object) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._apply(conn, [item])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            if isinstance(item, _Write):
+                item.result = None
+                item.error = exc
+            else:
+                self.dropped_events += 1
+                log.warning("SQLite state %s: dropped an event that could not be stored: %s", self.path, exc)
+
+    def _apply(self, conn: sqlite3.Connection, batch: Sequence[object]) -> None:
+        rows: list[tuple[object, ...]] = []
+        for item in batch:
+            if isinstance(item, tuple):
+                rows.append(_event_row(item))
+                continue
+            if rows:  # keep order: events queued before this write land before it
+                conn.executemany(_INSERT_EVENT, rows)
+                rows = []
+            if isinstance(item, _Write) and item.fn is not None:
+                item.result = item.fn(conn)
+        if rows:
+            conn.executemany(_INSERT_EVENT, rows)
+
+    def _maybe_auto_prune(self, conn: sqlite3.Connection) -> None:
+        now = self._clock()
+        if now - self._last_prune < AUTO_PRUNE_INTERVAL or self.retention_seconds is None:
+            return
+        self._last_prune = now
+        before = now - self.retention_seconds
+        try:
+            # Small transactions, so a big first prune never holds the write lock for long.
+            while True:
+                conn.execute("BEGIN IMMEDIATE")
+                deleted = _delete_events_before(conn, before, _PRUNE_CHUNK)
+                conn.execute("COMMIT")
+                if deleted < _PRUNE_CHUNK:
+                    return
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            log.warning("SQLite state %s: automatic event pruning failed: %s", self.path, exc)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], Any] | None) -> Any:
+        """Run ``fn`` on the writer thread, inside a transaction, and wait for the commit."""
+        self._check_open()
+        write = _Write(fn)
+        self._queue.put(write)
+        while not write.done.wait(0.5):
+            if not self._writer.is_alive():
+                raise StateError(f"SQLite state {self.path!r}: the writer thread has stopped")
+        if write.error is not None:
+            if isinstance(write.error, sqlite3.Error):
+                raise StateError(f"SQLite state {self.path!r}: {write.error}") from write.error
+            raise write.error
+        return write.result
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _read_all(self, sql: str, params: Sequence[object]) -> list[Any]:
+        self._check_open()
+        with self._read_lock:
+            try:
+                # fetchall() so no half-read cursor keeps an old snapshot open.
+                return self._reader.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"SQLite state {self.path!r}: {exc}") from exc
+
+    def _read_one(self, sql: str, params: Sequence[object]) -> Any:
+        rows = self._read_all(sql, params)
+        return rows[0] if rows else None
+
+    # -- bans -------------------------------------------------------------------------------
+
+    def add_ban(self, ban: Ban) -> Ban:
+        check_kind(ban.kind)
+        kind, value = ban.kind, _text(ban.value)
+        created, expires = float(ban.created), None if ban.expires is None else float(ban.expires)
+        reason, source = _text(ban.reason), _text(ban.source)
+
+        def write(conn: sqlite3.Connection) -> Ban:
+            conn.execute(
+                "UPDATE ban_history SET ended = ?, ended_by = 'replaced' "
+                "WHERE kind = ? AND value = ? AND ended IS NULL AND created != ?",
+                (created, kind, value, created),
+            )
+            conn.execute(
+                "INSERT INTO ban_history (kind, value, created, expires, reason, source) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, value, created) DO UPDATE SET "
+                "expires = excluded.expires, reason = excluded.reason, source = excluded.source, "
+                "ended = NULL, ended_by = NULL",
+                (kind, value, created, expires, reason, source),
+            )
+            (count,) = conn.execute(
+                "SELECT count(*) FROM ban_history WHERE kind = ? AND value = ?", (kind, value)
+            ).fetchone()
+            offences = max(int(ban.offences), int(count))
+            conn.execute(
+                f"INSERT INTO bans ({_BAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, value) DO UPDATE SET created = excluded.created, "
+                "expires = excluded.expires, reason = excluded.reason, "
+                "offences = excluded.offences, source = excluded.source",
+                (kind, value, created, expires, reason, offences, source),
+            )
+            return Ban(kind, value, created, expires, reason, offences, source)
+
+        result: Ban = self._call(write)
+        return result
+
+    def remove_ban(self, kind: BanKind, value: str) -> bool:
+        value = _text(value)
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> bool:
+            rows = conn.execute(
+                "DELETE FROM bans WHERE kind = ? AND value = ? RETURNING created", (kind, value)
+            ).fetchall()
+            for (created,) in rows:
+                conn.execute(
+                    "UPDATE ban_history SET ended = ?, ended_by = 'removed' "
+                    "WHERE kind = ? AND value = ? AND created = ? AND ended IS NULL",
+                    (now, kind, value, created),
+                )
+            return bool(rows)
+
+        removed: bool = self._call(write)
+        return removed
+
+    def get_ban(self, kind: BanKind, value: str) -> Ban | None:
+        row = self._read_one(
+            f"SELECT {_BAN_COLUMNS} FROM bans WHERE kind = ? AND value = ?", (kind, _text(value))
+        )
+        return _ban(row) if row else None
+
+    def list_bans(self, now: float | None = None) -> list[Ban]:
+        rows = self._read_all(
+            f"SELECT {_BAN_COLUMNS} FROM bans WHERE ? IS NULL OR expires IS NULL OR expires > ? "
+            "ORDER BY created, kind, value",
+            (now, now),
+        )
+        return [_ban(row) for row in rows]
+
+    def prior_offences(self, kind: BanKind, value: str) -> int:
+        row = self._read_one(
+            "SELECT count(*) FROM ban_history WHERE kind = ? AND value = ?", (kind, _text(value))
+        )
+        return int(row[0])
+
+    # -- events -----------------------------------------------------------------------------
+
+    def record_event(self, event: Event) -> None:
+        """Queue ``event``; returns at once. Never raises on a full queue or a closed store."""
+        if self._closed:
+            self._drop("the store is closed")
+            return
+        # A snapshot, so the caller may reuse or change the Event afterwards.
+        snapshot = (
+            event.ts,
+            event.action,
+            event.score,
+            event.enforced,
+            event.ip,
+            event.method,
+            event.path,
+            event.user_agent,
+            event.account,
+            event.session,
+            event.fingerprint,
+            tuple(event.reasons),
+            event.record,
+        )
+        try:
+            self._queue.put_nowait(snapshot)
+        except queue.Full:
+            self._drop("the write queue is full")
+
+    def _drop(self, why: str) -> None:
+        self.dropped_events += 1
+        now = time.monotonic()
+        if now - self._last_drop_warning >= 60:
+            self._last_drop_warning = now
+            log.warning(
+                "SQLite state %s: dropping events (%s); %d so far", self.path, why, self.dropped_events
+            )
+
+    def events(self, since_id: int = 0, limit: int = 100) -> list[Event]:
+        if limit <= 0:
+            return []
+        rows = self._read_all(f"{_SELECT_EVENT} WHERE id > ? ORDER BY id LIMIT ?", (since_id, limit))
+        return [_event(row) for row in rows]
+
+    def recent_events(self, limit: int = 100) -> list[Event]:
+        """The newest ``limit`` events, oldest first (what ``events tail`` shows)."""
+        if limit <= 0:
+            return []
+        rows = self._read_all(f"{_SELECT_EVENT} ORDER BY id DESC LIMIT ?", (limit,))
+        return [_event(row) for row in reversed(rows)]
+
+    def prune_events(self, before: float) -> int:
+        deleted: int = self._call(lambda conn: _delete_events_before(conn, float(before), None))
+        return deleted
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def get_setting(self, name: str) -> str | None:
+        row = self._read_one("SELECT value FROM settings WHERE name = ?", (_text(name),))
+        return str(row[0]) if row else None
+
+    def set_setting(self, name: str, value: str) -> None:
+        name, value = _text(name), _text(value)
+        self._call(
+            lambda conn: conn.execute(
+                "INSERT INTO settings (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is committed. A no-op on a closed store."""
+        if self._closed:
+            return
+        self._call(None)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close both connections. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                if self._writer.is_alive():
+                    self._queue.put(_STOP)
+                    self._writer.join()
+                with self._read_lock:
+                    self._reader.close()
+                atexit.unregister(self.close)
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StateClosedError(f"state store {self.url} is closed")
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+
+def _text(value: object) -> str:
+    """A string SQLite can store. Lone surrogates (from undecodable input) become '?'."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _event_row(snapshot: tuple[Any, ...]) -> tuple[object, ...]:
+    (ts, action, score, enforced, ip, method, path, ua, account, session, fingerprint, reasons, record) = (
+        snapshot
+    )
+    return (
+        float(ts),
+        _text(action),
+        float(score),
+        1 if enforced else 0,
+        _text(ip),
+        _text(method),
+        _text(path),
+        _text(ua),
+        _optional_text(account),
+        _optional_text(session),
+        _text(fingerprint),
+        json.dumps([_text(r) for r in reasons], ensure_ascii=False),
+        _optional_text(record),
+    )
+
+
+def _event(row: Sequence[Any]) -> Event:
+    (
+        id_,
+        ts,
+        action,
+        score,
+        enforced,
+        ip,
+        method,
+        path,
+        ua,
+        account,
+        session,
+        fingerprint,
+        reasons,
+        record,
+    ) = row
+    return Event(
+        ts=ts,
+        action=action,
+        score=score,
+        enforced=bool(enforced),
+        ip=ip,
+        method=method,
+        path=path,
+        user_agent=ua,
+        account=account,
+        session=session,
+        fingerprint=fingerprint,
+        reasons=list(json.loads(reasons)),
+        record=record,
+        id=id_,
+    )
+
+
+def _ban(row: Sequence[Any]) -> Ban:
+    kind, value, created, expires, reason, offences, source = row
+    return Ban(kind, value, created, expires, reason, offences, source)
+
+
+def _delete_events_before(conn: sqlite3.Connection, before: float, chunk: int | None) -> int:
+    if chunk is None:
+        return conn.execute("DELETE FROM events WHERE ts < ?", (before,)).rowcount
+    return conn.execute(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE ts < ? LIMIT ?)", (before, chunk)
+    ).rowcount
