@@ -1,19 +1,71 @@
 """The Warden: one engine plus its state store, a clock and the event trail.
 
-Every door (ASGI/WSGI middleware, proxy, forward-auth service, log analyzer) holds one Warden
-and calls :meth:`Warden.decide_http` per request. STUB — being written.
+Every door (ASGI/WSGI middleware, proxy, forward-auth service, log analyzer) holds one Warden and
+calls :meth:`Warden.decide_http` (raw HTTP) or :meth:`Warden.decide` (ready facts) per request.
+The Warden is the only place where the pure engine meets time and storage:
+
+- it reads the clock and stamps the facts;
+- it loads bot and address lists for the engine's detectors;
+- it writes every non-allow decision to the store as an event, with addresses and account ids
+  pseudonymised when the policy asks (the default);
+- it turns the engine's ban requests into stored bans with an escalating expiry, and reloads bans
+  from the store every few seconds so bans added by the CLI or another process take effect.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .core.decision import Decision
+from .core.bans import ban_ttl
+from .core.decision import Action, Decision
 from .core.engine import Engine
 from .core.facts import RequestFacts
+from .core.fingerprint import fingerprint
+from .core.http_facts import facts_from_http
 from .core.policy import Policy
+from .core.pseudonym import Pseudonymizer
+from .state.base import Ban, Event, StateStore
+from .state.url import open_state
+
+log = logging.getLogger("scrapewarden")
+
+BAN_REFRESH_SECONDS = 2.0
+RETENTION_CHECK_SECONDS = 3600.0
+
+
+def build_engine(policy: Policy) -> Engine:
+    """An engine with every detector on, fed with the lists shipped in the package."""
+    try:
+        from .core.detectors.client import ClientSanity
+        from .core.detectors.reputation import IpReputation
+        from .lists import load_bot_patterns, load_ip_ranges
+    except ImportError:  # TEMPORARY while the list-based detectors land
+        return Engine(policy)
+
+    return Engine(
+        policy,
+        client=ClientSanity(policy, load_bot_patterns()),
+        reputation=IpReputation(policy, load_ip_ranges(policy)),
+    )
+
+
+def resolve_policy(policy: Policy | str | Path | None) -> Policy:
+    """A Policy from an object, a file path, ``SCRAPEWARDEN_POLICY``, or the defaults (+ env)."""
+    from .policy_file import load_policy, policy_from_env
+
+    if isinstance(policy, Policy):
+        return policy
+    if policy is None:
+        policy = os.environ.get("SCRAPEWARDEN_POLICY") or None
+    if policy is None:
+        return policy_from_env()
+    return load_policy(policy)
 
 
 class Warden:
@@ -21,16 +73,24 @@ class Warden:
         self,
         policy: Policy | str | Path | None = None,
         *,
-        state: str | None = None,
+        state: str | StateStore | None = None,
+        engine: Engine | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(policy, (str, Path)):
-            from .policy_file import load_policy
-
-            policy = load_policy(policy)
-        self.policy: Policy = policy or Policy()
-        self.engine = Engine(self.policy)
+        self.policy: Policy = resolve_policy(policy)
+        self.engine = engine or build_engine(self.policy)
+        self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
         self.clock = clock
+        privacy = self.policy.privacy
+        key = privacy.key.encode() if privacy.key else secrets.token_bytes(32)
+        self.pseudonymizer = Pseudonymizer(key if privacy.pseudonymize else None)
+        self._lock = threading.Lock()
+        self._next_ban_refresh = 0.0
+        self._next_retention = 0.0
+        self.decisions = 0
+        self.actions = {action: 0 for action in Action}
+
+    # -- deciding --------------------------------------------------------------------------------
 
     def decide_http(
         self,
@@ -44,8 +104,6 @@ class Warden:
         account_created: float | None = None,
     ) -> Decision:
         """Decide on one raw HTTP request. Never raises on bad input."""
-        from .core.http_facts import facts_from_http
-
         facts = facts_from_http(
             self.policy,
             now=self.clock(),
@@ -60,4 +118,93 @@ class Warden:
         return self.decide(facts)
 
     def decide(self, facts: RequestFacts) -> Decision:
-        return self.engine.decide(facts)
+        now = facts.now
+        with self._lock:
+            if now >= self._next_ban_refresh:
+                self._refresh_bans(now)
+            decision = self.engine.decide(facts)
+            for kind, value in decision.new_bans:
+                self._impose_ban(kind, value, now, decision)
+        self.decisions += 1
+        self.actions[decision.action] += 1
+        if decision.action is not Action.ALLOW:
+            self._record(facts, decision)
+        return decision
+
+    # -- bans --------------------------------------------------------------------------------------
+
+    def _refresh_bans(self, now: float) -> None:
+        self._next_ban_refresh = now + BAN_REFRESH_SECONDS
+        try:
+            bans = self.store.list_bans(now)
+        except Exception:  # a broken store must not take requests down; keep the bans we have
+            log.exception("could not reload bans; keeping the previous list")
+            return
+        table = self.engine.bans
+        table.clear()
+        for ban in bans:
+            try:
+                table.add(ban.kind, ban.value, ban.expires)
+            except (ValueError, KeyError):
+                log.warning("ignoring unusable ban %s", ban.key)
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_CHECK_SECONDS
+            try:
+                self.store.prune_events(now - self.policy.privacy.event_retention_days * 86400.0)
+            except Exception:
+                log.exception("event retention pass failed")
+
+    def _impose_ban(self, kind: str, value: str, now: float, decision: Decision) -> None:
+        try:
+            offences = self.store.prior_offences(kind, value)  # type: ignore[arg-type]
+        except Exception:
+            offences = 0
+        ttl = ban_ttl(self.policy.actions.bans, offences)
+        reason = "automatic: " + "; ".join(decision.reasons()[:3])
+        self.engine.bans.add(kind, value, now + ttl)
+        try:
+            self.store.add_ban(
+                Ban(kind=kind, value=value, created=now, expires=now + ttl, reason=reason[:500],  # type: ignore[arg-type]
+                    offences=offences + 1, source="auto")
+            )
+        except Exception:
+            log.exception("could not store ban %s:%s", kind, "<redacted>")
+
+    def ban(self, kind: str, value: str, *, ttl: float | None, reason: str = "") -> Ban:
+        """Impose a ban now (operator action); also visible to other processes via the store."""
+        now = self.clock()
+        ban = Ban(kind=kind, value=value, created=now, expires=now + ttl if ttl else None,  # type: ignore[arg-type]
+                  reason=reason, source="operator")
+        stored = self.store.add_ban(ban)
+        with self._lock:
+            self.engine.bans.add(kind, value, ban.expires)
+        return stored
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _record(self, facts: RequestFacts, decision: Decision) -> None:
+        p = self.pseudonymizer
+        try:
+            self.store.record_event(
+                Event(
+                    ts=facts.now,
+                    action=decision.action.label,
+                    score=decision.score,
+                    enforced=decision.enforced,
+                    ip=p.ip(facts.ip),
+                    method=facts.method[:16],
+                    path=facts.path[:500],
+                    user_agent=facts.user_agent[:300],
+                    account=p.account(facts.account_id) if facts.account_id else None,
+                    session=p.generic("session", facts.session_id) if facts.session_id else None,
+                    fingerprint=fingerprint(facts),
+                    reasons=decision.reasons(),
+                    record=f"{decision.record[0]}:{decision.record[1]}" if decision.record else None,
+                )
+            )
+        except Exception:
+            log.exception("could not record an event")
+
+    def close(self) -> None:
+        self.store.flush()
+        self.store.close()

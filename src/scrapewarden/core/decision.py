@@ -47,6 +47,9 @@ class Decision:
     """The ban that matched, e.g. ``ip:203.0.113.9`` or ``account:42``."""
     record: tuple[str, str] | None = None
     """(kind, id) of the protected record the request asked for, if any."""
+    new_bans: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, value) bans the engine asks the door to impose: repeated blocks crossed the
+    policy's ``actions.bans`` threshold. The door persists them with an escalating expiry."""
 
     @property
     def effective(self) -> Action:

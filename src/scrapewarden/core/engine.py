@@ -1,17 +1,293 @@
-"""The engine: request facts in, a decision out. Pure: no I/O, the clock is ``facts.now``."""
+"""The engine: request facts in, a decision out.
+
+Pure: no I/O, and the clock is ``facts.now``. Lists (bot user agents, IP ranges) arrive already
+loaded, through the detector objects passed to the constructor. Order of business per request:
+
+1. allow lists, bans and deny lists decide at once;
+2. partners (API keys with contracted quotas, statement R15) are held to their quotas only;
+3. verified good bots pass;
+4. everything else is scored: per-request detectors (client sanity, IP reputation, traps) and
+   per-actor counters (rates, distinct-record budgets, new-account velocity, enumeration, assets)
+   for each actor the request belongs to: its address, its network, its session, its account and
+   its client fingerprint;
+5. the strongest finding per detector is combined into a score, the score picks an action, and
+   repeated blocks turn into ban requests for the door to persist.
+"""
 
 from __future__ import annotations
 
-from .decision import Action, Decision
+import hashlib
+from typing import Protocol
+
+from .bans import BanTable
+from .counters import ActorState, ActorTable, DistinctCount, SlidingCount
+from .decision import Action, Decision, Evidence
+from .detectors.assets import no_assets_evidence
+from .detectors.budgets import SENSITIVITY_FACTOR, breadth_evidence, rate_evidence
+from .detectors.enumeration import enumeration_evidence
+from .detectors.traps import trap_evidence
+from .detectors.velocity import new_account_evidence
 from .facts import RequestFacts
-from .policy import Policy
+from .fingerprint import fingerprint, network_of
+from .policy import ActorLimits, Partner, Policy
+from .resources import RecordRef, ResourceMatcher
+from .scoring import action_for, combine, limit_weight
+
+_MASK64 = (1 << 64) - 1
+
+
+class ClientChecker(Protocol):
+    """Per-request client sanity (see ``detectors.client.ClientSanity``)."""
+
+    def check(self, facts: RequestFacts) -> list[Evidence]: ...
+
+    def claimed_bot(self, user_agent: str) -> str | None: ...
+
+
+class AddressChecker(Protocol):
+    """Per-request IP reputation (see ``detectors.reputation.IpReputation``)."""
+
+    def check(self, ip: str) -> list[Evidence]: ...
+
+    def allowed(self, ip: str) -> bool: ...
+
+    def denied(self, ip: str) -> bool: ...
+
+    def in_crawler_range(self, ip: str, bot: str) -> bool: ...
+
+
+class BotVerdicts(Protocol):
+    """Cached answers to "is this address really that crawler?"; None while unknown."""
+
+    def verdict(self, ip: str, claimed: str) -> bool | None: ...
+
+
+class _PartnerUsage:
+    __slots__ = ("records", "requests")
+
+    def __init__(self) -> None:
+        self.requests = SlidingCount(3600.0)
+        self.records = DistinctCount(86400.0)
 
 
 class Engine:
-    """STUB — being written. API: ``Engine(policy).decide(facts) -> Decision``."""
+    """Decides on requests. One instance per process; not thread-safe (doors call it from one loop)."""
 
-    def __init__(self, policy: Policy | None = None) -> None:
-        self.policy = policy or Policy()
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        *,
+        client: ClientChecker | None = None,
+        reputation: AddressChecker | None = None,
+        bot_verdicts: BotVerdicts | None = None,
+        max_actors: int = 1_000_000,
+    ) -> None:
+        self.policy = policy = policy or Policy()
+        self.client = client
+        self.reputation = reputation
+        self.bot_verdicts = bot_verdicts
+        self.bans = BanTable()
+        self.resources = ResourceMatcher(policy.protected)
+        limits = policy.limits
+        self._tables = {
+            kind: ActorTable(max_actors) for kind in ("ip", "network", "session", "account", "fingerprint")
+        }
+        self._limits: dict[str, ActorLimits] = {
+            "ip": limits.per_ip,
+            "network": limits.per_network,
+            "session": limits.per_session,
+            "account": limits.per_account,
+            "fingerprint": limits.per_fingerprint,
+        }
+        self._traps = frozenset(policy.traps.paths)
+        self._allow_accounts = frozenset(policy.allow.accounts)
+        self._partners: dict[str, Partner] = {p.key_sha256.lower(): p for p in policy.identity.partners}
+        self._partner_usage: dict[str, _PartnerUsage] = {}
+        self._asset_prefixes = tuple(policy.client.asset_prefixes)
+        self._asset_suffixes = tuple(policy.client.asset_suffixes)
+        self._ban_scopes = frozenset(policy.actions.bans.scopes) if policy.actions.bans.enabled else frozenset()
+        self._v4 = policy.network.ipv4_network_prefix
+        self._v6 = policy.network.ipv6_network_prefix
+
+    # -- the decision ---------------------------------------------------------------------------
 
     def decide(self, facts: RequestFacts) -> Decision:
-        return Decision(action=Action.ALLOW, score=0.0, enforced=not self.policy.observe)
+        policy = self.policy
+        now = facts.now
+        ip = facts.ip
+        enforced = policy.mode == "enforce"
+        record = self.resources.match(facts.method, facts.path, facts.query) if self.resources else None
+        record_pair = (record.kind, record.record_id) if record else None
+        reputation = self.reputation
+
+        if (reputation is not None and reputation.allowed(ip)) or (
+            facts.account_id is not None and facts.account_id in self._allow_accounts
+        ):
+            return Decision(Action.ALLOW, 0.0, [Evidence("allow", 0.0, "on the allow list")], enforced, record=record_pair)
+
+        fp = fingerprint(facts)
+        ban = self.bans.match(now, ip=ip, account=facts.account_id, session=facts.session_id, fingerprint=fp)
+        if ban is not None:
+            evidence = [Evidence("ban", 100.0, f"banned ({ban.partition(':')[0]})")]
+            return Decision(Action.BLOCK, 100.0, evidence, enforced, ban_key=ban, record=record_pair)
+        if reputation is not None and reputation.denied(ip):
+            evidence = [Evidence("deny", 100.0, "address on the deny list", "ip")]
+            return Decision(Action.BLOCK, 100.0, evidence, enforced, record=record_pair)
+
+        if facts.api_key and self._partners:
+            partner = self._partners.get(hashlib.sha256(facts.api_key.encode("utf-8", "replace")).hexdigest())
+            if partner is not None:
+                return self._partner_decision(partner, facts, record, enforced)
+
+        evidence: list[Evidence] = []
+        client = self.client
+        if client is not None:
+            claimed = client.claimed_bot(facts.user_agent) if policy.allow.verified_bots else None
+            if claimed is not None:
+                verified = self._verify_bot(ip, claimed)
+                if verified:
+                    reason = f"verified crawler {claimed}"
+                    return Decision(Action.ALLOW, 0.0, [Evidence("verified_bot", 0.0, reason)], enforced, record=record_pair)
+                if verified is False:
+                    evidence.append(
+                        Evidence("client.spoofed_crawler", 70.0, f"claims to be {claimed} from an address that is not", "ip")
+                    )
+            evidence.extend(client.check(facts))
+        if reputation is not None:
+            evidence.extend(reputation.check(ip))
+        if facts.malformed:
+            evidence.append(Evidence("malformed", 10.0, "malformed request: " + "; ".join(facts.malformed[:3])))
+
+        self._count(facts, fp, record, evidence)
+
+        score = combine(evidence)
+        action = action_for(score, policy.thresholds)
+        decision = Decision(action, score, evidence, enforced, record=record_pair)
+        if action is Action.THROTTLE:
+            decision.retry_after = policy.actions.throttle_retry_after
+        elif action is Action.BLOCK:
+            decision.tarpit_seconds = policy.actions.tarpit_seconds
+            decision.decoy = policy.actions.decoy and record is not None
+        if action >= Action.CHALLENGE and enforced and self._ban_scopes:
+            decision.new_bans = self._count_offence(facts, fp, now)
+        return decision
+
+    # -- pieces ------------------------------------------------------------------------------------
+
+    def _verify_bot(self, ip: str, claimed: str) -> bool | None:
+        if self.reputation is not None and self.reputation.in_crawler_range(ip, claimed):
+            return True
+        if self.bot_verdicts is not None:
+            return self.bot_verdicts.verdict(ip, claimed)
+        return None if self.reputation is None else False
+
+    def _actors(self, facts: RequestFacts, fp: str) -> list[tuple[str, str]]:
+        actors = [("ip", facts.ip), ("network", network_of(facts.ip, self._v4, self._v6))]
+        if facts.session_id:
+            actors.append(("session", facts.session_id))
+        if facts.account_id:
+            actors.append(("account", facts.account_id))
+        elif not facts.session_id:
+            # Thousands of people share a popular browser's fingerprint, so it is counted only for
+            # clients that bring no session and no account: there it is often the one thing a
+            # scraper rotating over many addresses cannot rotate.
+            actors.append(("fingerprint", fp))
+        return actors
+
+    def _count(self, facts: RequestFacts, fp: str, record: RecordRef | None, evidence: list[Evidence]) -> None:
+        now = facts.now
+        path = facts.path
+        is_asset = path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
+        is_page = not is_asset and (record is not None or "text/html" in (facts.header("accept") or ""))
+        h = hash(record.key) & _MASK64 if record is not None else 0
+        policy = self.policy
+        best: dict[str, Evidence] = {}
+
+        for kind, key in self._actors(facts, fp):
+            state = self._tables[kind].get(key, now)
+            limits = self._limits[kind]
+            _keep(best, rate_evidence(kind, state.rate.add(now), limits))
+            if kind == "ip" or kind == "session":
+                if is_asset:
+                    state.assets += 1
+                elif is_page:
+                    state.pages += 1
+                    _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
+                if kind == "ip" and self._traps:
+                    _keep(best, trap_evidence(path, self._traps, state, now, policy.traps.weight))
+            if record is None:
+                continue
+            state.add_record(h, record.kind, record.record_id, now, per_minute=kind == "account")
+            _keep(best, breadth_evidence(kind, state, limits, record.sensitivity))
+            assert state.order is not None
+            _keep(best, enumeration_evidence(kind, state.order))
+            if kind == "account" and facts.account_created is not None:
+                _keep(best, new_account_evidence(state, now - facts.account_created, policy.limits.new_account))
+        evidence.extend(best.values())
+
+    def _partner_decision(
+        self, partner: Partner, facts: RequestFacts, record: RecordRef | None, enforced: bool
+    ) -> Decision:
+        usage = self._partner_usage.get(partner.name)
+        if usage is None:
+            usage = self._partner_usage[partner.name] = _PartnerUsage()
+        now = facts.now
+        requests = usage.requests.add(now)
+        records = usage.records.add(hash(record.key) & _MASK64, now) if record else 0.0
+        ratio = max(requests / partner.requests_per_hour, records / partner.records_per_day)
+        evidence = [Evidence("partner", 0.0, f"partner {partner.name}")]
+        if ratio > 1.0:
+            evidence.append(
+                Evidence(
+                    "partner.quota",
+                    limit_weight(ratio),
+                    f"partner {partner.name} over its contracted quota "
+                    f"({requests:.0f}/{partner.requests_per_hour} requests per hour, "
+                    f"{records:.0f}/{partner.records_per_day} records per day)",
+                )
+            )
+            # A partner over quota is throttled, never challenged: it is a known, contracted client.
+            decision = Decision(Action.THROTTLE, evidence[-1].weight, evidence, enforced, record=_pair(record))
+            decision.retry_after = int(usage.requests.seconds_to_window_end(now)) + 1
+            return decision
+        return Decision(Action.ALLOW, 0.0, evidence, enforced, record=_pair(record))
+
+    def _count_offence(self, facts: RequestFacts, fp: str, now: float) -> list[tuple[str, str]]:
+        """Count a challenged/blocked request against each ban scope; return bans now due."""
+        bans = self.policy.actions.bans
+        due: list[tuple[str, str]] = []
+        for kind, key in self._actors(facts, fp):
+            if kind not in self._ban_scopes:
+                continue
+            state = self._tables[kind].get(key, now)
+            if state.blocks is None:
+                state.blocks = SlidingCount(float(bans.window_seconds))
+            if state.blocks.add(now) >= bans.blocks_before_ban:
+                state.blocks = None
+                due.append((kind, key))
+        return due
+
+    # -- introspection -------------------------------------------------------------------------------
+
+    def actor(self, kind: str, key: str) -> ActorState | None:
+        """Counters of one actor, for reports and tests."""
+        return self._tables[kind].peek(key)
+
+    def actor_counts(self) -> dict[str, int]:
+        return {kind: len(table) for kind, table in self._tables.items()}
+
+
+def _keep(best: dict[str, Evidence], item: Evidence | None) -> None:
+    """Keep the strongest finding per detector: the same behaviour seen through several actors
+    (address, network, fingerprint) is one finding, not several."""
+    if item is not None:
+        current = best.get(item.detector)
+        if current is None or item.weight > current.weight:
+            best[item.detector] = item
+
+
+def _pair(record: RecordRef | None) -> tuple[str, str] | None:
+    return (record.kind, record.record_id) if record else None
+
+
+__all__ = ["SENSITIVITY_FACTOR", "Engine"]
