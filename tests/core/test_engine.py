@@ -1,0 +1,171 @@
+"""Engine behaviour end to end on facts: no HTTP here (see tests/doors for that)."""
+
+import random
+
+import pytest
+
+from scrapewarden.core.decision import Action
+from scrapewarden.core.engine import Engine
+from scrapewarden.core.facts import RequestFacts
+from scrapewarden.core.policy import Partner, Policy, ProtectedResource
+
+T0 = 1_800_000_000.0
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+BROWSER_HEADERS = (
+    ("host", "site.example"),
+    ("user-agent", CHROME),
+    ("accept", "text/html,application/xhtml+xml"),
+    ("accept-language", "en-GB,en;q=0.9"),
+    ("accept-encoding", "gzip, deflate, br"),
+)
+
+
+def policy(**kw):
+    return Policy(protected=[ProtectedResource(pattern="/users/{id}")], **kw)
+
+
+def facts(now, ip="198.51.100.7", path="/", **kw):
+    kw.setdefault("headers", BROWSER_HEADERS)
+    kw.setdefault("user_agent", CHROME)
+    return RequestFacts(now=now, ip=ip, path=path, **kw)
+
+
+def first_action(engine, requests):
+    for n, f in enumerate(requests, 1):
+        d = engine.decide(f)
+        if d.action is not Action.ALLOW:
+            return n, d
+    return None, None
+
+
+def test_sequential_walk_from_one_address_is_refused_early():
+    engine = Engine(policy())
+    n, d = first_action(engine, (facts(T0 + i, path=f"/users/{i}") for i in range(1, 5001)))
+    assert n is not None and n <= 50
+    assert d.action >= Action.CHALLENGE
+    assert any(e.detector == "enumeration" for e in d.evidence)
+
+
+def test_random_order_walk_from_one_address_hits_the_address_budget():
+    engine = Engine(policy())
+    ids = random.Random(5).sample(range(1, 1_000_000), 5000)
+    n, d = first_action(engine, (facts(T0 + i * 2, path=f"/users/{x}") for i, x in enumerate(ids)))
+    budget = Policy().limits.per_ip.profiles_per_hour
+    assert n is not None and n <= budget * 1.05
+    assert any(e.detector == "breadth" for e in d.evidence)
+
+
+def test_account_budget_applies_across_addresses():
+    engine = Engine(policy())
+    ids = random.Random(9).sample(range(1, 1_000_000), 1000)
+    reqs = (
+        facts(T0 + i * 3, ip=f"203.0.{i % 200}.{i % 250 + 1}", path=f"/users/{x}", account_id="acct-1")
+        for i, x in enumerate(ids)
+    )
+    n, d = first_action(engine, reqs)
+    # Past 48 records the distinct count is a HyperLogLog: budgets hold to within its ~3 % error.
+    assert n is not None and n <= Policy().limits.per_account.profiles_per_hour * 1.05
+    assert any(e.actor == "account" for e in d.evidence)
+
+
+def test_person_clicking_twenty_profiles_is_never_bothered():
+    engine = Engine(policy())
+    rng = random.Random(11)
+    now = T0
+    for _ in range(20):
+        now += rng.lognormvariate(2.5, 0.8)
+        for asset in ("/static/app.css", "/static/app.js"):
+            engine.decide(facts(now, path=asset, session_id="sess-1", account_id="alice"))
+        d = engine.decide(facts(now, path=f"/users/{rng.randint(1, 20000)}", session_id="sess-1", account_id="alice"))
+        assert d.action is Action.ALLOW, d.reasons()
+
+
+def test_new_account_looking_people_up_fast_is_stopped():
+    engine = Engine(policy())
+    created = T0 - 120  # signed up two minutes ago
+    ids = random.Random(2).sample(range(1, 100000), 200)
+    n, d = first_action(
+        engine,
+        (facts(T0 + i * 2, path=f"/users/{x}", account_id="fresh", account_created=created, session_id="s")
+         for i, x in enumerate(ids)),
+    )
+    assert n is not None and n < 100
+    assert any(e.detector == "new_account" for e in d.evidence)
+
+
+def test_old_account_at_the_same_pace_is_not_flagged_as_new():
+    engine = Engine(policy())
+    ids = random.Random(2).sample(range(1, 100000), 30)
+    for i, x in enumerate(ids):
+        d = engine.decide(facts(T0 + i * 2, path=f"/users/{x}", account_id="old", account_created=T0 - 400 * 86400,
+                                session_id="s2"))
+        assert not any(e.detector == "new_account" for e in d.evidence)
+
+
+def test_observe_mode_reports_but_does_not_enforce():
+    engine = Engine(policy(mode="observe"))
+    _, d = first_action(engine, (facts(T0 + i, path=f"/users/{i}") for i in range(1, 200)))
+    assert d is not None and d.action >= Action.CHALLENGE
+    assert d.enforced is False and d.effective is Action.ALLOW
+    assert d.new_bans == []
+
+
+def test_repeated_refusals_request_a_ban_and_bans_block():
+    engine = Engine(policy())
+    due = []
+    for i in range(1, 400):
+        d = engine.decide(facts(T0 + i, path=f"/users/{i}"))
+        if d.new_bans:
+            due = d.new_bans
+            break
+    assert ("ip", "198.51.100.7") in due
+    engine.bans.add("ip", "198.51.100.7", T0 + 1000)
+    d = engine.decide(facts(T0 + 500, path="/"))
+    assert d.action is Action.BLOCK and d.ban_key == "ip:198.51.100.7"
+    assert engine.decide(facts(T0 + 1001, path="/")).action is Action.ALLOW  # expired
+
+
+def test_network_ban_covers_addresses_inside():
+    engine = Engine(policy())
+    engine.bans.add("network", "192.0.2.0/24", None)
+    assert engine.decide(facts(T0, ip="192.0.2.77")).action is Action.BLOCK
+    assert engine.decide(facts(T0, ip="192.0.3.77")).action is Action.ALLOW
+
+
+def test_trap_path_blocks_and_is_remembered():
+    engine = Engine(policy())
+    assert engine.decide(facts(T0, path="/.sw/trap")).action is Action.BLOCK
+    assert engine.decide(facts(T0 + 60, path="/")).action is Action.BLOCK
+    assert engine.decide(facts(T0 + 60, ip="198.51.100.8", path="/")).action is Action.ALLOW
+
+
+def test_rate_limit_per_address():
+    engine = Engine(policy())
+    limit = Policy().limits.per_ip.requests_per_minute
+    n, d = first_action(engine, (facts(T0 + i * 0.01, path="/feed") for i in range(limit * 3)))
+    assert n is not None and limit * 0.7 < n <= limit + 1
+    assert d.action is Action.THROTTLE and d.retry_after > 0
+
+
+def test_partner_quota_throttles_only_past_contract():
+    import hashlib
+
+    key = "partner-secret-key"
+    partner = Partner(name="lab", key_sha256=hashlib.sha256(key.encode()).hexdigest(), requests_per_hour=50,
+                      records_per_day=1000)
+    engine = Engine(policy(identity={"partners": [partner]}))
+    actions = [engine.decide(facts(T0 + i, path=f"/users/{i}", api_key=key)).action for i in range(1, 60)]
+    assert set(actions[:50]) == {Action.ALLOW}  # sequential ids are fine for a contracted partner
+    assert actions[55] is Action.THROTTLE
+
+
+@pytest.mark.parametrize("sensitivity,expected_faster", [(3, True), (1, False)])
+def test_sensitivity_scales_budgets(sensitivity, expected_faster):
+    normal = Engine(policy())
+    scaled = Engine(Policy(protected=[ProtectedResource(pattern="/users/{id}", sensitivity=sensitivity)]))
+    ids = random.Random(1).sample(range(1, 10**6), 3000)
+
+    def run(engine):
+        return first_action(engine, (facts(T0 + i * 2, path=f"/users/{x}") for i, x in enumerate(ids)))[0]
+
+    assert (run(scaled) < run(normal)) is expected_faster
