@@ -253,28 +253,35 @@ class SQLiteStore:
 
     def _write_batch(self, conn: sqlite3.Connection, batch: list[object]) -> None:
         has_events = any(isinstance(item, tuple) for item in batch)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        if has_events or any(isinstance(item, _Write) and item.fn is not None for item in batch):
             try:
-                self._apply(conn, batch)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except Exception as exc:
-            # One bad item must not sink the rest: retry each on its own.
-            log.warning(
-                "SQLite state %s: batch of %d failed (%s); retrying one by one", self.path, len(batch), exc
-            )
-            for item in batch:
-                self._write_alone(conn, item)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._apply(conn, batch)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except Exception as exc:
+                # One bad item must not sink the rest: retry each on its own.
+                log.warning(
+                    "SQLite state %s: batch of %d failed (%s); retrying one by one",
+                    self.path,
+                    len(batch),
+                    exc,
+                )
+                for item in batch:
+                    self._write_alone(conn, item)
+        # Before waking waiters, so a flush() also means "retention has been applied".
+        if has_events and self.retention_seconds is not None:
+            self._maybe_auto_prune(conn)
         for item in batch:
             if isinstance(item, _Write):
                 item.done.set()
-        if has_events and self.retention_seconds is not None:
-            self._maybe_auto_prune(conn)
 
     def _write_alone(self, conn: sqlite3.Connection, item: object) -> None:
+        if isinstance(item, _Write) and item.fn is None:
+            return  # a flush marker: nothing to write
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
