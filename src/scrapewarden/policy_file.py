@@ -187,8 +187,6 @@ def _resolve_env_path(segments: list[str]) -> tuple[tuple[str, ...], str, Any]:
             return path, _unknown_key_message(segment, model), annotation
         annotation = field.annotation
         model = annotation if _is_model(annotation) else None
-    if not path:
-        return path, "names no policy key", annotation
     return path, "", annotation
 
 
@@ -223,6 +221,9 @@ def _build(data: dict[str, Any], text: str, source: str, env: Mapping[str, str])
     overrides, issues = _env_overrides(env)
     for override in overrides:
         _apply(data, override)
+    # Start from the defaults, so a table that sets one value keeps the others: writing only
+    # [limits.per_ip] profiles_per_day must not make its other two budgets "required".
+    data = _deep_merge(Policy().model_dump(), data)
     policy: Policy | None = None
     try:
         # Strict: TOML values are typed, so "300" for a number or "yes" for a flag is a
