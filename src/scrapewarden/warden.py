@@ -41,18 +41,9 @@ RETENTION_CHECK_SECONDS = 3600.0
 
 def build_engine(policy: Policy) -> Engine:
     """An engine with every detector on, fed with the lists shipped in the package."""
-    try:
-        from .core.detectors.client import ClientSanity
-        from .core.detectors.reputation import IpReputation
-        from .lists import load_bot_patterns, load_ip_ranges
-    except ImportError:  # TEMPORARY while the list-based detectors land
-        return Engine(policy)
+    from .lists import client_sanity, ip_reputation
 
-    return Engine(
-        policy,
-        client=ClientSanity(policy, load_bot_patterns()),
-        reputation=IpReputation(policy, load_ip_ranges(policy)),
-    )
+    return Engine(policy, client=client_sanity(policy), reputation=ip_reputation(policy))
 
 
 def resolve_policy(policy: Policy | str | Path | None) -> Policy:

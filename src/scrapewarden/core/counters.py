@@ -121,17 +121,23 @@ class DistinctCount:
         cur = self._cur
         if type(cur) is set:
             cur.add(h)
-            if len(cur) > EXACT_LIMIT:
+            count = len(cur)
+            if count > EXACT_LIMIT:
                 sketch = HyperLogLog()
                 for item in cur:
                     sketch.add(item)
                 self._cur = sketch
         else:
             cur.add(h)
+            count = cur.count()
         if not self._prev:
-            return self._count()
-        overlap = 1.0 - (now % self._period) / self._period
-        return self._count() + self._prev * overlap
+            return float(count)
+        return count + self._prev * (1.0 - (now % self._period) / self._period)
+
+    def contains_exactly(self, h: int, now: float) -> bool:
+        """True when ``h`` is known to be in the current window (exact mode only)."""
+        cur = self._cur
+        return int(now // self._period) == self._window and type(cur) is set and h in cur
 
     def _count(self) -> float:
         cur = self._cur
@@ -241,13 +247,17 @@ class ActorState:
 
     def add_record(self, h: int, kind: str, record_id: str, now: float, *, per_minute: bool) -> None:
         """Count a protected record view (distinct per hour/day, optionally per minute; order)."""
-        if self.records_hour is None:
-            self.records_hour = DistinctCount(3600.0)
+        hour = self.records_hour
+        if hour is None:
+            hour = self.records_hour = DistinctCount(3600.0)
             self.records_day = DistinctCount(86400.0)
             self.order = OrderTracker()
-        self.seen_hour = self.records_hour.add(h, now)
         assert self.records_day is not None and self.order is not None
-        self.seen_day = self.records_day.add(h, now)
+        # Hour windows nest inside day windows, so a record already counted this hour is already
+        # counted today: the common "viewed it again" case skips the day update.
+        if not hour.contains_exactly(h, now):
+            self.seen_hour = hour.add(h, now)
+            self.seen_day = self.records_day.add(h, now)
         if per_minute:
             if self.records_minute is None:
                 self.records_minute = DistinctCount(60.0)

@@ -19,18 +19,19 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
-from .bans import BanTable
+from .bans import BanTable, ban_ttl
 from .counters import ActorState, ActorTable, DistinctCount, SlidingCount
 from .decision import Action, Decision, Evidence
 from .detectors.assets import no_assets_evidence
 from .detectors.budgets import SENSITIVITY_FACTOR, breadth_evidence, rate_evidence
-from .detectors.enumeration import enumeration_evidence
+from .detectors.enumeration import MIN_PAIRS, enumeration_evidence
 from .detectors.traps import trap_evidence
 from .detectors.velocity import new_account_evidence
 from .facts import RequestFacts
 from .fingerprint import fingerprint, network_of
 from .policy import ActorLimits, Partner, Policy
 from .resources import RecordRef, ResourceMatcher
+from .scoring import LIMIT_WARN_RATIO as WARN_RATIO
 from .scoring import action_for, combine, limit_weight
 
 _MASK64 = (1 << 64) - 1
@@ -200,30 +201,46 @@ class Engine:
         is_asset = path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
         is_page = not is_asset and (record is not None or "text/html" in (facts.header("accept") or ""))
         h = hash(record.key) & _MASK64 if record is not None else 0
+        factor = SENSITIVITY_FACTOR.get(record.sensitivity, 1.0) if record is not None else 1.0
         policy = self.policy
         best: dict[str, Evidence] = {}
+        tables = self._tables
+        all_limits = self._limits
 
+        # The cheap comparisons below guard every evidence function: most requests are nowhere
+        # near a budget, and skipping the calls is most of the engine's speed.
         for kind, key in self._actors(facts, fp):
-            state = self._tables[kind].get(key, now)
-            limits = self._limits[kind]
-            _keep(best, rate_evidence(kind, state.rate.add(now), limits))
+            state = tables[kind].get(key, now)
+            limits = all_limits[kind]
+            per_minute = state.rate.add(now)
+            if per_minute >= WARN_RATIO * limits.requests_per_minute:
+                _keep(best, rate_evidence(kind, per_minute, limits))
             if kind == "ip" or kind == "session":
                 if is_asset:
                     state.assets += 1
                 elif is_page:
                     state.pages += 1
-                    _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
-                if kind == "ip" and self._traps:
+                    if state.assets == 0 and state.pages >= 10:
+                        _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
+                if kind == "ip" and (state.trapped_until or path in self._traps):
                     _keep(best, trap_evidence(path, self._traps, state, now, policy.traps.weight))
             if record is None:
                 continue
-            state.add_record(h, record.kind, record.record_id, now, per_minute=kind == "account")
-            _keep(best, breadth_evidence(kind, state, limits, record.sensitivity))
-            assert state.order is not None
-            _keep(best, enumeration_evidence(kind, state.order))
-            if kind == "account" and facts.account_created is not None:
+            is_account = kind == "account"
+            state.add_record(h, record.kind, record.record_id, now, per_minute=is_account)
+            if (
+                state.seen_hour * factor >= WARN_RATIO * limits.profiles_per_hour
+                or state.seen_day * factor >= WARN_RATIO * limits.profiles_per_day
+            ):
+                _keep(best, breadth_evidence(kind, state, limits, record.sensitivity))
+            order = state.order
+            assert order is not None
+            if order.pairs >= MIN_PAIRS:
+                _keep(best, enumeration_evidence(kind, order))
+            if is_account and facts.account_created is not None:
                 _keep(best, new_account_evidence(state, now - facts.account_created, policy.limits.new_account))
-        evidence.extend(best.values())
+        if best:
+            evidence.extend(best.values())
 
     def _partner_decision(
         self, partner: Partner, facts: RequestFacts, record: RecordRef | None, enforced: bool
@@ -265,6 +282,9 @@ class Engine:
             if state.blocks.add(now) >= bans.blocks_before_ban:
                 state.blocks = None
                 due.append((kind, key))
+                # Take effect at once with the first-offence length; the door persists the ban
+                # and replaces it with the escalated length for repeat offenders.
+                self.bans.add(kind, key, now + ban_ttl(bans, 0))
         return due
 
     # -- introspection -------------------------------------------------------------------------------
