@@ -79,6 +79,13 @@ def test_check_applies_environment_overrides_unless_told_not_to(tmp_path: Path) 
     assert result.exit_code == 0, result.stderr
 
 
+def test_check_takes_the_file_from_scrapewarden_policy(tmp_path: Path) -> None:
+    (tmp_path / "from-env.toml").write_text('mode = "observe"\n', encoding="utf-8")
+    result = _runner().invoke(main, ["check"], env={"SCRAPEWARDEN_POLICY": "from-env.toml"})
+    assert result.exit_code == 0, result.output
+    assert "from-env.toml" in result.stdout and "observe" in result.stdout
+
+
 def test_check_missing_file_exits_2_with_a_clear_message() -> None:
     result = _runner().invoke(main, ["check", "missing.toml"])
     assert result.exit_code == 2
