@@ -155,8 +155,15 @@ class Warden:
         self.engine.bans.add(kind, value, now + ttl)
         try:
             self.store.add_ban(
-                Ban(kind=kind, value=value, created=now, expires=now + ttl, reason=reason[:500],  # type: ignore[arg-type]
-                    offences=offences + 1, source="auto")
+                Ban(
+                    kind=kind,
+                    value=value,
+                    created=now,
+                    expires=now + ttl,
+                    reason=reason[:500],  # type: ignore[arg-type]
+                    offences=offences + 1,
+                    source="auto",
+                )
             )
         except Exception:
             log.exception("could not store ban %s:%s", kind, "<redacted>")
@@ -164,8 +171,14 @@ class Warden:
     def ban(self, kind: str, value: str, *, ttl: float | None, reason: str = "") -> Ban:
         """Impose a ban now (operator action); also visible to other processes via the store."""
         now = self.clock()
-        ban = Ban(kind=kind, value=value, created=now, expires=now + ttl if ttl else None,  # type: ignore[arg-type]
-                  reason=reason, source="operator")
+        ban = Ban(
+            kind=kind,
+            value=value,
+            created=now,
+            expires=now + ttl if ttl else None,  # type: ignore[arg-type]
+            reason=reason,
+            source="operator",
+        )
         stored = self.store.add_ban(ban)
         with self._lock:
             self.engine.bans.add(kind, value, ban.expires)

@@ -49,7 +49,7 @@ def test_hyperloglog_incremental_sum_matches_recomputation():
     for _ in range(3000):
         h.add(rng.getrandbits(64))
     registers = h._registers
-    direct = sum(2.0 ** -r for r in registers)
+    direct = sum(2.0**-r for r in registers)
     assert h._sum == pytest.approx(direct)
     assert h._zeros == registers.count(0)
 

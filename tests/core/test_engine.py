@@ -10,7 +10,9 @@ from scrapewarden.core.facts import RequestFacts
 from scrapewarden.core.policy import Partner, Policy, ProtectedResource
 
 T0 = 1_800_000_000.0
-CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+)
 BROWSER_HEADERS = (
     ("host", "site.example"),
     ("user-agent", CHROME),
@@ -76,7 +78,9 @@ def test_person_clicking_twenty_profiles_is_never_bothered():
         now += rng.lognormvariate(2.5, 0.8)
         for asset in ("/static/app.css", "/static/app.js"):
             engine.decide(facts(now, path=asset, session_id="sess-1", account_id="alice"))
-        d = engine.decide(facts(now, path=f"/users/{rng.randint(1, 20000)}", session_id="sess-1", account_id="alice"))
+        d = engine.decide(
+            facts(now, path=f"/users/{rng.randint(1, 20000)}", session_id="sess-1", account_id="alice")
+        )
         assert d.action is Action.ALLOW, d.reasons()
 
 
@@ -86,8 +90,10 @@ def test_new_account_looking_people_up_fast_is_stopped():
     ids = random.Random(2).sample(range(1, 100000), 200)
     n, d = first_action(
         engine,
-        (facts(T0 + i * 2, path=f"/users/{x}", account_id="fresh", account_created=created, session_id="s")
-         for i, x in enumerate(ids)),
+        (
+            facts(T0 + i * 2, path=f"/users/{x}", account_id="fresh", account_created=created, session_id="s")
+            for i, x in enumerate(ids)
+        ),
     )
     assert n is not None and n < 100
     assert any(e.detector == "new_account" for e in d.evidence)
@@ -97,8 +103,15 @@ def test_old_account_at_the_same_pace_is_not_flagged_as_new():
     engine = Engine(policy())
     ids = random.Random(2).sample(range(1, 100000), 30)
     for i, x in enumerate(ids):
-        d = engine.decide(facts(T0 + i * 2, path=f"/users/{x}", account_id="old", account_created=T0 - 400 * 86400,
-                                session_id="s2"))
+        d = engine.decide(
+            facts(
+                T0 + i * 2,
+                path=f"/users/{x}",
+                account_id="old",
+                account_created=T0 - 400 * 86400,
+                session_id="s2",
+            )
+        )
         assert not any(e.detector == "new_account" for e in d.evidence)
 
 
@@ -151,8 +164,12 @@ def test_partner_quota_throttles_only_past_contract():
     import hashlib
 
     key = "partner-secret-key"
-    partner = Partner(name="lab", key_sha256=hashlib.sha256(key.encode()).hexdigest(), requests_per_hour=50,
-                      records_per_day=1000)
+    partner = Partner(
+        name="lab",
+        key_sha256=hashlib.sha256(key.encode()).hexdigest(),
+        requests_per_hour=50,
+        records_per_day=1000,
+    )
     engine = Engine(policy(identity={"partners": [partner]}))
     actions = [engine.decide(facts(T0 + i, path=f"/users/{i}", api_key=key)).action for i in range(1, 60)]
     assert set(actions[:50]) == {Action.ALLOW}  # sequential ids are fine for a contracted partner

@@ -11,11 +11,11 @@ Python limiters do), so the figure reads as "how much more than a plain limiter 
 from __future__ import annotations
 
 import random
-from functools import cache
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from ..core.counters import SlidingCount
 from ..core.detectors.reputation import IpReputation
@@ -32,35 +32,44 @@ BENCH_POLICY = Policy(
     identity={"session_cookie": "sid", "account_header": "x-account"},
 )
 
-_BROWSERS = [
-    (
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        f"Chrome/{v}.0.0.0 Safari/537.36",
-        v,
-    )
-    for v in range(118, 131)
-] + [
-    (f"Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0", 0) for v in range(115, 128)
-] + [
-    (
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        f"Version/17.{v} Safari/605.1.15",
-        0,
-    )
-    for v in range(0, 6)
-]
+_BROWSERS = (
+    [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{v}.0.0.0 Safari/537.36",
+            v,
+        )
+        for v in range(118, 131)
+    ]
+    + [
+        (f"Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0", 0)
+        for v in range(115, 128)
+    ]
+    + [
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            f"Version/17.{v} Safari/605.1.15",
+            0,
+        )
+        for v in range(0, 6)
+    ]
+)
 _LANGS = ["en-US,en;q=0.9", "en-GB,en;q=0.8", "de-DE,de;q=0.9,en;q=0.5", "fr-FR,fr;q=0.9", "es-ES,es;q=0.9"]
 _GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
 def _browser_headers(ua: str, chromium: int, lang: str, html: bool) -> tuple[tuple[str, str], ...]:
     accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" if html else "*/*"
-    headers = [("host", "bench.example"), ("user-agent", ua), ("accept", accept), ("accept-language", lang),
-               ("accept-encoding", "gzip, deflate, br")]
+    headers = [
+        ("host", "bench.example"),
+        ("user-agent", ua),
+        ("accept", accept),
+        ("accept-language", lang),
+        ("accept-encoding", "gzip, deflate, br"),
+    ]
     if chromium:
         hint = f'"Chromium";v="{chromium}", "Google Chrome";v="{chromium}", "Not?A_Brand";v="99"'
-        headers[1:1] = [("sec-ch-ua", hint), ("sec-ch-ua-mobile", "?0"),
-                        ("sec-ch-ua-platform", '"Windows"')]
+        headers[1:1] = [("sec-ch-ua", hint), ("sec-ch-ua-mobile", "?0"), ("sec-ch-ua-platform", '"Windows"')]
         headers.append(("sec-fetch-mode", "navigate" if html else "no-cors"))
     return tuple(headers)
 
@@ -104,27 +113,54 @@ def _actors(count: int, rng: random.Random, start: float) -> list[_Actor]:
         if roll < 0.70:
             ip = rng.choice(shared) if rng.random() < 0.2 else _public_ip(rng)
             logged_in = rng.random() < 0.5
-            actors.append(_Actor("human", ip, ua, chromium, lang, f"s{i}", f"u{i}" if logged_in else None,
-                                 start - rng.uniform(3600, 86400 * 900) if logged_in else None))
+            actors.append(
+                _Actor(
+                    "human",
+                    ip,
+                    ua,
+                    chromium,
+                    lang,
+                    f"s{i}",
+                    f"u{i}" if logged_in else None,
+                    start - rng.uniform(3600, 86400 * 900) if logged_in else None,
+                )
+            )
         elif roll < 0.92:
             actors.append(_Actor("visitor", _public_ip(rng), ua, chromium, lang, None, None, None))
         elif roll < 0.94:
-            actors.append(_Actor("bot", f"66.249.66.{rng.randint(1, 254)}", _GOOGLEBOT, 0, "", None, None, None))
+            actors.append(
+                _Actor("bot", f"66.249.66.{rng.randint(1, 254)}", _GOOGLEBOT, 0, "", None, None, None)
+            )
         else:
-            actors.append(_Actor("scraper", _public_ip(rng, residential=False), rng.choice(["python-requests/2.32.3", ua]), 0,
-                                 "", None, None, None, cursor=rng.randint(1, 50000)))
+            actors.append(
+                _Actor(
+                    "scraper",
+                    _public_ip(rng, residential=False),
+                    rng.choice(["python-requests/2.32.3", ua]),
+                    0,
+                    "",
+                    None,
+                    None,
+                    None,
+                    cursor=rng.randint(1, 50000),
+                )
+            )
     return actors
 
 
-def synthetic_requests(n: int, n_actors: int, seed: int = 1, start: float = 1_800_000_000.0) -> list[RequestFacts]:
+def synthetic_requests(
+    n: int, n_actors: int, seed: int = 1, start: float = 1_800_000_000.0
+) -> list[RequestFacts]:
     """``n`` requests from ``n_actors`` actors over one simulated hour, in time order."""
     rng = random.Random(seed)
     actors = _actors(n_actors, rng, start)
     # Activity is skewed: a few actors send many requests (Pareto weights); each scraper sends
     # five times what a typical person does, so scrapers make up about a fifth of the requests.
     # A person's activity is capped (nobody clicks more than a few hundred pages an hour).
-    weights = [rng.paretovariate(1.5) * 5.0 if a.kind == "scraper" else min(30.0, rng.paretovariate(1.5))
-               for a in actors]
+    weights = [
+        rng.paretovariate(1.5) * 5.0 if a.kind == "scraper" else min(30.0, rng.paretovariate(1.5))
+        for a in actors
+    ]
     picks = rng.choices(actors, weights=weights, k=n)
     step = 3600.0 / n
     out = []
@@ -137,10 +173,20 @@ def synthetic_requests(n: int, n_actors: int, seed: int = 1, start: float = 1_80
 def _request(a: _Actor, now: float, rng: random.Random) -> RequestFacts:
     if a.kind == "scraper":
         a.cursor += 1
-        headers: tuple[tuple[str, str], ...] = (("host", "bench.example"), ("user-agent", a.ua),
-                                                ("accept-encoding", "gzip, deflate"), ("accept", "*/*"))
-        return RequestFacts(now=now, ip=a.ip, path=f"/users/{a.cursor}", headers=headers, user_agent=a.ua,
-                            extra={"actor": a.kind})
+        headers: tuple[tuple[str, str], ...] = (
+            ("host", "bench.example"),
+            ("user-agent", a.ua),
+            ("accept-encoding", "gzip, deflate"),
+            ("accept", "*/*"),
+        )
+        return RequestFacts(
+            now=now,
+            ip=a.ip,
+            path=f"/users/{a.cursor}",
+            headers=headers,
+            user_agent=a.ua,
+            extra={"actor": a.kind},
+        )
     roll = rng.random()
     if roll < 0.35 and a.kind != "bot":
         path, query, html = rng.choice(["/static/app.css", "/static/app.js", "/static/logo.png"]), "", False
@@ -153,12 +199,23 @@ def _request(a: _Actor, now: float, rng: random.Random) -> RequestFacts:
     headers = _browser_headers(a.ua, a.chromium, a.lang, html) if a.kind != "bot" else (("user-agent", a.ua),)
     if a.session:
         headers = (*headers, ("cookie", f"sid={a.session}"))
-    return RequestFacts(now=now, ip=a.ip, path=path, query=query, headers=headers, user_agent=a.ua,
-                        session_id=a.session, account_id=a.account, account_created=a.created,
-                        extra={"actor": a.kind})
+    return RequestFacts(
+        now=now,
+        ip=a.ip,
+        path=path,
+        query=query,
+        headers=headers,
+        user_agent=a.ua,
+        session_id=a.session,
+        account_id=a.account,
+        account_created=a.created,
+        extra={"actor": a.kind},
+    )
 
 
-def _time_each(decide: Callable[[RequestFacts], object], requests: list[RequestFacts]) -> tuple[float, list[int], list[object]]:
+def _time_each(
+    decide: Callable[[RequestFacts], object], requests: list[RequestFacts]
+) -> tuple[float, list[int], list[object]]:
     clock = time.perf_counter_ns
     samples = []
     results = []
@@ -197,7 +254,7 @@ def run(requests: int = 1_000_000, actors: int = 100_000, seed: int = 1) -> dict
     elapsed, samples, decisions = _time_each(engine.decide, facts)
     base_elapsed, base_samples, _ = _time_each(_PlainIpLimiter(240).decide, facts)
     actions: dict[str, Counter[str]] = {}
-    for f, d in zip(facts, decisions):
+    for f, d in zip(facts, decisions, strict=True):
         actions.setdefault(f.extra["actor"], Counter())[d.action.label] += 1  # type: ignore[attr-defined]
     return {
         "requests": requests,

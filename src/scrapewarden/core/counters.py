@@ -119,9 +119,9 @@ class DistinctCount:
             self._cur = set()
             self._window = window
         cur = self._cur
-        if type(cur) is set:
+        if isinstance(cur, set):
             cur.add(h)
-            count = len(cur)
+            count: float = len(cur)
             if count > EXACT_LIMIT:
                 sketch = HyperLogLog()
                 for item in cur:
@@ -137,11 +137,11 @@ class DistinctCount:
     def contains_exactly(self, h: int, now: float) -> bool:
         """True when ``h`` is known to be in the current window (exact mode only)."""
         cur = self._cur
-        return int(now // self._period) == self._window and type(cur) is set and h in cur
+        return int(now // self._period) == self._window and isinstance(cur, set) and h in cur
 
     def _count(self) -> float:
         cur = self._cur
-        return float(len(cur)) if type(cur) is set else cur.count()
+        return float(len(cur)) if isinstance(cur, set) else cur.count()
 
 
 # Pair classes for OrderTracker: how one record id relates to the previous one of the same kind.

@@ -106,7 +106,9 @@ class Engine:
         self._partner_usage: dict[str, _PartnerUsage] = {}
         self._asset_prefixes = tuple(policy.client.asset_prefixes)
         self._asset_suffixes = tuple(policy.client.asset_suffixes)
-        self._ban_scopes = frozenset(policy.actions.bans.scopes) if policy.actions.bans.enabled else frozenset()
+        self._ban_scopes = (
+            frozenset(policy.actions.bans.scopes) if policy.actions.bans.enabled else frozenset()
+        )
         self._v4 = policy.network.ipv4_network_prefix
         self._v6 = policy.network.ipv6_network_prefix
 
@@ -124,16 +126,18 @@ class Engine:
         if (reputation is not None and reputation.allowed(ip)) or (
             facts.account_id is not None and facts.account_id in self._allow_accounts
         ):
-            return Decision(Action.ALLOW, 0.0, [Evidence("allow", 0.0, "on the allow list")], enforced, record=record_pair)
+            return Decision(
+                Action.ALLOW, 0.0, [Evidence("allow", 0.0, "on the allow list")], enforced, record=record_pair
+            )
 
         fp = fingerprint(facts)
         ban = self.bans.match(now, ip=ip, account=facts.account_id, session=facts.session_id, fingerprint=fp)
         if ban is not None:
-            evidence = [Evidence("ban", 100.0, f"banned ({ban.partition(':')[0]})")]
-            return Decision(Action.BLOCK, 100.0, evidence, enforced, ban_key=ban, record=record_pair)
+            banned = [Evidence("ban", 100.0, f"banned ({ban.partition(':')[0]})")]
+            return Decision(Action.BLOCK, 100.0, banned, enforced, ban_key=ban, record=record_pair)
         if reputation is not None and reputation.denied(ip):
-            evidence = [Evidence("deny", 100.0, "address on the deny list", "ip")]
-            return Decision(Action.BLOCK, 100.0, evidence, enforced, record=record_pair)
+            denied = [Evidence("deny", 100.0, "address on the deny list", "ip")]
+            return Decision(Action.BLOCK, 100.0, denied, enforced, record=record_pair)
 
         if facts.api_key and self._partners:
             partner = self._partners.get(hashlib.sha256(facts.api_key.encode("utf-8", "replace")).hexdigest())
@@ -148,16 +152,29 @@ class Engine:
                 verified = self._verify_bot(ip, claimed)
                 if verified:
                     reason = f"verified crawler {claimed}"
-                    return Decision(Action.ALLOW, 0.0, [Evidence("verified_bot", 0.0, reason)], enforced, record=record_pair)
+                    return Decision(
+                        Action.ALLOW,
+                        0.0,
+                        [Evidence("verified_bot", 0.0, reason)],
+                        enforced,
+                        record=record_pair,
+                    )
                 if verified is False:
                     evidence.append(
-                        Evidence("client.spoofed_crawler", 70.0, f"claims to be {claimed} from an address that is not", "ip")
+                        Evidence(
+                            "client.spoofed_crawler",
+                            70.0,
+                            f"claims to be {claimed} from an address that is not",
+                            "ip",
+                        )
                     )
             evidence.extend(client.check(facts))
         if reputation is not None:
             evidence.extend(reputation.check(ip))
         if facts.malformed:
-            evidence.append(Evidence("malformed", 10.0, "malformed request: " + "; ".join(facts.malformed[:3])))
+            evidence.append(
+                Evidence("malformed", 10.0, "malformed request: " + "; ".join(facts.malformed[:3]))
+            )
 
         self._count(facts, fp, record, evidence)
 
@@ -195,7 +212,9 @@ class Engine:
             actors.append(("fingerprint", fp))
         return actors
 
-    def _count(self, facts: RequestFacts, fp: str, record: RecordRef | None, evidence: list[Evidence]) -> None:
+    def _count(
+        self, facts: RequestFacts, fp: str, record: RecordRef | None, evidence: list[Evidence]
+    ) -> None:
         now = facts.now
         path = facts.path
         is_asset = path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
@@ -238,7 +257,9 @@ class Engine:
             if order.pairs >= MIN_PAIRS:
                 _keep(best, enumeration_evidence(kind, order))
             if is_account and facts.account_created is not None:
-                _keep(best, new_account_evidence(state, now - facts.account_created, policy.limits.new_account))
+                _keep(
+                    best, new_account_evidence(state, now - facts.account_created, policy.limits.new_account)
+                )
         if best:
             evidence.extend(best.values())
 
@@ -264,7 +285,9 @@ class Engine:
                 )
             )
             # A partner over quota is throttled, never challenged: it is a known, contracted client.
-            decision = Decision(Action.THROTTLE, evidence[-1].weight, evidence, enforced, record=_pair(record))
+            decision = Decision(
+                Action.THROTTLE, evidence[-1].weight, evidence, enforced, record=_pair(record)
+            )
             decision.retry_after = int(usage.requests.seconds_to_window_end(now)) + 1
             return decision
         return Decision(Action.ALLOW, 0.0, evidence, enforced, record=_pair(record))

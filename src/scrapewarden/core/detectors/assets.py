@@ -14,5 +14,7 @@ MIN_PAGES = 10
 
 def no_assets_evidence(actor: str, state: ActorState, weight: float) -> Evidence | None:
     if state.pages >= MIN_PAGES and state.assets == 0 and weight:
-        return Evidence("client.no_assets", weight, f"{actor}: {state.pages} pages and no assets loaded", actor)
+        return Evidence(
+            "client.no_assets", weight, f"{actor}: {state.pages} pages and no assets loaded", actor
+        )
     return None

@@ -12,7 +12,9 @@ from ..decision import Evidence
 TRAP_MEMORY_SECONDS = 6 * 3600.0
 
 
-def trap_evidence(path: str, traps: frozenset[str], state: ActorState, now: float, weight: float) -> Evidence | None:
+def trap_evidence(
+    path: str, traps: frozenset[str], state: ActorState, now: float, weight: float
+) -> Evidence | None:
     if path in traps:
         state.trapped_until = now + TRAP_MEMORY_SECONDS
         return Evidence("trap", weight, f"requested trap path {path[:80]!r}", "ip")
