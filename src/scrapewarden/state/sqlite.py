@@ -199,7 +199,7 @@ class SQLiteStore:
                 )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except sqlite3.Error as exc:
             raise StateError(f"cannot prepare SQLite state {self.path!r}: {exc}") from exc
@@ -260,10 +260,16 @@ class SQLiteStore:
                     self._apply(conn, batch)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
+            except sqlite3.OperationalError as exc:
+                # Locked past busy_timeout, disk full, I/O error: retrying item by item would
+                # only wait busy_timeout again per item, so the whole batch fails at once.
+                log.warning("SQLite state %s: batch of %d failed: %s", self.path, len(batch), exc)
+                for item in batch:
+                    self._fail(item, exc)
             except Exception as exc:
-                # One bad item must not sink the rest: retry each on its own.
+                # Bad data in one item must not sink the rest: retry each on its own.
                 log.warning(
                     "SQLite state %s: batch of %d failed (%s); retrying one by one",
                     self.path,
@@ -288,15 +294,18 @@ class SQLiteStore:
                 self._apply(conn, [item])
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except Exception as exc:
-            if isinstance(item, _Write):
+            self._fail(item, exc)
+
+    def _fail(self, item: object, exc: Exception) -> None:
+        if isinstance(item, _Write):
+            if item.fn is not None:
                 item.result = None
                 item.error = exc
-            else:
-                self.dropped_events += 1
-                log.warning("SQLite state %s: dropped an event that could not be stored: %s", self.path, exc)
+        else:
+            self._drop(f"an event could not be stored: {exc}")
 
     def _apply(self, conn: sqlite3.Connection, batch: Sequence[object]) -> None:
         rows: list[tuple[object, ...]] = []
@@ -327,8 +336,7 @@ class SQLiteStore:
                 if deleted < _PRUNE_CHUNK:
                     return
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback(conn)
             log.warning("SQLite state %s: automatic event pruning failed: %s", self.path, exc)
 
     def _call(self, fn: Callable[[sqlite3.Connection], Any] | None) -> Any:
@@ -542,6 +550,13 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself after some errors (disk full...); a second ROLLBACK would
+    # raise and hide the error that matters.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _text(value: object) -> str:
