@@ -278,7 +278,10 @@ def _path_is_bad_utf8(path: str) -> bool:
             # Doors hand us raw bytes decoded as latin-1; get those bytes back.
             raw = path.encode("latin-1")
         except UnicodeEncodeError:
-            # Already real text (characters above U+00FF); it is bad only if unencodable.
+            # Already real text (characters above U+00FF). A replacement character means a
+            # server upstream already met bytes that were not UTF-8 and papered over them.
+            if "\ufffd" in path:
+                return True
             try:
                 raw = path.encode("utf-8")
             except UnicodeEncodeError:

@@ -93,6 +93,11 @@ def _raw_path(environ: Environ) -> str:
     uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if isinstance(uri, str) and uri.startswith("/"):
         return uri.split("?", 1)[0]
+    scope = environ.get("asgi.scope")  # a2wsgi: the ASGI scope still has the raw bytes
+    if isinstance(scope, dict):
+        raw = scope.get("raw_path")
+        if isinstance(raw, bytes) and raw.startswith(b"/"):
+            return raw.decode("latin-1").split("?", 1)[0]
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     return path or "/"
 
