@@ -64,7 +64,8 @@ async def profile(request: Request) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse(p)
     return HTMLResponse(
-        f'<!doctype html><title>{html.escape(str(p["name"]))}</title><link rel="stylesheet" href="/static/app.css">'
+        f"<!doctype html><title>{html.escape(str(p['name']))}</title>"
+        '<link rel="stylesheet" href="/static/app.css">'
         f"<h1>{html.escape(str(p['name']))}</h1><p>@{p['handle']} · {p['city']}</p>"
     )
 
