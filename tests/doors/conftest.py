@@ -258,3 +258,8 @@ def send_raw() -> Callable[[str, bytes], bytes]:
 @pytest.fixture
 def run_asgi() -> Callable[..., Any]:
     return serve_asgi
+
+
+@pytest.fixture
+def run_wsgi() -> Callable[..., Any]:
+    return serve_wsgi
