@@ -142,6 +142,7 @@ class SQLiteStore:
         self._clock = clock
         self._last_prune = float("-inf")
         self._last_drop_warning = float("-inf")
+        self._drop_lock = threading.Lock()
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -473,10 +474,14 @@ class SQLiteStore:
             self._drop("the write queue is full")
 
     def _drop(self, why: str) -> None:
-        self.dropped_events += 1
-        now = time.monotonic()
-        if now - self._last_drop_warning >= 60:
-            self._last_drop_warning = now
+        # Drops are rare and may come from many request threads at once: count exactly.
+        with self._drop_lock:
+            self.dropped_events += 1
+            now = time.monotonic()
+            warn = now - self._last_drop_warning >= 60
+            if warn:
+                self._last_drop_warning = now
+        if warn:
             log.warning(
                 "SQLite state %s: dropping events (%s); %d so far", self.path, why, self.dropped_events
             )
