@@ -50,6 +50,12 @@ HEADLESS_MARKERS: tuple[str, ...] = (
 send it while a person uses them, and the intoli traffic sample contains such a user agent.
 """
 
+# Words crawler authors put in their user agents, for crawlers no list knows yet. Matched
+# against the lower-cased user agent. "cubot" is a phone brand; "http(s)://" is the
+# convention for a crawler's contact page and appears in no browser's user agent. Tested
+# against ~1,800 browser user agents (no hit) and uap-core's held-out crawler examples.
+GENERIC_BOT = re.compile(r"(?<!cu)bot\b|crawl|spider|scraper|https?://")
+
 _MAX_VARIANTS = 64
 _SPECIAL = set(".*+?{}")
 
@@ -199,12 +205,16 @@ class BotPatterns:
         patterns: Iterable[tuple[str, Sequence[str]]],
         ai_tokens: Iterable[str] = (),
         headless_markers: Iterable[str] = HEADLESS_MARKERS,
+        *,
+        generic: bool = True,
     ) -> None:
         """``patterns``: (case-sensitive regular expression, crawler-user-agents tags) pairs.
 
         ``ai_tokens``: AI crawler names, matched as whole words so that short generic tokens
-        (``Code``, ``Spider``) do not fire inside longer words.
+        (``Code``, ``Spider``) do not fire inside longer words. ``generic``: also flag user
+        agents that only say "bot", "crawler", "spider" or carry a URL (see ``GENERIC_BOT``).
         """
+        self._generic = GENERIC_BOT if generic else None
         self._literal: dict[str, Kind] = {}
         self._word: set[str] = set()
         prefixes: dict[str, Kind] = {}
@@ -284,4 +294,8 @@ class BotPatterns:
             found = regex.search(ua)
             if found is not None:
                 offer(kind, found.group())
+        if best is None and self._generic is not None:
+            found = self._generic.search(ua.lower())
+            if found is not None:
+                best = UaMatch("bot", found.group())
         return best
