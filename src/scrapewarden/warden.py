@@ -72,14 +72,33 @@ class Warden:
         self.engine = engine or build_engine(self.policy)
         self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
         self.clock = clock
-        privacy = self.policy.privacy
-        key = privacy.key.encode() if privacy.key else secrets.token_bytes(32)
-        self.pseudonymizer = Pseudonymizer(key if privacy.pseudonymize else None)
+        self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=self._stored_key())
         self._lock = threading.Lock()
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
         self.decisions = 0
         self.actions = {action: 0 for action in Action}
+
+    def _stored_key(self) -> bytes | None:
+        """The store's own pseudonymisation key, made on first use.
+
+        Without a key in the policy, every process sharing a store then uses the same key, so
+        pseudonyms stay comparable across restarts and instances while the key never appears in
+        the events it protects.
+        """
+        if not self.policy.privacy.pseudonymize or self.policy.privacy.key:
+            return None
+        try:
+            key = self.store.get_setting("privacy.pseudonym_key")
+            if key is None:
+                key = secrets.token_hex(32)
+                self.store.set_setting("privacy.pseudonym_key", key)
+                self.store.flush()
+                key = self.store.get_setting("privacy.pseudonym_key") or key  # another process won
+            return bytes.fromhex(key)
+        except Exception:
+            log.exception("could not read the pseudonymisation key from the store; using a process key")
+            return None
 
     # -- deciding --------------------------------------------------------------------------------
 

@@ -10,11 +10,16 @@ from .facts import RequestFacts
 _HINTS = ("accept-language", "sec-ch-ua", "sec-ch-ua-platform", "sec-ch-ua-mobile")
 
 
+_CACHE: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+_CACHE_MAX = 65536
+
+
 def fingerprint(facts: RequestFacts) -> str:
     """Hash of user agent, header names in order, Accept-Language and client hints.
 
     Stable across processes (blake2b, not ``hash()``) so that shared stores agree. Cookies and
     other per-request values are left out on purpose: rotating them must not change who you are.
+    Results are cached: real traffic has few distinct shapes, and hashing is the slow part.
     """
     names = []
     hints = []
@@ -22,8 +27,16 @@ def fingerprint(facts: RequestFacts) -> str:
         names.append(name)
         if name in _HINTS:
             hints.append(value)
+    key = (facts.user_agent, tuple(names), tuple(hints))
+    found = _CACHE.get(key)
+    if found is not None:
+        return found
     material = "\x00".join((facts.user_agent, ",".join(names), "\x00".join(hints)))
-    return blake2b(material.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    digest = blake2b(material.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()  # crude but bounded; a flood of unique shapes only costs the hashing
+    _CACHE[key] = digest
+    return digest
 
 
 def network_of(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
