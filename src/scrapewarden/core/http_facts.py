@@ -44,6 +44,17 @@ _HeaderItem = tuple[bytes | str, bytes | str]
 # --- addresses ---------------------------------------------------------------------------
 
 
+def _is_plain_ipv4(text: str) -> bool:
+    """Dotted-quad IPv4 already in canonical form: the common case, checked without ipaddress."""
+    parts = text.split(".")
+    if len(parts) != 4 or not text.isascii():
+        return False
+    for part in parts:
+        if not part.isdigit() or len(part) > 3 or (part[0] == "0" and len(part) > 1) or int(part) > 255:
+            return False
+    return True
+
+
 @lru_cache(maxsize=8192)
 def normalise_ip(text: str) -> str | None:
     """Canonical form of an IP address, or None if ``text`` is not one.
@@ -53,6 +64,8 @@ def normalise_ip(text: str) -> str | None:
     """
     if not text or len(text) > 64 or not text.isascii():
         return None
+    if _is_plain_ipv4(text):
+        return text
     if "%" in text:
         text = text.split("%", 1)[0]
     try:
@@ -361,8 +374,9 @@ def facts_from_http(
             if count > MAX_HEADERS:
                 malformed.append("too many headers")
                 break
-            name = _text(raw_name).lower()
-            value = _text(raw_value)
+            # The type checks are inlined: this loop runs for every header of every request.
+            name = (raw_name.decode("latin-1") if type(raw_name) is bytes else _text(raw_name)).lower()
+            value = raw_value.decode("latin-1") if type(raw_value) is bytes else _text(raw_value)
             if len(name) > MAX_HEADER_NAME:
                 name = name[:MAX_HEADER_NAME]
                 too_long = True
