@@ -1,0 +1,125 @@
+"""``scrapewarden bench ...``: measure what scrapewarden costs on this machine.
+
+The ``bench`` group is defined here at module level; each benchmark is one sub-command that
+calls a ``run(...) -> dict`` function in :mod:`scrapewarden.bench` and prints its report as JSON
+(``--json``) or as a table. Adding a benchmark means adding one command below.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: run them on an otherwise idle machine."""
+
+
+def register(group: click.Group) -> None:
+    group.add_command(bench)
+
+
+def _progress(line: str) -> None:
+    # Progress goes to stderr so that stdout carries nothing but the report.
+    click.echo(line, err=True)
+
+
+@bench.command("middleware")
+@click.option(
+    "--duration",
+    type=click.IntRange(1, 3600),
+    default=10,
+    show_default=True,
+    help="Seconds of load per target.",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 1024),
+    default=32,
+    show_default=True,
+    help="Concurrent connections.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 50),
+    default=1,
+    show_default=True,
+    help="Runs per target, interleaved round-robin; the median is reported.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML policy for the scrapewarden target (default: the built-in bench policy).",
+)
+@click.option(
+    "--load-tool",
+    type=click.Choice(["auto", "wrk", "python"]),
+    default="auto",
+    show_default=True,
+    help="auto: wrk when installed, else the built-in Python load generator.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def middleware(
+    duration: int, connections: int, rounds: int, policy_path: Path | None, load_tool: str, as_json: bool
+) -> None:
+    """Throughput of one app bare, behind scrapewarden and behind slowapi (uvicorn, loopback).
+
+    Exits with status 1 when a target answered fewer than 99% of requests with 2xx: that run
+    measured refusals, not overhead.
+    """
+    from ..bench.middleware_bench import run
+
+    try:
+        report = run(
+            duration=duration,
+            connections=connections,
+            rounds=rounds,
+            policy=policy_path,
+            load_tool=load_tool,  # type: ignore[arg-type]
+            progress=_progress,
+        )
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_middleware(report)
+    if not report["ok"]:
+        click.echo("warning: a target answered fewer than 99% of requests with 2xx (see non-2xx)", err=True)
+        sys.exit(1)
+
+
+def _print_middleware(report: dict[str, Any]) -> None:
+    console = Console()
+    title = (
+        f"scrapewarden bench middleware: {report['load_tool']}, {report['duration_s']}s x "
+        f"{report['rounds']} round(s), {report['connections']} connections, {report['visitors']} visitors"
+    )
+    table = Table(title=Text(title))
+    for column in ("target", "req/s", "vs bare", "p99 ms", "non-2xx", "errors", "2xx share"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for name, target in report["targets"].items():
+        ratio = target.get("ratio_to_bare")
+        table.add_row(
+            Text(name),
+            f"{target['requests_per_s']:,.0f}",
+            "-" if ratio is None else f"{ratio:.2f}",
+            f"{target['p99_ms']:.2f}",
+            str(target["non_2xx"]),
+            str(target["errors"]),
+            Text(f"{target['share_2xx']:.2%}", style="" if target["ok"] else "bold red"),
+        )
+    console.print(table)
+    if report["rounds"] > 1:
+        console.print(Text("req/s and p99 are medians over the rounds; see --json for each round."))
+    console.print(Text(f"policy for scrapewarden: {report['policy']}"))
