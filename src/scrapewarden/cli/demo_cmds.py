@@ -30,7 +30,9 @@ def demo(duration: float, seed: int, json_path: Path | None, serve: bool) -> Non
     console = Console()
     console.print(f"[bold]scrapewarden demo[/]: {duration:.0f} s of traffic against a protected people site")
     with console.status("people and scrapers at work…") as status:
-        results = run_demo(duration=duration, seed=seed, progress=lambda m: status.update(escape(m)))
+        results = run_demo(
+            duration=duration, seed=seed, state=state, progress=lambda m: status.update(escape(m))
+        )
     table = Table(title="Who got what")
     for column in ("actor", "kind", "requests", "records received", "before first refusal", "outcome"):
         table.add_column(column)
@@ -56,7 +58,7 @@ def demo(duration: float, seed: int, json_path: Path | None, serve: bool) -> Non
         from ..demo.run import serve as serve_app
         from ..demo.site import DEMO_POLICY
 
-        with serve_app(protected_app(Warden(DEMO_POLICY)), free_port()) as base:
+        with serve_app(protected_app(Warden(DEMO_POLICY, state=state)), free_port()) as base:
             console.print(f"the site is up at [bold]{base}/[/] — Ctrl-C to stop")
             try:
                 while True:

@@ -168,11 +168,14 @@ PYTHON_REQUESTS = {
 
 
 def run_demo(
-    duration: float = 30.0, seed: int = 7, progress: Callable[[str], None] | None = None
+    duration: float = 30.0,
+    seed: int = 7,
+    state: str = "memory://",
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """Start the site, run the clients concurrently for at most ``duration`` seconds, score them."""
     rng = random.Random(seed)
-    warden = Warden(DEMO_POLICY)
+    warden = Warden(DEMO_POLICY, state=state)
     results: list[ActorResult] = []
     lock = threading.Lock()
     with serve(protected_app(warden), free_port()) as base:
