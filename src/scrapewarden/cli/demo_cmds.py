@@ -21,7 +21,14 @@ from rich.table import Table
 @click.option(
     "--serve", is_flag=True, help="Afterwards keep the site up for you to click around (Ctrl-C stops)."
 )
-def demo(duration: float, seed: int, json_path: Path | None, serve: bool) -> None:
+@click.option(
+    "--state",
+    envvar="SCRAPEWARDEN_STATE",
+    default="memory://",
+    show_default=True,
+    help="Where bans and events go (memory://, sqlite:///path.db).",
+)
+def demo(duration: float, seed: int, json_path: Path | None, serve: bool, state: str) -> None:
     """Start a people site behind scrapewarden, run people and scrapers against it, score them."""
     from ..demo.run import free_port, run_demo
     from ..demo.site import protected_app
