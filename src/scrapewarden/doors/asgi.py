@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.decision import Action, Decision
 from ..core.policy import Policy
+from ..state.base import StateStore
 from ..warden import Warden
 from .responses import Reply, reply_for
 
@@ -44,7 +45,7 @@ class ScrapeWardenMiddleware:
         app: ASGIApp,
         policy: Policy | str | Path | None = None,
         *,
-        state: str | None = None,
+        state: str | StateStore | None = None,
         warden: Warden | None = None,
         account_id: Callable[[Scope], str | None] | None = None,
         account_created: Callable[[Scope], float | None] | None = None,

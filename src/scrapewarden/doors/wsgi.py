@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core.decision import Action, Decision
 from ..core.policy import Policy
+from ..state.base import StateStore
 from ..warden import Warden
 from .responses import reply_for
 
@@ -39,7 +40,7 @@ class ScrapeWardenWSGIMiddleware:
         app: WSGIApp,
         policy: Policy | str | Path | None = None,
         *,
-        state: str | None = None,
+        state: str | StateStore | None = None,
         warden: Warden | None = None,
         account_id: Callable[[Environ], str | None] | None = None,
         account_created: Callable[[Environ], float | None] | None = None,
