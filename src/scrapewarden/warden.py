@@ -41,9 +41,16 @@ RETENTION_CHECK_SECONDS = 3600.0
 
 def build_engine(policy: Policy) -> Engine:
     """An engine with every detector on, fed with the lists shipped in the package."""
-    from .lists import client_sanity, ip_reputation
+    from .lists import client_sanity, ip_reputation, load_ip_ranges
 
-    return Engine(policy, client=client_sanity(policy), reputation=ip_reputation(policy))
+    verdicts = None
+    if policy.allow.verified_bots and policy.allow.verify_dns:
+        from .bot_verify import BotVerifier, SystemResolver
+
+        verdicts = BotVerifier(SystemResolver(), load_ip_ranges())
+    return Engine(
+        policy, client=client_sanity(policy), reputation=ip_reputation(policy), bot_verdicts=verdicts
+    )
 
 
 def resolve_policy(policy: Policy | str | Path | None) -> Policy:
@@ -112,6 +119,7 @@ class Warden:
         headers: Sequence[tuple[bytes, bytes]],
         account_id: str | None = None,
         account_created: float | None = None,
+        scheme: str = "http",
     ) -> Decision:
         """Decide on one raw HTTP request. Never raises on bad input."""
         facts = facts_from_http(
@@ -124,6 +132,7 @@ class Warden:
             headers=headers,
             account_id=account_id,
             account_created=account_created,
+            scheme=scheme,
         )
         return self.decide(facts)
 

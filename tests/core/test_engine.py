@@ -186,3 +186,50 @@ def test_sensitivity_scales_budgets(sensitivity, expected_faster):
         return first_action(engine, (facts(T0 + i * 2, path=f"/users/{x}") for i, x in enumerate(ids)))[0]
 
     assert (run(scaled) < run(normal)) is expected_faster
+
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+APPLEBOT = (
+    "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Safari/605.1.15 (Applebot/0.1)"
+)
+
+
+class Verdicts:
+    def __init__(self, table):
+        self.table = table
+
+    def verdict(self, ip, claimed):
+        return self.table.get((ip, claimed))
+
+
+def full_engine(verdicts=None):
+    from scrapewarden.lists import client_sanity, ip_reputation
+
+    p = policy()
+    return Engine(p, client=client_sanity(p), reputation=ip_reputation(p), bot_verdicts=verdicts)
+
+
+def test_crawler_in_its_published_range_passes_and_impostor_does_not():
+    from scrapewarden.lists import load_ip_ranges
+
+    real_ip = load_ip_ranges().crawlers["googlebot"]._tree.prefixes()[0].split("/")[0]
+    engine = full_engine()
+    ok = engine.decide(facts(T0, ip=real_ip, path="/users/1", user_agent=GOOGLEBOT, headers=()))
+    assert ok.action is Action.ALLOW and ok.evidence[0].detector == "verified_bot"
+    fake = engine.decide(facts(T0, ip="198.51.100.20", path="/users/1", user_agent=GOOGLEBOT, headers=()))
+    assert fake.action is not Action.ALLOW
+    assert any(e.detector == "client.spoofed_crawler" for e in fake.evidence)
+
+
+def test_crawler_without_published_ranges_relies_on_dns_verdicts():
+    unknown = full_engine().decide(facts(T0, ip="17.58.1.1", path="/", user_agent=APPLEBOT, headers=()))
+    assert not any(e.detector == "client.spoofed_crawler" for e in unknown.evidence)
+    verified = full_engine(Verdicts({("17.58.1.1", "applebot"): True}))
+    assert (
+        verified.decide(facts(T0, ip="17.58.1.1", path="/", user_agent=APPLEBOT, headers=())).action
+        is Action.ALLOW
+    )
+    refuted = full_engine(Verdicts({("17.58.1.1", "applebot"): False}))
+    d = refuted.decide(facts(T0, ip="17.58.1.1", path="/", user_agent=APPLEBOT, headers=()))
+    assert any(e.detector == "client.spoofed_crawler" for e in d.evidence)

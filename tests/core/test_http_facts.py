@@ -351,3 +351,21 @@ def test_overhead_report(capsys):
     )
     with capsys.disabled():
         print(f"\nfacts_from_http: {seconds / rounds * 1e6:.1f} µs per request (10 headers, behind a proxy)")
+
+
+def test_scheme_comes_from_the_door_or_a_trusted_proxy_only():
+    from scrapewarden.core.http_facts import facts_from_http
+    from scrapewarden.core.policy import Policy
+
+    trusting = Policy(network={"trusted_proxies": ["10.0.0.1/32"]})
+    proto = [(b"x-forwarded-proto", b"https")]
+    common = {"now": 0.0, "method": "GET", "path": "/", "query": ""}
+    assert (
+        facts_from_http(Policy(), peer="1.2.3.4", headers=[], scheme="https", **common).extra["scheme"]
+        == "https"
+    )
+    assert "scheme" not in facts_from_http(Policy(), peer="1.2.3.4", headers=[], **common).extra
+    # A client claiming https for itself is not believed...
+    assert "scheme" not in facts_from_http(trusting, peer="1.2.3.4", headers=proto, **common).extra
+    # ...a trusted proxy is.
+    assert facts_from_http(trusting, peer="10.0.0.1", headers=proto, **common).extra["scheme"] == "https"

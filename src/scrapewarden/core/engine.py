@@ -34,8 +34,6 @@ from .resources import RecordRef, ResourceMatcher
 from .scoring import LIMIT_WARN_RATIO as WARN_RATIO
 from .scoring import action_for, combine, limit_weight
 
-_MASK64 = (1 << 64) - 1
-
 
 class ClientChecker(Protocol):
     """Per-request client sanity (see ``detectors.client.ClientSanity``)."""
@@ -55,6 +53,8 @@ class AddressChecker(Protocol):
     def denied(self, ip: str) -> bool: ...
 
     def in_crawler_range(self, ip: str, bot: str) -> bool: ...
+
+    def publishes_ranges(self, bot: str) -> bool: ...
 
 
 class BotVerdicts(Protocol):
@@ -193,11 +193,19 @@ class Engine:
     # -- pieces ------------------------------------------------------------------------------------
 
     def _verify_bot(self, ip: str, claimed: str) -> bool | None:
-        if self.reputation is not None and self.reputation.in_crawler_range(ip, claimed):
+        """True: really that crawler. False: an impostor. None: cannot tell (yet)."""
+        reputation = self.reputation
+        if reputation is not None and reputation.in_crawler_range(ip, claimed):
             return True
         if self.bot_verdicts is not None:
-            return self.bot_verdicts.verdict(ip, claimed)
-        return None if self.reputation is None else False
+            verdict = self.bot_verdicts.verdict(ip, claimed)
+            if verdict is not None:
+                return verdict
+        # A crawler that publishes its ranges and is outside them is an impostor; for the others
+        # (no ranges, no DNS verification) we simply don't know, and the bot user agent counts.
+        if reputation is not None and reputation.publishes_ranges(claimed):
+            return False
+        return None
 
     def _actors(self, facts: RequestFacts, fp: str) -> list[tuple[str, str]]:
         actors = [("ip", facts.ip), ("network", network_of(facts.ip, self._v4, self._v6))]
@@ -219,7 +227,7 @@ class Engine:
         path = facts.path
         is_asset = path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
         is_page = not is_asset and (record is not None or "text/html" in (facts.header("accept") or ""))
-        h = hash(record.key) & _MASK64 if record is not None else 0
+        h = record.digest if record is not None else 0
         factor = SENSITIVITY_FACTOR.get(record.sensitivity, 1.0) if record is not None else 1.0
         policy = self.policy
         best: dict[str, Evidence] = {}
@@ -271,7 +279,7 @@ class Engine:
             usage = self._partner_usage[partner.name] = _PartnerUsage()
         now = facts.now
         requests = usage.requests.add(now)
-        records = usage.records.add(hash(record.key) & _MASK64, now) if record else 0.0
+        records = usage.records.add(record.digest, now) if record else 0.0
         ratio = max(requests / partner.requests_per_hour, records / partner.records_per_day)
         evidence = [Evidence("partner", 0.0, f"partner {partner.name}")]
         if ratio > 1.0:

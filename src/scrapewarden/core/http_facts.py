@@ -319,8 +319,13 @@ def facts_from_http(
     headers: Iterable[_HeaderItem],
     account_id: str | None = None,
     account_created: float | None = None,
+    scheme: str = "http",
 ) -> RequestFacts:
     """Build the facts for one request from what a door saw on the wire. Never raises.
+
+    ``scheme`` is what the door saw (``https`` behind TLS); a trusted proxy's
+    ``X-Forwarded-Proto`` overrides it. It lands in ``facts.extra["scheme"]``: browsers send client
+    hints and ``Sec-Fetch-*`` only on secure origins, and client sanity needs to know which.
 
     ``headers`` are (name, value) pairs as bytes (ASGI) or latin-1 strings. ``path`` is the raw
     request path without the query; it is kept as sent (no percent-decoding). Explicit
@@ -366,6 +371,7 @@ def facts_from_http(
     header_account: str | None = None
     header_created: str | None = None
     api_key: str | None = None
+    forwarded_proto: str | None = None
     too_long = False
     count = 0
     try:
@@ -400,6 +406,8 @@ def facts_from_http(
                     header_created = value
             elif name == api_key_header and api_key is None:
                 api_key = value.strip()
+            elif name == "x-forwarded-proto" and forwarded_proto is None:
+                forwarded_proto = value
     except (TypeError, ValueError):
         # Headers that are not (name, value) pairs: keep what we read so far.
         malformed.append("unreadable headers")
@@ -409,6 +417,12 @@ def facts_from_http(
     if not isinstance(peer, str):
         peer = ""
     ip = _client_ip(compiled, peer, forwarded, malformed)
+    if forwarded_proto is not None and compiled.trusted:
+        # Believed only from a trusted proxy: a scraper must not claim https to dodge the
+        # secure-origin header checks.
+        peer_ip = normalise_ip(_strip_port(peer.strip())) if peer else None
+        if peer_ip is not None and compiled.is_trusted(peer_ip):
+            scheme = forwarded_proto.split(",")[0].strip().lower()
 
     if account_id is None:
         if header_account:
@@ -435,4 +449,5 @@ def facts_from_http(
         session_id=session_id,
         api_key=api_key or None,
         malformed=tuple(malformed),
+        extra={"scheme": scheme} if scheme == "https" else {},
     )

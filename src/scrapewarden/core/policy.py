@@ -208,6 +208,10 @@ class AllowPolicy(_Strict):
     accounts: list[str] = Field(default_factory=list)
     verified_bots: bool = True
     """Let crawlers through whose address matches their published ranges or passes FCrDNS."""
+    verify_dns: bool = False
+    """Also verify crawlers by forward-confirmed reverse DNS (Applebot, Yandex, Baidu... publish
+    no ranges). Off by default because it makes DNS queries; lookups run in the background and
+    never delay a request."""
 
     _v = field_validator("networks")(_check_cidrs)
 

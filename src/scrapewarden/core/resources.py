@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from hashlib import blake2b
 from urllib.parse import unquote_plus
 
 from .policy import ProtectedResource
@@ -28,6 +29,14 @@ class RecordRef:
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.record_id}"
+
+    @property
+    def digest(self) -> int:
+        """A 64-bit hash of the record, the same in every process (unlike ``hash()``), so that
+        distinct counts and their HyperLogLog estimates are reproducible and shareable."""
+        return int.from_bytes(
+            blake2b(self.key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+        )
 
 
 class _Compiled:

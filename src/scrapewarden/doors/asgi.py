@@ -104,6 +104,7 @@ class ScrapeWardenMiddleware:
                 headers=scope.get("headers") or (),
                 account_id=_call(self.account_id, scope) if self.account_id else None,
                 account_created=_call(self.account_created, scope) if self.account_created else None,
+                scheme="https" if scope.get("scheme") in ("https", "wss") else "http",
             )
         except Exception:
             # A bug in scrapewarden must not take the site down with it.

@@ -82,6 +82,7 @@ class ScrapeWardenWSGIMiddleware:
                 headers=_headers(environ),
                 account_id=_call(self.account_id, environ) if self.account_id else None,
                 account_created=_call(self.account_created, environ) if self.account_created else None,
+                scheme=environ.get("wsgi.url_scheme") or "http",
             )
         except Exception:
             # A bug in scrapewarden must not take the site down with it.

@@ -184,3 +184,8 @@ class IpReputation:
     def in_crawler_range(self, ip: str, bot: str) -> bool:
         tree = self.ranges.crawlers.get(bot)
         return tree is not None and ip in tree
+
+    def publishes_ranges(self, bot: str) -> bool:
+        """Whether we hold published address ranges for this crawler."""
+        tree = self.ranges.crawlers.get(bot)
+        return tree is not None and len(tree) > 0
