@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from .core.bans import ban_ttl
 from .core.decision import Action, Decision
@@ -30,7 +31,7 @@ from .core.fingerprint import fingerprint
 from .core.http_facts import facts_from_http
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
-from .state.base import Ban, Event, StateStore
+from .state.base import Ban, BanKind, Event, StateStore
 from .state.url import open_state
 
 log = logging.getLogger("scrapewarden")
@@ -175,7 +176,7 @@ class Warden:
 
     def _impose_ban(self, kind: str, value: str, now: float, decision: Decision) -> None:
         try:
-            offences = self.store.prior_offences(kind, value)  # type: ignore[arg-type]
+            offences = self.store.prior_offences(cast(BanKind, kind), value)
         except Exception:
             offences = 0
         ttl = ban_ttl(self.policy.actions.bans, offences)
@@ -184,11 +185,11 @@ class Warden:
         try:
             self.store.add_ban(
                 Ban(
-                    kind=kind,
+                    kind=cast(BanKind, kind),
                     value=value,
                     created=now,
                     expires=now + ttl,
-                    reason=reason[:500],  # type: ignore[arg-type]
+                    reason=reason[:500],
                     offences=offences + 1,
                     source="auto",
                 )
@@ -196,14 +197,14 @@ class Warden:
         except Exception:
             log.exception("could not store ban %s:%s", kind, "<redacted>")
 
-    def ban(self, kind: str, value: str, *, ttl: float | None, reason: str = "") -> Ban:
+    def ban(self, kind: BanKind, value: str, *, ttl: float | None, reason: str = "") -> Ban:
         """Impose a ban now (operator action); also visible to other processes via the store."""
         now = self.clock()
         ban = Ban(
             kind=kind,
             value=value,
             created=now,
-            expires=now + ttl if ttl else None,  # type: ignore[arg-type]
+            expires=now + ttl if ttl else None,
             reason=reason,
             source="operator",
         )
