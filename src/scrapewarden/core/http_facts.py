@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
+import radix
+
 from .facts import RequestFacts
 from .policy import Policy
 
@@ -98,6 +100,9 @@ def _strip_port(token: str) -> str:
     return token
 
 
+# What a header means to us; the header loop finds it with one dict look-up per header.
+_USER_AGENT, _CLIENT_IP, _COOKIE, _ACCOUNT, _CREATED, _API_KEY, _PROTO = range(7)
+
 _NO_HEADER = "UNSET"
 """Stands for "not configured": upper-case, so it never equals a lower-cased header name."""
 
@@ -117,9 +122,10 @@ class _Compiled:
         "forwarded_style",
         "ip_header",
         "policy",
+        "roles",
         "session_cookie",
         "trusted",
-        "trusted_cache",
+        "trusted_tree",
     )
 
     def __init__(self, policy: Policy) -> None:
@@ -128,7 +134,11 @@ class _Compiled:
         self.trusted: tuple[_Network, ...] = tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in policy.network.trusted_proxies
         )
-        self.trusted_cache: dict[str, bool] = {}
+        # A longest-prefix match in a radix tree costs the same for every address, so unlike a
+        # per-address cache it does not thrash when a site sees more clients than it holds.
+        self.trusted_tree = radix.Radix()
+        for network in self.trusted:
+            self.trusted_tree.add(str(network))
         self.ip_header = _header_name(policy.network.client_ip_header)
         self.forwarded_style = self.ip_header == "forwarded"
         identity = policy.identity
@@ -137,18 +147,29 @@ class _Compiled:
         self.account_created_header = _header_name(identity.account_created_header)
         self.session_cookie = identity.session_cookie.strip()
         self.api_key_header = _header_name(identity.api_key_header)
+        # Filled lowest priority first: when an operator configures one name for two things,
+        # the later (higher) entry wins, as the first matching branch of an if-chain would.
+        roles: dict[str, int] = {"x-forwarded-proto": _PROTO}
+        for name, role in (
+            (self.api_key_header, _API_KEY),
+            (self.account_created_header, _CREATED),
+            (self.account_header, _ACCOUNT),
+            ("cookie", _COOKIE),
+            (self.ip_header, _CLIENT_IP),
+            ("user-agent", _USER_AGENT),
+        ):
+            if name != _NO_HEADER:
+                roles[name] = role
+        self.roles = roles
 
     def is_trusted(self, ip: str) -> bool:
-        """Is this (normalised) address one of our proxies? Cached per address."""
-        known = self.trusted_cache.get(ip)
-        if known is not None:
-            return known
-        address = ipaddress.ip_address(ip)
-        result = any(address.version == net.version and address in net for net in self.trusted)
-        if len(self.trusted_cache) >= 4096:
-            self.trusted_cache.clear()
-        self.trusted_cache[ip] = result
-        return result
+        """Is this (normalised) address one of our proxies?"""
+        if not self.trusted:
+            return False
+        try:
+            return self.trusted_tree.search_best(ip) is not None
+        except (ValueError, TypeError):
+            return False
 
 
 _COMPILED: dict[int, _Compiled] = {}
@@ -358,10 +379,7 @@ def facts_from_http(
         malformed.append("query too long")
         query = query[:MAX_QUERY]
 
-    ip_header = compiled.ip_header
-    account_header = compiled.account_header
-    created_header = compiled.account_created_header
-    api_key_header = compiled.api_key_header
+    roles = compiled.roles
     want_cookies = bool(compiled.account_cookie or compiled.session_cookie)
 
     kept: list[tuple[str, str]] = []
@@ -390,23 +408,27 @@ def facts_from_http(
                 value = value[:MAX_HEADER_VALUE]
                 too_long = True
             kept.append((name, value))
-            if name == "user-agent":
+            role = roles.get(name)
+            if role is None:
+                continue
+            if role == _USER_AGENT:
                 if not user_agent:
                     user_agent = value
-            elif name == ip_header:
+            elif role == _CLIENT_IP:
                 forwarded.append(value)
-            elif name == "cookie":
+            elif role == _COOKIE:
                 if want_cookies:
                     cookies.append(value)
-            elif name == account_header:
+            elif role == _ACCOUNT:
                 if header_account is None:
                     header_account = value.strip()
-            elif name == created_header:
+            elif role == _CREATED:
                 if header_created is None:
                     header_created = value
-            elif name == api_key_header and api_key is None:
-                api_key = value.strip()
-            elif name == "x-forwarded-proto" and forwarded_proto is None:
+            elif role == _API_KEY:
+                if api_key is None:
+                    api_key = value.strip()
+            elif forwarded_proto is None:
                 forwarded_proto = value
     except (TypeError, ValueError):
         # Headers that are not (name, value) pairs: keep what we read so far.
