@@ -13,7 +13,7 @@ PEOPLE: dict[str, dict[str, str]] = {
         "name": f"{_FIRST[n % len(_FIRST)]} {_LAST[n % len(_LAST)]}",
         "city": ("Lisbon", "Oslo", "Nairobi", "Osaka", "Quito")[n % 5],
     }
-    for n in range(1, 51)
+    for n in range(1, 5001)
 }
 
 

@@ -233,3 +233,22 @@ def test_crawler_without_published_ranges_relies_on_dns_verdicts():
     refuted = full_engine(Verdicts({("17.58.1.1", "applebot"): False}))
     d = refuted.decide(facts(T0, ip="17.58.1.1", path="/", user_agent=APPLEBOT, headers=()))
     assert any(e.detector == "client.spoofed_crawler" for e in d.evidence)
+
+
+def test_no_assets_counts_only_where_the_site_serves_assets():
+    from scrapewarden.core.engine import SITE_ASSETS_MIN
+
+    def pages(engine, ip):
+        return [engine.decide(facts(T0 + i, ip=ip, path="/feed")) for i in range(30)]
+
+    cdn_site = Engine(policy())
+    assert not any(
+        e.detector == "client.no_assets" for d in pages(cdn_site, "198.51.100.1") for e in d.evidence
+    )
+
+    own_assets = Engine(policy())
+    for i in range(SITE_ASSETS_MIN):
+        own_assets.decide(facts(T0, ip=f"192.0.2.{i + 1}", path="/static/app.css"))
+    assert any(
+        e.detector == "client.no_assets" for d in pages(own_assets, "198.51.100.1") for e in d.evidence
+    )

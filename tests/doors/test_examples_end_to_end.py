@@ -20,6 +20,10 @@ BROWSER = {
     "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     "accept-language": "en-GB,en;q=0.5",
     "accept-encoding": "gzip, deflate",
+    "sec-fetch-dest": "document",
+    "sec-fetch-mode": "navigate",
+    "sec-fetch-site": "same-origin",
+    "sec-fetch-user": "?1",
 }
 
 
@@ -100,3 +104,38 @@ def test_example_modules_as_shipped(module, attribute, interface, run_asgi, run_
         trap = httpx.get(f"{url}/wp-login.php", headers={**BROWSER, "accept": "application/json"})
     assert person.status_code == 200 and "Chiara Moreau" in person.text
     assert trap.status_code == 403 and trap.json()["error"] == "block"
+
+
+def _walk(client: httpx.Client, ids: list[int]) -> tuple[int, int | None]:
+    """Request each profile until the first refusal; (profiles received, status of the refusal)."""
+    received = 0
+    for n in ids:
+        reply = client.get(f"/users/{n}")
+        if reply.status_code != 200:
+            return received, reply.status_code
+        received += 1
+    return received, None
+
+
+def test_person_browses_freely_and_walkers_are_refused_within_budget(site):
+    """The issue's yardstick, on every framework: twenty profiles by a person are never refused;
+    a script walking /users/1..5000 from one address is refused, in order or not."""
+    import random
+
+    rng = random.Random(4)
+    warden = Warden(POLICY_FILE, state="memory://")
+    with site.serve(warden) as url, httpx.Client(base_url=url, headers=BROWSER, timeout=10) as person:
+        person.cookies.set("session", "person-1")
+        received, refusal = _walk(person, rng.sample(range(1, 5001), 20))
+    assert (received, refusal) == (20, None)
+
+    warden = Warden(POLICY_FILE, state="memory://")
+    with site.serve(warden) as url, httpx.Client(base_url=url, headers=BROWSER, timeout=10) as script:
+        received, refusal = _walk(script, list(range(1, 5001)))
+    assert refusal in (403, 429) and received < 50
+
+    budget = load_policy(POLICY_FILE).limits.per_ip.profiles_per_hour
+    warden = Warden(POLICY_FILE, state="memory://")
+    with site.serve(warden) as url, httpx.Client(base_url=url, headers=BROWSER, timeout=10) as script:
+        received, refusal = _walk(script, rng.sample(range(1, 5001), 5000))
+    assert refusal in (403, 429) and received <= budget

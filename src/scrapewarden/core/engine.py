@@ -34,6 +34,9 @@ from .resources import RecordRef, ResourceMatcher
 from .scoring import LIMIT_WARN_RATIO as WARN_RATIO
 from .scoring import action_for, combine, limit_weight
 
+SITE_ASSETS_MIN = 50
+"""Asset requests the site must have served before "loads no assets" counts against anyone."""
+
 
 class ClientChecker(Protocol):
     """Per-request client sanity (see ``detectors.client.ClientSanity``)."""
@@ -109,6 +112,7 @@ class Engine:
         self._ban_scopes = (
             frozenset(policy.actions.bans.scopes) if policy.actions.bans.enabled else frozenset()
         )
+        self._site_assets = 0
         self._v4 = policy.network.ipv4_network_prefix
         self._v6 = policy.network.ipv6_network_prefix
 
@@ -227,6 +231,10 @@ class Engine:
         path = facts.path
         is_asset = path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
         is_page = not is_asset and (record is not None or "text/html" in (facts.header("accept") or ""))
+        if is_asset:
+            # Counts assets served site-wide: a site whose assets come from a CDN (or that has
+            # none) never sees a browser fetch them, and then their absence means nothing.
+            self._site_assets += 1
         h = record.digest if record is not None else 0
         factor = SENSITIVITY_FACTOR.get(record.sensitivity, 1.0) if record is not None else 1.0
         policy = self.policy
@@ -247,7 +255,7 @@ class Engine:
                     state.assets += 1
                 elif is_page:
                     state.pages += 1
-                    if state.assets == 0 and state.pages >= 10:
+                    if state.assets == 0 and state.pages >= 10 and self._site_assets >= SITE_ASSETS_MIN:
                         _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
                 if kind == "ip" and (state.trapped_until or path in self._traps):
                     _keep(best, trap_evidence(path, self._traps, state, now, policy.traps.weight))
