@@ -78,3 +78,20 @@ def test_policy_that_flags_every_visitor_is_refused_before_any_server_starts(tmp
     assert "flags every simulated visitor" in result.stderr
     assert result.stdout == ""
     assert "round 1/1" not in result.stderr
+
+
+def test_bench_engine_reports_throughput_and_baseline():
+    from click.testing import CliRunner
+
+    from scrapewarden.cli.main import main
+
+    result = CliRunner().invoke(main, ["bench", "engine", "--requests", "5000", "--actors", "500", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["requests"] == 5000
+    assert report["decisions_per_s"] > 0 and report["p99_us"] >= report["p50_us"] > 0
+    assert report["baseline_plain_ip_limiter"]["decisions_per_s"] > 0
+    kinds = report["actions_by_actor_kind"]
+    # The synthetic scrapers are refused; the synthetic people are not blocked.
+    assert sum(n for action, n in kinds["scraper"].items() if action != "allow") > 0
+    assert kinds["human"].get("block", 0) == 0

@@ -123,3 +123,48 @@ def _print_middleware(report: dict[str, Any]) -> None:
     if report["rounds"] > 1:
         console.print(Text("req/s and p99 are medians over the rounds; see --json for each round."))
     console.print(Text(f"policy for scrapewarden: {report['policy']}"))
+
+
+@bench.command("engine")
+@click.option(
+    "--requests",
+    "n_requests",
+    type=click.IntRange(1000, 10_000_000),
+    default=1_000_000,
+    show_default=True,
+    help="Synthetic requests to decide (generated before the clock starts).",
+)
+@click.option(
+    "--actors",
+    type=click.IntRange(10, 5_000_000),
+    default=100_000,
+    show_default=True,
+    help="Distinct clients.",
+)
+@click.option("--seed", default=1, show_default=True, help="Seed of the synthetic traffic.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def engine(n_requests: int, actors: int, seed: int, as_json: bool) -> None:
+    """Decisions per second of the in-process engine, every detector on, one core.
+
+    The traffic mixes people (sessions, accounts, assets, shared addresses), anonymous visitors,
+    a search crawler and scrapers. The same facts also go through a plain per-address limiter:
+    the same-run baseline.
+    """
+    from ..bench.engine_bench import run
+
+    _progress(f"generating {n_requests:,} requests from {actors:,} actors…")
+    report = run(n_requests, actors, seed)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    console = Console()
+    table = Table(title=f"engine: {n_requests:,} decisions, {actors:,} actors")
+    for column in ("", "decisions/s", "p50 µs", "p99 µs"):
+        table.add_column(column, justify="right")
+    base = report["baseline_plain_ip_limiter"]
+    table.add_row(
+        "scrapewarden engine", f"{report['decisions_per_s']:,}", str(report["p50_us"]), str(report["p99_us"])
+    )
+    table.add_row("plain per-IP limiter", f"{base['decisions_per_s']:,}", "", str(base["p99_us"]))
+    console.print(table)
+    console.print(Text(f"actions by actor kind: {report['actions_by_actor_kind']}"))
