@@ -252,3 +252,25 @@ def test_no_assets_counts_only_where_the_site_serves_assets():
     assert any(
         e.detector == "client.no_assets" for d in pages(own_assets, "198.51.100.1") for e in d.evidence
     )
+
+
+def test_young_account_budgets_grow_with_age():
+    """The same pace is suspicious from a minutes-old account, not from a two-day-old one."""
+    ids = random.Random(8).sample(range(1, 100000), 60)
+
+    def flagged(age_seconds):
+        engine = Engine(policy())
+        for i, x in enumerate(ids):
+            f = facts(
+                T0 + i * 50,
+                path=f"/users/{x}",
+                account_id="a",
+                account_created=T0 - age_seconds,
+                session_id="s",
+            )
+            if any(e.detector == "new_account" for e in engine.decide(f).evidence):
+                return True
+        return False
+
+    assert flagged(600)
+    assert not flagged(2 * 86400)

@@ -145,6 +145,7 @@ class NewAccountPolicy(_Strict):
     lookups_per_minute: int = Field(10, gt=0)
     """Distinct records a brand-new account may look up per minute before it is suspicious."""
     lookups_per_hour: int = Field(40, gt=0)
+    """Both budgets hold at sign-up and grow to three times as much by ``young_hours``."""
 
 
 class Limits(_Strict):

@@ -11,6 +11,9 @@ from ..decision import Evidence
 from ..policy import NewAccountPolicy
 from ..scoring import limit_weight
 
+AGE_GROWTH = 2.0
+"""How much the young-account budgets grow (as a multiple) over ``young_hours``."""
+
 
 def new_account_evidence(
     state: ActorState, account_age_seconds: float, policy: NewAccountPolicy
@@ -19,8 +22,11 @@ def new_account_evidence(
     if account_age_seconds >= young_seconds:
         return None
     youth = 1.0 - max(0.0, account_age_seconds) / young_seconds  # 1 at sign-up, 0 when grown up
-    minute_ratio = state.seen_minute / policy.lookups_per_minute
-    hour_ratio = state.seen_hour / policy.lookups_per_hour
+    # The budgets grow with the account: the policy's figures hold at sign-up and triple by the
+    # time the account stops being young, meeting the ordinary per-account budgets.
+    allowance = 1.0 + AGE_GROWTH * (1.0 - youth)
+    minute_ratio = state.seen_minute / (policy.lookups_per_minute * allowance)
+    hour_ratio = state.seen_hour / (policy.lookups_per_hour * allowance)
     ratio = max(minute_ratio, hour_ratio)
     weight = limit_weight(ratio)
     if not weight:
