@@ -274,3 +274,39 @@ def test_young_account_budgets_grow_with_age():
 
     assert flagged(600)
     assert not flagged(2 * 86400)
+
+
+def test_walk_spread_over_a_slash_24_is_seen_as_one_network():
+    engine = Engine(policy())
+    # Every address with its own browser build, so only the network ties them together.
+    reqs = (
+        facts(
+            T0 + i * 0.2,
+            ip=f"203.0.113.{i % 256}",
+            path=f"/users/{i}",
+            user_agent=f"{CHROME} Build/{i % 256}",
+        )
+        for i in range(1, 3000)
+    )
+    n, d = first_action(engine, reqs)
+    assert n is not None and n <= 50
+    assert any(e.actor == "network" for e in d.evidence)
+
+
+def test_a_network_with_one_address_is_not_counted_twice():
+    engine = Engine(policy())
+    for i in range(20):
+        engine.decide(facts(T0 + i, ip="198.51.100.7", path=f"/users/{i * 37}"))
+    assert engine.actor("network", "198.51.100.0/24") is None
+    engine.decide(facts(T0 + 30, ip="198.51.100.8", path="/users/5"))
+    assert engine.actor("network", "198.51.100.0/24") is not None
+
+
+def test_shared_networks_gate_is_bounded():
+    from scrapewarden.core.counters import SharedNetworks
+
+    gate = SharedNetworks(max_networks=100)
+    for i in range(10_000):
+        gate.second_address(f"net{i}", "a")
+    assert len(gate._current) + len(gate._previous) <= 100
+    assert gate.second_address("net9999", "b") is True

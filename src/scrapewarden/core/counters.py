@@ -305,3 +305,31 @@ class ActorTable:
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
+
+
+class SharedNetworks:
+    """Which networks have been used by more than one address, in bounded memory.
+
+    Most networks carry one client: for them the address's own counters say everything, and
+    counting the network as well would double the engine's work for nothing. A network becomes
+    an actor of its own from the moment a second address in it shows up (a NAT'd office, or a
+    scraper spreading over a /24). Generational like :class:`ActorTable`.
+    """
+
+    __slots__ = ("_current", "_half", "_previous")
+
+    def __init__(self, max_networks: int = 1_000_000) -> None:
+        self._half = max(1, max_networks // 2)
+        self._current: dict[str, str] = {}
+        self._previous: dict[str, str] = {}
+
+    def second_address(self, network: str, ip: str) -> bool:
+        """Record ``ip`` in ``network``; True once another address has used the network."""
+        first = self._current.get(network)
+        if first is None:
+            first = self._previous.pop(network, None)
+            if len(self._current) >= self._half:
+                self._previous = self._current
+                self._current = {}
+            self._current[network] = first if first is not None else ip
+        return first is not None and first != ip

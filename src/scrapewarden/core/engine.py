@@ -20,7 +20,7 @@ import hashlib
 from typing import Protocol
 
 from .bans import BanTable, ban_ttl
-from .counters import ActorState, ActorTable, DistinctCount, SlidingCount
+from .counters import ActorState, ActorTable, DistinctCount, SharedNetworks, SlidingCount
 from .decision import Action, Decision, Evidence
 from .detectors.assets import no_assets_evidence
 from .detectors.budgets import SENSITIVITY_FACTOR, breadth_evidence, rate_evidence
@@ -113,6 +113,7 @@ class Engine:
             frozenset(policy.actions.bans.scopes) if policy.actions.bans.enabled else frozenset()
         )
         self._site_assets = 0
+        self._networks = SharedNetworks(max_actors)
         self._v4 = policy.network.ipv4_network_prefix
         self._v6 = policy.network.ipv6_network_prefix
 
@@ -212,15 +213,25 @@ class Engine:
         return None
 
     def _actors(self, facts: RequestFacts, fp: str) -> list[tuple[str, str]]:
-        actors = [("ip", facts.ip), ("network", network_of(facts.ip, self._v4, self._v6))]
-        if facts.session_id:
-            actors.append(("session", facts.session_id))
+        """The actors a request belongs to, most general first.
+
+        Address always. Its network only once the network has a second address (see
+        ``SharedNetworks``). Then the most specific identity the client shows: its account, else
+        its session, else — for clients with neither — its fingerprint. (Thousands of people
+        share a popular browser's fingerprint, so it is not counted for identified clients; for
+        anonymous ones it is often the one thing a scraper rotating addresses cannot rotate.
+        An account's budgets are tighter than a session's, so a logged-in session adds nothing.)
+        """
+        ip = facts.ip
+        actors = [("ip", ip)]
+        network = network_of(ip, self._v4, self._v6)
+        if self._tables["network"].peek(network) is not None or self._networks.second_address(network, ip):
+            actors.append(("network", network))
         if facts.account_id:
             actors.append(("account", facts.account_id))
-        elif not facts.session_id:
-            # Thousands of people share a popular browser's fingerprint, so it is counted only for
-            # clients that bring no session and no account: there it is often the one thing a
-            # scraper rotating over many addresses cannot rotate.
+        elif facts.session_id:
+            actors.append(("session", facts.session_id))
+        else:
             actors.append(("fingerprint", fp))
         return actors
 
