@@ -45,6 +45,10 @@ class BanTable:
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
 
+    def holds(self, kind: str) -> bool:
+        """Whether any ban of this kind is in the table (expired ones included until matched)."""
+        return bool(self._networks) if kind == "network" else bool(self._exact[kind])
+
     def __len__(self) -> int:
         return len(self._networks) + sum(len(v) for v in self._exact.values())
 

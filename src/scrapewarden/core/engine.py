@@ -113,6 +113,9 @@ class Engine:
             frozenset(policy.actions.bans.scopes) if policy.actions.bans.enabled else frozenset()
         )
         self._site_assets = 0
+        self._enforced = policy.mode == "enforce"
+        self._has_resources = bool(policy.protected)
+        self._verify_bots = policy.allow.verified_bots
         self._networks = SharedNetworks(max_actors)
         self._v4 = policy.network.ipv4_network_prefix
         self._v6 = policy.network.ipv6_network_prefix
@@ -123,8 +126,8 @@ class Engine:
         policy = self.policy
         now = facts.now
         ip = facts.ip
-        enforced = policy.mode == "enforce"
-        record = self.resources.match(facts.method, facts.path, facts.query) if self.resources else None
+        enforced = self._enforced
+        record = self.resources.match(facts.method, facts.path, facts.query) if self._has_resources else None
         record_pair = (record.kind, record.record_id) if record else None
         reputation = self.reputation
 
@@ -135,7 +138,9 @@ class Engine:
                 Action.ALLOW, 0.0, [Evidence("allow", 0.0, "on the allow list")], enforced, record=record_pair
             )
 
-        fp = fingerprint(facts)
+        # The fingerprint is needed only to count anonymous clients or to match fingerprint bans.
+        anonymous = not facts.account_id and not facts.session_id
+        fp = fingerprint(facts) if anonymous or self.bans.holds("fingerprint") else ""
         ban = self.bans.match(now, ip=ip, account=facts.account_id, session=facts.session_id, fingerprint=fp)
         if ban is not None:
             banned = [Evidence("ban", 100.0, f"banned ({ban.partition(':')[0]})")]
@@ -152,7 +157,7 @@ class Engine:
         evidence: list[Evidence] = []
         client = self.client
         if client is not None:
-            claimed = client.claimed_bot(facts.user_agent) if policy.allow.verified_bots else None
+            claimed = client.claimed_bot(facts.user_agent) if self._verify_bots else None
             if claimed is not None:
                 verified = self._verify_bot(ip, claimed)
                 if verified:
