@@ -188,7 +188,8 @@ class Seen:
     assets: int = 0
     addresses: Counter[str] = field(default_factory=Counter)
     user_agents: Counter[str] = field(default_factory=Counter)
-    referers: int = 0
+    page_referers: int = 0
+    """Page (non-asset) requests that carried a Referer."""
     requests: Counter[str] = field(default_factory=Counter)
     """``METHOD /path`` (no query) of every page request."""
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
@@ -209,9 +210,9 @@ class Counting:
             else:
                 self.seen.pages += 1
                 self.seen.requests[f"{scope['method']} {scope['path']}"] += 1
+                self.seen.page_referers += "referer" in headers
             self.seen.addresses[headers.get("x-forwarded-for", "")] += 1
             self.seen.user_agents[headers.get("user-agent", "")] += 1
-            self.seen.referers += "referer" in headers
         if scope["type"] != "http" or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
@@ -324,4 +325,30 @@ async def test_people_in_chromium_load_pages_and_assets_and_see_records(site: Si
     # The member logged in through the form.
     assert site.seen.requests["GET /login"] >= 1 and site.seen.requests["POST /login"] == 1
     assert site.seen.statuses[("POST /login", 303)] == 1
+    assert _no_children_left() == []
+
+
+@pytest.mark.anyio
+async def test_headless_scraper_walks_profiles_with_assets_and_referers(site: Site) -> None:
+    reason = browser_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from scrapewarden.demo.actors.headless_scraper import run_headless_scraper
+
+    result = await run_headless_scraper(
+        site.target, time.monotonic() + 6.0, random.Random(2), cap=25, time_scale=0.05
+    )
+
+    assert result.kind == "scraper" and result.outcome == "none"
+    assert 5 <= result.requests <= 25, result
+    assert len(result.records) >= 5, result
+    # One address, from a hosting network, sent on pages and assets alike.
+    (address,) = [ip for ip in site.seen.addresses if ip]
+    assert address in load_ip_ranges().datacenter
+    assert site.seen.assets >= result.requests  # every page brought its stylesheet, script, images
+    assert site.seen.page_referers >= result.requests - 1  # all but the first page opened from a page
+    # Breadth-first over profiles and followers lists, nothing else.
+    walked = {r.split(" ", 1)[1] for r in site.seen.requests if r != "GET /favicon.ico"}
+    assert any(p.endswith("/followers") for p in walked)
+    assert all(p == "/" or p.startswith(("/users/", "/@")) for p in walked), walked
     assert _no_children_left() == []
