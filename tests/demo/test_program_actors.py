@@ -197,10 +197,15 @@ class Seen:
 
 
 class Counting:
-    """ASGI wrapper that counts each HTTP request before the site answers it."""
+    """ASGI wrapper that counts each HTTP request before the site answers it.
 
-    def __init__(self, app: Any, seen: Seen) -> None:
-        self.app, self.seen = app, seen
+    With ``pages_per_address`` it is also a crude per-address limit: past that many pages from
+    one X-Forwarded-For address it answers 429, so tests can see actors count refusals.
+    """
+
+    def __init__(self, app: Any, seen: Seen, pages_per_address: int | None = None) -> None:
+        self.app, self.seen, self.limit = app, seen, pages_per_address
+        self.pages_by_address: Counter[str] = Counter()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -217,6 +222,12 @@ class Counting:
             await self.app(scope, receive, send)
             return
         request = f"{scope['method']} {scope['path']}"
+        address = dict(scope["headers"]).get(b"x-forwarded-for", b"").decode("latin-1")
+        self.pages_by_address[address] += 1
+        if self.limit is not None and self.pages_by_address[address] > self.limit:
+            self.seen.statuses[(request, 429)] += 1
+            await PlainTextResponse("Too Many Requests", status_code=429)(scope, receive, send)
+            return
 
         async def send_counting(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -234,12 +245,22 @@ class Site:
 
 @pytest.fixture
 def site() -> Iterator[Site]:
+    yield from _serve(pages_per_address=None)
+
+
+@pytest.fixture
+def limited_site() -> Iterator[Site]:
+    """The site behind a limit of 30 pages per address (429 after that)."""
+    yield from _serve(pages_per_address=30)
+
+
+def _serve(pages_per_address: int | None) -> Iterator[Site]:
     seen = Seen()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(Counting(standin_app(), seen), log_level="warning", lifespan="off")
+        uvicorn.Config(Counting(standin_app(), seen, pages_per_address), log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
@@ -351,4 +372,32 @@ async def test_headless_scraper_walks_profiles_with_assets_and_referers(site: Si
     walked = {r.split(" ", 1)[1] for r in site.seen.requests if r != "GET /favicon.ico"}
     assert any(p.endswith("/followers") for p in walked)
     assert all(p == "/" or p.startswith(("/users/", "/@")) for p in walked), walked
+    assert _no_children_left() == []
+
+
+@pytest.mark.anyio
+async def test_scrapy_spider_crawls_profiles_and_counts_refusals(limited_site: Site) -> None:
+    from scrapewarden.demo.actors.scrapy_spider import run_scrapy_spider, scrapy_unavailable
+
+    reason = scrapy_unavailable()
+    if reason:
+        pytest.skip(reason)
+    site = limited_site
+    result = await run_scrapy_spider(site.target, time.monotonic() + 6.0, random.Random(4), cap=80)
+
+    assert result.kind == "scraper"
+    (address,) = [ip for ip in site.seen.addresses if ip]
+    assert address in load_ip_ranges().datacenter
+    # Every response the site sent was scored, the 429s Scrapy retried included.
+    assert result.requests == site.seen.addresses[address]
+    assert result.throttled == sum(n for (_, status), n in site.seen.statuses.items() if status == 429) > 0
+    assert result.outcome == "throttled"
+    # Records came in before the limit, and none with the refusals.
+    assert len(result.records) >= 10
+    assert result.records_before_first_action == len(result.records)
+    # It followed profiles, followers lists and their pages only (robots.txt not even asked).
+    paths = {r.split(" ", 1)[1] for r in site.seen.requests}
+    assert "/robots.txt" not in paths
+    assert any(p.endswith("/followers") for p in paths)
+    assert all(p == "/" or p.startswith(("/users/", "/@")) for p in paths), paths
     assert _no_children_left() == []
