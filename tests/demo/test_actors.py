@@ -236,6 +236,20 @@ async def test_a_logged_in_person_logs_in_and_keeps_the_session(site: Site) -> N
     assert after and all("sid=" in (s.header("cookie") or "") for s in after)
 
 
+@pytest.mark.anyio
+async def test_cookies_sit_where_the_browser_puts_them_and_the_proxy_header_last(site: Site) -> None:
+    firefox = next(b for b in (pick_browser(random.Random(i)) for i in range(200)) if b.family == "firefox")
+    person = _person(site, firefox, clicks=5, logged_in_as=1)
+    await _run(person, site)
+    seen = site.recorder.by(person.ip)
+    assert seen and all(s.headers[-1][0] == "x-forwarded-for" for s in seen)
+    pages = [s for s in seen if s.header("cookie") and s.header("sec-fetch-dest") == "document"]
+    assert pages, "the person logged in and sent the session cookie"
+    for page in pages:
+        names = [k for k, _ in page.headers]
+        assert names.index("connection") < names.index("cookie") < names.index("upgrade-insecure-requests")
+
+
 def test_people_mix_shares_some_addresses_and_keeps_them_residential() -> None:
     people = people_mix(30, random.Random(2), shared_addresses=2, per_shared_address=4, logged_in_share=0.5)
     counts = Counter(p.ip for p in people)
@@ -386,6 +400,31 @@ async def test_a_scraper_retries_backs_off_and_gives_up_after_refusals(site: Sit
     # Three attempts at each id (the first and two retries), then the next id; 7 refusals in all.
     assert paths == ["/users/1"] * 3 + ["/users/2"] * 3 + ["/users/3"]
     assert result.throttled == 7 and result.records == set()
+
+
+@pytest.mark.anyio
+async def test_no_actor_starts_past_its_deadline(site: Site) -> None:
+    actors: list[Any] = [
+        _person(site, chrome()),
+        GoodBot(),
+        SequentialScraper("late", address="159.203.10.8"),
+        *scrapers_mix(random.Random(6), new_accounts=1),
+    ]
+    for actor in actors:
+        result = await _run(actor, site, seconds=0.0)
+        assert result.requests == 0 and result.sessions in (0, 1)
+    assert site.recorder.seen == []
+    people = people_mix(3, random.Random(1), arrivals_over_s=3600.0)
+    late = await _run(people[0], site, seconds=0.2)
+    assert late.requests == 0 and late.sessions == 0, "a person who never arrived had no session"
+
+
+@pytest.mark.anyio
+async def test_an_actor_never_exceeds_its_max_rate(site: Site) -> None:
+    # An upper bound only: a slow machine makes fewer requests, never more.
+    scraper = SequentialScraper("paced", address="159.203.10.9", max_rate=10.0)
+    result = await _run(scraper, site, seconds=1.0)
+    assert 1 <= result.requests <= 11
 
 
 def test_forged_tokens_count_for_nothing() -> None:

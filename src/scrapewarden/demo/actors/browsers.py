@@ -185,14 +185,17 @@ class Browser:
         return {name: value for name, value in headers if value is not None}
 
     def form_post(self, referer: str, origin: str) -> dict[str, str]:
-        """Headers of a form submission (the session adds Content-Type and Content-Length)."""
+        """Headers of a form submission; the client fills in the empty ``Content-Length``."""
         headers = self.page(referer)
-        # Browsers send Origin with every POST; it sits just before Upgrade-Insecure-Requests
-        # (Chrome), after Referer (Firefox) or before Accept (Safari). Close enough: after Accept.
+        # Browsers send Origin and the form's Content-Type with every POST, near the top
+        # (Chrome: before Upgrade-Insecure-Requests; Firefox and Safari: after Accept). Close
+        # enough for all three: right after Accept.
         out: dict[str, str] = {}
         for name, value in headers.items():
             out[name] = value
             if name == "Accept":
+                out["Content-Type"] = "application/x-www-form-urlencoded"
+                out["Content-Length"] = ""
                 out["Origin"] = origin
                 out["Cache-Control"] = "max-age=0"
         return out

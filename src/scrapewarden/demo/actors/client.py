@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -25,6 +25,7 @@ DEADLINE_SLACK_S = 1.0
 """A request started just before the deadline may run this much past it, no more."""
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
+_FORM_ONLY = ("origin", "cache-control", "content-type", "content-length")
 
 
 @dataclass
@@ -188,7 +189,7 @@ class Client:
             if reply.status in (301, 302, 303) and method == "POST":
                 # Browsers turn a POST into a GET after these, without the form's body.
                 method, data = "GET", None
-                headers = {k: v for k, v in headers.items() if k.lower() not in ("origin", "cache-control")}
+                headers = {k: v for k, v in headers.items() if k.lower() not in _FORM_ONLY}
             path = location
         return reply
 
@@ -220,6 +221,13 @@ class Client:
         assert self._session is not None
         url = self.url(path)
         sent = self._with_cookies(headers, url)
+        body: bytes | None = None
+        if data is not None:
+            # Encoded here so that Content-Type and Content-Length sit where the header set has
+            # them (aiohttp would append them after everything else).
+            body = urlencode(data).encode()
+            sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
+            sent["Content-Length"] = str(len(body))
         # A front proxy appends X-Forwarded-For after the client's own headers.
         sent["X-Forwarded-For"] = address
         timeout = max(0.1, min(REQUEST_TIMEOUT_S, deadline - time.monotonic() + DEADLINE_SLACK_S))
@@ -229,7 +237,7 @@ class Client:
                 method,
                 url,
                 headers=sent,
-                data=data,
+                data=body,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:

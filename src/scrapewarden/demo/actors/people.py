@@ -53,6 +53,8 @@ class Person:
     time_scale: float = 1.0
     returning: bool = False
     """Has the site's stylesheets and scripts cached from an earlier visit."""
+    arrival_s: float = 0.0
+    """Seconds after ``run`` starts at which this person turns up."""
     think_median_s: float = THINK_MEDIAN_S
     think_sigma: float = THINK_SIGMA
     max_rate: float = DEFAULT_MAX_RATE
@@ -63,10 +65,15 @@ class Person:
 
     async def run(self, target: Target, deadline: float, rng: random.Random) -> ActorResult:
         result = ActorResult(self.name, "human", sessions=1)
+        if self.arrival_s > 0 and not await pause(self.arrival_s, deadline):
+            result.sessions = 0  # never turned up before the end of the run
+            return result
         async with Client(
             target, result, address=self.ip, max_rate=self.max_rate, connections=BROWSER_CONNECTIONS
         ) as client:
             await _Visit(self, client, target, rng, deadline).browse()
+        if client.sent == 0:
+            result.sessions = 0
         return result
 
 
@@ -182,6 +189,7 @@ def people_mix(
     accounts: int | Sequence[int | str] = 200,
     clicks: tuple[int, int] = (5, 40),
     time_scale: float = 1.0,
+    arrivals_over_s: float = 0.0,
     max_rate: float = DEFAULT_MAX_RATE,
 ) -> list[Person]:
     """``n`` people with residential addresses, some sharing one (office or carrier NAT).
@@ -189,7 +197,8 @@ def people_mix(
     ``shared_addresses`` addresses are each used by up to ``per_shared_address`` people; every
     other person has an address of their own. Logged-in people use distinct existing accounts
     drawn from ``accounts``: handles, or indices into ``Target.handles`` (an int ``k`` means
-    indices 0..k-1).
+    indices 0..k-1). Arrivals are spread uniformly over the first ``arrivals_over_s`` seconds
+    (0: everyone starts at once).
     """
     used_slash24: set[str] = set()
     nat = [residential_address(rng, avoid_slash24=used_slash24) for _ in range(shared_addresses)]
@@ -211,6 +220,7 @@ def people_mix(
                 clicks=rng.randint(*clicks),
                 time_scale=time_scale,
                 returning=rng.random() < returning_share,
+                arrival_s=rng.uniform(0.0, arrivals_over_s) if arrivals_over_s > 0 else 0.0,
                 max_rate=max_rate,
             )
         )
