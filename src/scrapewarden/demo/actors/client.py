@@ -221,13 +221,13 @@ class Client:
         assert self._session is not None
         url = self.url(path)
         sent = self._with_cookies(headers, url)
-        body: bytes | None = None
+        payload: bytes | None = None
         if data is not None:
             # Encoded here so that Content-Type and Content-Length sit where the header set has
             # them (aiohttp would append them after everything else).
-            body = urlencode(data).encode()
+            payload = urlencode(data).encode()
             sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
-            sent["Content-Length"] = str(len(body))
+            sent["Content-Length"] = str(len(payload))
         # A front proxy appends X-Forwarded-For after the client's own headers.
         sent["X-Forwarded-For"] = address
         timeout = max(0.1, min(REQUEST_TIMEOUT_S, deadline - time.monotonic() + DEADLINE_SLACK_S))
@@ -237,7 +237,7 @@ class Client:
                 method,
                 url,
                 headers=sent,
-                data=body,
+                data=payload,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
