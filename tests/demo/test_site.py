@@ -245,6 +245,8 @@ def test_unknown_people_are_404(bare):
             f"/users/{PEOPLE + 1}",
             "/users/abc",
             "/users/1x",
+            "/users/007",
+            "/users/\uff17",
             "/@no.such.person",
             "/nope",
         ):
@@ -262,7 +264,7 @@ def test_pages_load_assets_hide_a_trap_and_robots_keeps_crawlers_out(bare):
         for path in ("/", "/feed", "/users/1", "/search?q=an", "/users/1/followers", "/login", "/signup"):
             body = c.get(path).text
             assert 'href="/static/site.css"' in body and 'src="/static/app.js"' in body, path
-            assert re.search(r'<img [^>]*src="/static/img/[^"]+\.svg"', body), path
+            assert re.search(r'<img class="avatar[^"]*" src="/static/img/avatar-\d\.svg"', body), path
             trap = re.search(r'<a class="sw-hidden" href="([^"]+)" rel="nofollow"', body)
             assert trap and trap.group(1) == pages.TRAP_PATH, path
         css = c.get("/static/site.css")

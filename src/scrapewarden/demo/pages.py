@@ -42,7 +42,7 @@ def avatar(person: Person | None, size: str = "") -> str:
 def layout(title: str, body: str, viewer: Person | None) -> str:
     """A whole page: head with the shared CSS and JS, top bar, content, hidden trap link."""
     if viewer is None:
-        account = '<a href="/login">Log in</a><a href="/signup">Sign up</a>'
+        account = f'{avatar(None, "small")}<a href="/login">Log in</a><a href="/signup">Sign up</a>'
     else:
         account = (
             f'<a href="/users/{viewer.id}">{avatar(viewer, "small")}</a>'

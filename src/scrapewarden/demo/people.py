@@ -19,6 +19,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from faker import Faker
 
@@ -275,3 +276,19 @@ def population(seed: int = 7, n: int = 20_000) -> Population:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = found
         return found
+
+
+def site_info(seed: int = 7, people: int = 20_000, handles: int = 200) -> dict[str, Any]:
+    """What an actor may know about the site: how many people, some handles, common first names.
+
+    ``password`` is every generated account's password, so actors can log in as aged accounts.
+    The scoring secret is ``demo.records.demo_secret(seed)``.
+    """
+    crowd = population(seed, people)
+    step = max(1, crowd.n // handles)
+    return {
+        "people": crowd.n,
+        "handles": tuple(crowd.people[i].handle for i in range(0, crowd.n, step))[:handles],
+        "first_names": crowd.common_first_names(),
+        "password": DEMO_PASSWORD,
+    }

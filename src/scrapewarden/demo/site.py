@@ -40,8 +40,10 @@ from . import pages
 from .accounts import SESSION_COOKIE, Accounts
 from .assets import static_files
 from .baseline import PerIpLimit
-from .people import DEMO_PASSWORD, Person, Post, population
+from .people import Person, Post, population, site_info
 from .records import demo_secret, record_token
+
+__all__ = ["REGIMES", "DemoSite", "create_app", "demo_policy", "site_info", "site_of"]
 
 log = logging.getLogger("scrapewarden.demo")
 
@@ -127,7 +129,9 @@ class DemoSite:
         return HTMLResponse(pages.not_found(self._viewer(request), what), status_code=404)
 
     def _person_from_id(self, raw: str) -> Person | None:
-        if not raw.isdigit() or len(raw) > 9:
+        # Only the canonical spelling: "007" or a full-width "７" would be another URL for the
+        # same person, i.e. another record id to the policy.
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or raw[0] == "0":
             return None
         return self.accounts.get(int(raw))
 
@@ -368,22 +372,6 @@ def site_of(app: Any) -> DemoSite:
             return site
         app = getattr(app, "app", None)
     raise ValueError("not an app made by create_app")
-
-
-def site_info(seed: int = 7, people: int = 20_000, handles: int = 200) -> dict[str, Any]:
-    """What an actor may know about the site: how many people, some handles, common first names.
-
-    Every generated account's password is ``password``, so actors can log in as aged accounts.
-    The scoring secret is ``demo.records.demo_secret(seed)``.
-    """
-    crowd = population(seed, people)
-    step = max(1, crowd.n // handles)
-    return {
-        "people": crowd.n,
-        "handles": tuple(crowd.people[i].handle for i in range(0, crowd.n, step))[:handles],
-        "first_names": crowd.common_first_names(),
-        "password": DEMO_PASSWORD,
-    }
 
 
 # -- the interim `scrapewarden demo` (demo/run.py) still imports these; run.py is being rewritten.
