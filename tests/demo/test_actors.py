@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -273,10 +274,12 @@ async def test_the_good_bot_obeys_robots_and_comes_from_googlebot_ranges(site: S
     assert len(seen) == result.requests and result.requests > 10
     addresses = {s.address for s in seen}
     assert len(addresses) == 1 and addresses.pop() in load_ip_ranges().crawlers["googlebot"]
-    robots_body = "User-agent: *\nDisallow: /api/\nDisallow: /search\nDisallow: /.sw/\n"
-    robots = parse_robots(robots_body, "googlebot")
+    with urllib.request.urlopen(site.target.base_url + "/robots.txt") as reply:
+        robots = parse_robots(reply.read().decode(), "googlebot")
+    assert not robots.allowed("/search?q=ab") and not robots.allowed("/.sw/trap")
     assert all(robots.allowed(s.path) for s in seen)
     assert not any(s.path.startswith(("/api/", "/search", "/.sw/")) for s in seen)
+    assert any(not s.path.startswith("/users/") for s in seen[2:]), "it follows links, not only the sitemap"
     assert "/sitemap.xml" in {s.path for s in seen}
     assert len(result.records) > 5, "a search engine indexes public profiles"
 

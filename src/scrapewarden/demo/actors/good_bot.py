@@ -57,7 +57,9 @@ class _Crawl:
         self.client = client
         self.deadline = deadline
         self.robots = Robots()
-        self.queue: deque[str] = deque()
+        # Two frontiers, taken in turn: what the sitemap lists and what pages link to.
+        self.listed: deque[str] = deque()
+        self.linked: deque[str] = deque()
         self.seen: set[str] = set()
 
     async def run(self) -> None:
@@ -90,10 +92,13 @@ class _Crawl:
                 if nested:
                     pending.append(found)
                 else:
-                    self._enqueue(found)
+                    self._enqueue(found, listed=True)
         self._enqueue("/")
-        while self.queue:
-            path = self.queue.popleft()
+        turn = 0
+        while self.listed or self.linked:
+            turn += 1
+            first, second = (self.listed, self.linked) if turn % 2 else (self.linked, self.listed)
+            path = (first or second).popleft()
             reply = await self._get(path)
             if reply is None:
                 return
@@ -103,10 +108,10 @@ class _Crawl:
                     if found is not None and not link.nofollow:
                         self._enqueue(found)
 
-    def _enqueue(self, path: str) -> None:
+    def _enqueue(self, path: str, *, listed: bool = False) -> None:
         if path not in self.seen and self.robots.allowed(path):
             self.seen.add(path)
-            self.queue.append(path)
+            (self.listed if listed else self.linked).append(path)
 
     async def _get(self, path: str) -> Reply | None:
         # Redirects are not followed blindly: the target may be disallowed, so it is queued.
