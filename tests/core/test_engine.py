@@ -310,3 +310,10 @@ def test_shared_networks_gate_is_bounded():
         gate.second_address(f"net{i}", "a")
     assert len(gate._current) + len(gate._previous) <= 100
     assert gate.second_address("net9999", "b") is True
+
+
+def test_robots_txt_is_always_served():
+    engine = Engine(policy())
+    engine.bans.add("ip", "198.51.100.7", None)
+    assert engine.decide(facts(T0, path="/robots.txt", user_agent="python-requests/2.32.3")).action is Action.ALLOW
+    assert engine.decide(facts(T0, path="/users/1")).action is Action.BLOCK

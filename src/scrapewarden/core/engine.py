@@ -105,6 +105,7 @@ class Engine:
         }
         self._traps = frozenset(policy.traps.paths)
         self._allow_accounts = frozenset(policy.allow.accounts)
+        self._allow_paths = frozenset(policy.allow.paths)
         self._partners: dict[str, Partner] = {p.key_sha256.lower(): p for p in policy.identity.partners}
         self._partner_usage: dict[str, _PartnerUsage] = {}
         self._asset_prefixes = tuple(policy.client.asset_prefixes)
@@ -131,8 +132,10 @@ class Engine:
         record_pair = (record.kind, record.record_id) if record else None
         reputation = self.reputation
 
-        if (reputation is not None and reputation.allowed(ip)) or (
-            facts.account_id is not None and facts.account_id in self._allow_accounts
+        if (
+            facts.path in self._allow_paths
+            or (reputation is not None and reputation.allowed(ip))
+            or (facts.account_id is not None and facts.account_id in self._allow_accounts)
         ):
             return Decision(
                 Action.ALLOW, 0.0, [Evidence("allow", 0.0, "on the allow list")], enforced, record=record_pair

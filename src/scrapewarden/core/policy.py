@@ -207,6 +207,9 @@ class AllowPolicy(_Strict):
     networks: list[str] = Field(default_factory=list)
     """Never act on these (office networks, monitoring)."""
     accounts: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=lambda: ["/robots.txt"])
+    """Paths anyone may fetch, whatever else they did: a crawler must be able to read the rules
+    it is asked to follow, even from an address we stopped."""
     verified_bots: bool = True
     """Let crawlers through whose address matches their published ranges or passes FCrDNS."""
     verify_dns: bool = False
