@@ -39,8 +39,9 @@ from scrapewarden.demo.actors.scrapers import (
     Slash24Scraper,
     scrapers_mix,
 )
+from scrapewarden.demo.people import site_info
 from scrapewarden.demo.records import demo_secret, record_token
-from scrapewarden.demo.site import create_app, site_info
+from scrapewarden.demo.site import create_app
 from scrapewarden.lists import load_ip_ranges
 
 SEED = 11
