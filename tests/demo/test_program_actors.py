@@ -364,7 +364,7 @@ async def test_headless_scraper_walks_profiles_with_assets_and_referers(site: Si
     assert 5 <= result.requests <= 25, result
     assert len(result.records) >= 5, result
     # One address, from a hosting network, sent on pages and assets alike.
-    (address,) = [ip for ip in site.seen.addresses if ip]
+    (address,) = site.seen.addresses  # every request, pages and assets, carried the same one
     assert address in load_ip_ranges().datacenter
     assert site.seen.assets >= result.requests  # every page brought its stylesheet, script, images
     assert site.seen.page_referers >= result.requests - 1  # all but the first page opened from a page
@@ -386,7 +386,7 @@ async def test_scrapy_spider_crawls_profiles_and_counts_refusals(limited_site: S
     result = await run_scrapy_spider(site.target, time.monotonic() + 6.0, random.Random(4), cap=80)
 
     assert result.kind == "scraper"
-    (address,) = [ip for ip in site.seen.addresses if ip]
+    (address,) = site.seen.addresses  # every request, pages and assets, carried the same one
     assert address in load_ip_ranges().datacenter
     # Every response the site sent was scored, the 429s Scrapy retried included.
     assert result.requests == site.seen.addresses[address]
@@ -400,4 +400,34 @@ async def test_scrapy_spider_crawls_profiles_and_counts_refusals(limited_site: S
     assert "/robots.txt" not in paths
     assert any(p.endswith("/followers") for p in paths)
     assert all(p == "/" or p.startswith(("/users/", "/@")) for p in paths), paths
+    assert _no_children_left() == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("tool", ["wget", "httrack"])
+async def test_mirror_tool_copies_the_site_and_is_scored(limited_site: Site, tool: str) -> None:
+    from scrapewarden.demo.actors.mirror_tools import run_httrack, run_wget, tool_unavailable
+
+    reason = tool_unavailable(tool)
+    if reason:
+        pytest.skip(reason)
+    site = limited_site
+    run = run_wget if tool == "wget" else run_httrack
+    result = await run(site.target, time.monotonic() + 6.0, random.Random(6))
+
+    assert result.kind == "scraper"
+    (address,) = site.seen.addresses  # every request, pages and assets, carried the same one
+    assert address in load_ip_ranges().datacenter
+    # Every response the site sent, pages and assets, is in the tool's log and was scored, but
+    # for those still in flight when the tool was stopped at the deadline (one connection for
+    # wget, four for httrack).
+    in_flight = 1 if tool == "wget" else 4
+    assert 0 <= site.seen.addresses[address] - result.requests <= in_flight
+    refused = sum(n for (_, status), n in site.seen.statuses.items() if status == 429)
+    assert result.throttled > 0 and 0 <= refused - result.throttled <= in_flight
+    # Records came from the pages it kept before the limit (30 pages, some of them profiles).
+    assert len(result.records) >= 5
+    assert result.records_before_first_action is not None
+    assert result.records_before_first_action <= len(result.records)
+    assert "/robots.txt" not in {r.split(" ", 1)[1] for r in site.seen.requests}
     assert _no_children_left() == []
