@@ -315,5 +315,29 @@ def test_shared_networks_gate_is_bounded():
 def test_robots_txt_is_always_served():
     engine = Engine(policy())
     engine.bans.add("ip", "198.51.100.7", None)
-    assert engine.decide(facts(T0, path="/robots.txt", user_agent="python-requests/2.32.3")).action is Action.ALLOW
+    assert (
+        engine.decide(facts(T0, path="/robots.txt", user_agent="python-requests/2.32.3")).action
+        is Action.ALLOW
+    )
     assert engine.decide(facts(T0, path="/users/1")).action is Action.BLOCK
+
+
+def test_fleet_of_addresses_with_one_build_and_no_assets_is_caught_but_browsers_are_not():
+    from scrapewarden.core.engine import SITE_ASSETS_MIN
+
+    engine = Engine(policy())
+    rng = random.Random(3)
+    # Other visitors load assets: the site serves assets.
+    for i in range(SITE_ASSETS_MIN):
+        engine.decide(facts(T0, ip=f"192.0.2.{i + 1}", path="/static/app.css", user_agent="Firefox"))
+    # A residential-proxy fleet: one request each from 300 addresses, same headers, no assets.
+    outcomes = []
+    for i in range(300):
+        ip = f"{rng.randint(11, 199)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        outcomes.append(engine.decide(facts(T0 + i, ip=ip, path=f"/users/{rng.randint(1, 10**6)}")))
+    first = next(i for i, d in enumerate(outcomes) if d.action is not Action.ALLOW)
+    assert first < 40
+    assert any(e.detector == "client.fleet_no_assets" for e in outcomes[first].evidence)
+    # A person with the same build who loads the page's assets is not held to the fleet.
+    engine.decide(facts(T0 + 400, ip="198.18.0.9", path="/static/app.css"))
+    assert engine.decide(facts(T0 + 401, ip="198.18.0.9", path="/users/77")).action is Action.ALLOW

@@ -168,3 +168,24 @@ def engine(n_requests: int, actors: int, seed: int, as_json: bool) -> None:
     table.add_row("plain per-IP limiter", f"{base['decisions_per_s']:,}", "", str(base["p99_us"]))
     console.print(table)
     console.print(Text(f"actions by actor kind: {report['actions_by_actor_kind']}"))
+
+
+def _scenarios_command() -> click.Command:
+    from .demo_cmds import scenario_options
+
+    @bench.command("scenarios")
+    @scenario_options(duration=180.0, persons=80)
+    def scenarios(json_path: Path | None, **kw: Any) -> None:
+        """The scenario suite, longer and seeded: compare policies with --policy.
+
+        Same scoring as `scrapewarden demo`: records leaked per scraper and people bothered,
+        for the protected site and for a per-address limit and no protection in the same run.
+        """
+        from .demo_cmds import _config, run_and_report
+
+        run_and_report(_config(**kw), json_path, Console())
+
+    return scenarios
+
+
+_scenarios_command()

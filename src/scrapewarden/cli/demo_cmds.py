@@ -1,72 +1,179 @@
-"""`scrapewarden demo`: the people site behind scrapewarden, with people and scrapers at it."""
+"""`scrapewarden demo` and `scrapewarden bench scenarios`: the scenario suite, live and scored."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+
+def scenario_options(duration: float, persons: int) -> Any:
+    """Options shared by `demo` and `bench scenarios` (only the defaults differ)."""
+
+    def wrap(fn: Any) -> Any:
+        options = [
+            click.option("--duration", default=duration, show_default=True, help="Seconds of traffic."),
+            click.option("--seed", default=7, show_default=True, help="Seed of people, site and traffic."),
+            click.option(
+                "--people", "site_people", default=20_000, show_default=True, help="People on the site."
+            ),
+            click.option("--persons", default=persons, show_default=True, help="People browsing over HTTP."),
+            click.option(
+                "--browser-people", default=3, show_default=True, help="People browsing in Chromium."
+            ),
+            click.option(
+                "--programs/--no-programs",
+                default=True,
+                show_default=True,
+                help="Also run Chromium, Scrapy, wget and httrack where installed.",
+            ),
+            click.option(
+                "--policy",
+                type=click.Path(exists=True, dir_okay=False),
+                help="Policy for the protected site.",
+            ),
+            click.option(
+                "--state",
+                envvar="SCRAPEWARDEN_STATE",
+                default="memory://",
+                show_default=True,
+                help="Where the protected site keeps bans and events.",
+            ),
+            click.option(
+                "--json",
+                "json_path",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Also write the scored results here.",
+            ),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return wrap
+
+
+def _config(**kw: Any) -> Any:
+    from ..demo.scenarios import ScenarioConfig
+
+    return ScenarioConfig(
+        duration=kw["duration"],
+        seed=kw["seed"],
+        people=kw["site_people"],
+        persons=kw["persons"],
+        browser_people=kw["browser_people"],
+        programs=kw["programs"],
+        policy=kw["policy"],
+        state=kw["state"],
+    )
+
+
+def run_and_report(config: Any, json_path: Path | None, console: Console) -> dict[str, Any]:
+    from ..demo.scenarios import run_scenarios
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("starting the sites", total=config.duration, detail="")
+
+        def progress(runs: list[Any], elapsed: float) -> None:
+            detail = "  ".join(f"{r.regime}: {r.finished}/{r.planned} actors done" for r in runs)
+            bar.update(task, completed=min(elapsed, config.duration), description="traffic", detail=detail)
+
+        report = run_scenarios(config, progress)
+    print_report(report, console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+        console.print(Text(f"results written to {json_path}"))
+    return report
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    baselines = report.get("baselines", {})
+    columns = [
+        ("protected", report),
+        *((name, baselines[name]) for name in ("per_ip_limit", "none") if name in baselines),
+    ]
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    for column, summary in columns:
+        for actor in summary["actors"]:
+            rows.setdefault(actor["name"], {})[column] = actor
+    table = Table(title=f"records received by each client ({report['records_total']:,} people on the site)")
+    table.add_column("client")
+    table.add_column("kind")
+    for column, _ in columns:
+        table.add_column(f"{column}\nrecords / outcome", justify="right")
+    for name, cells in sorted(rows.items(), key=lambda item: (next(iter(item[1].values()))["kind"], item[0])):
+        kind = next(iter(cells.values()))["kind"]
+        shown = [
+            f"{cells[c]['records_exposed']:,} / {cells[c]['outcome']}" if c in cells else "-"
+            for c, _ in columns
+        ]
+        table.add_row(Text(name), kind, *shown)
+    console.print(table)
+    summary = Table(title="summary")
+    summary.add_column("")
+    for column, _ in columns:
+        summary.add_column(column, justify="right")
+    summary.add_row(
+        "records leaked to scrapers", *(f"{s['scrapers']['records_leaked_total']:,}" for _, s in columns)
+    )
+    summary.add_row("median per scraper", *(str(s["scrapers"]["median_records_leaked"]) for _, s in columns))
+    summary.add_row("people sessions", *(str(s["humans"]["sessions"]) for _, s in columns))
+    for what in ("blocked", "challenged", "throttled"):
+        summary.add_row(f"people {what}", *(str(s["humans"][what]) for _, s in columns))
+    summary.add_row(
+        "people page p50 / p99 ms",
+        *(f"{s['humans']['latency_ms_p50']} / {s['humans']['latency_ms_p99']}" for _, s in columns),
+    )
+    console.print(summary)
+    goals = report.get("goals")
+    if goals:
+        table = Table(title="goals (measured, never tuned to)")
+        table.add_column("goal")
+        table.add_column("measured", justify="right")
+        table.add_column("target")
+        for name, goal in goals.items():
+            if name == "added_latency_ms":
+                table.add_row("added latency p50 / p99 (ms)", f"{goal['p50']} / {goal['p99']}", "")
+            else:
+                table.add_row(name.replace("_", " "), str(goal["value"]), goal["goal"])
+        console.print(table)
 
 
 @click.command()
-@click.option("--duration", default=30.0, show_default=True, help="Seconds of traffic (an upper bound).")
-@click.option("--seed", default=7, show_default=True, help="Seed for the clients' random choices.")
-@click.option(
-    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write results here."
-)
-@click.option(
-    "--serve", is_flag=True, help="Afterwards keep the site up for you to click around (Ctrl-C stops)."
-)
-@click.option(
-    "--state",
-    envvar="SCRAPEWARDEN_STATE",
-    default="memory://",
-    show_default=True,
-    help="Where bans and events go (memory://, sqlite:///path.db).",
-)
-def demo(duration: float, seed: int, json_path: Path | None, serve: bool, state: str) -> None:
-    """Start a people site behind scrapewarden, run people and scrapers against it, score them."""
-    from ..demo.run import free_port, run_demo
-    from ..demo.site import protected_app
-    from ..warden import Warden
+@scenario_options(duration=60.0, persons=40)
+@click.option("--serve", is_flag=True, help="Afterwards keep the protected site up for you (Ctrl-C stops).")
+def demo(serve: bool, json_path: Path | None, **kw: Any) -> None:
+    """Start a small social network behind scrapewarden, send people and scrapers at it, score them.
 
+    The same traffic also runs against the site with a per-address rate limit (like nginx
+    limit_req) and with no protection at all, so the difference is visible.
+    """
     console = Console()
-    console.print(f"[bold]scrapewarden demo[/]: {duration:.0f} s of traffic against a protected people site")
-    with console.status("people and scrapers at work…") as status:
-        results = run_demo(
-            duration=duration, seed=seed, state=state, progress=lambda m: status.update(escape(m))
-        )
-    table = Table(title="Who got what")
-    for column in ("actor", "kind", "requests", "records received", "before first refusal", "outcome"):
-        table.add_column(column)
-    for actor in results["actors"]:  # type: ignore[union-attr]
-        table.add_row(
-            escape(actor["name"]),
-            actor["kind"],
-            str(actor["requests"]),
-            str(actor["records_exposed"]),
-            str(actor["records_before_first_action"]),
-            actor["outcome"],
-        )
-    console.print(table)
-    humans = results["humans"]
+    config = _config(**kw)
     console.print(
-        f"people: {humans['sessions']} sessions, {humans['challenged']} challenged, "  # type: ignore[index]
-        f"{humans['throttled']} throttled, {humans['blocked']} blocked"  # type: ignore[index]
+        f"[bold]scrapewarden demo[/]: {config.duration:.0f} s of people and scrapers against a "
+        f"{config.people:,}-person social network, protected / per-address limit / unprotected"
     )
-    if json_path is not None:
-        json_path.write_text(json.dumps(results, indent=2))
-        console.print(f"results written to {escape(str(json_path))}")
+    run_and_report(config, json_path, console)
     if serve:
-        from ..demo.run import serve as serve_app
-        from ..demo.site import DEMO_POLICY
+        from ..demo.scenarios import site_process
 
-        with serve_app(protected_app(Warden(DEMO_POLICY, state=state)), free_port()) as base:
-            console.print(f"the site is up at [bold]{base}/[/] — Ctrl-C to stop")
+        with site_process("protected", config) as base:
+            console.print(f"the protected site is up at [bold]{base}/[/] — Ctrl-C to stop")
             try:
                 while True:
                     time.sleep(1)

@@ -22,7 +22,7 @@ from typing import Protocol
 from .bans import BanTable, ban_ttl
 from .counters import ActorState, ActorTable, DistinctCount, SharedNetworks, SlidingCount
 from .decision import Action, Decision, Evidence
-from .detectors.assets import no_assets_evidence
+from .detectors.assets import FLEET_ASSET_SHARE, fleet_evidence, no_assets_evidence
 from .detectors.budgets import SENSITIVITY_FACTOR, breadth_evidence, rate_evidence
 from .detectors.enumeration import MIN_PAIRS, enumeration_evidence
 from .detectors.traps import trap_evidence
@@ -263,20 +263,30 @@ class Engine:
 
         # The cheap comparisons below guard every evidence function: most requests are nowhere
         # near a budget, and skipping the calls is most of the engine's speed.
+        site_has_assets = self._site_assets >= SITE_ASSETS_MIN
+        ip_assets = 0
         for kind, key in self._actors(facts, fp):
             state = tables[kind].get(key, now)
             limits = all_limits[kind]
             per_minute = state.rate.add(now)
             if per_minute >= WARN_RATIO * limits.requests_per_minute:
                 _keep(best, rate_evidence(kind, per_minute, limits))
-            if kind == "ip" or kind == "session":
-                if is_asset:
-                    state.assets += 1
-                elif is_page:
-                    state.pages += 1
-                    if state.assets == 0 and state.pages >= 10 and self._site_assets >= SITE_ASSETS_MIN:
+            if is_asset:
+                state.assets += 1
+            elif is_page:
+                state.pages += 1
+                if site_has_assets and state.assets * FLEET_ASSET_SHARE <= state.pages:
+                    if kind == "fingerprint":
+                        # Anonymous clients sharing one software build across addresses, page
+                        # after page and no assets: a fleet. Only this request's address is held
+                        # to it, and only if it has loaded no assets itself either.
+                        if ip_assets == 0:
+                            _keep(best, fleet_evidence(state, policy.client.fleet_no_assets))
+                    elif state.assets == 0 and state.pages >= 10:
                         _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
-                if kind == "ip" and (state.trapped_until or path in self._traps):
+            if kind == "ip":
+                ip_assets = state.assets
+                if state.trapped_until or path in self._traps:
                     _keep(best, trap_evidence(path, self._traps, state, now, policy.traps.weight))
             if record is None:
                 continue

@@ -248,6 +248,8 @@ class ClientPolicy(_Strict):
     inconsistent_browser: float = Field(25, ge=0, le=100)
     missing_accept_language: float = Field(10, ge=0, le=100)
     no_assets: float = Field(15, ge=0, le=100)
+    fleet_no_assets: float = Field(50, ge=0, le=100)
+    """Anonymous clients with one fingerprint across many addresses fetching pages but no assets."""
     asset_prefixes: list[str] = Field(default_factory=lambda: ["/static/", "/assets/", "/favicon.ico"])
     asset_suffixes: list[str] = Field(
         default_factory=lambda: [

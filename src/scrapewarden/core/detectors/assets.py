@@ -18,3 +18,25 @@ def no_assets_evidence(actor: str, state: ActorState, weight: float) -> Evidence
             "client.no_assets", weight, f"{actor}: {state.pages} pages and no assets loaded", actor
         )
     return None
+
+
+FLEET_MIN_PAGES = 30
+FLEET_ASSET_SHARE = 20
+"""A client build is asset-less when it fetched fewer than one asset per this many pages."""
+
+
+def fleet_evidence(state: ActorState, weight: float) -> Evidence | None:
+    """One fingerprint, many anonymous addresses, pages and (almost) no assets.
+
+    Residential-proxy scrapers rotate the address every few requests but keep their software,
+    so its fingerprint accumulates what no single address shows. A popular browser build shared
+    by many people keeps loading assets (new visitors have empty caches), so it stays clear.
+    """
+    if state.pages >= FLEET_MIN_PAGES and state.assets * FLEET_ASSET_SHARE < state.pages and weight:
+        return Evidence(
+            "client.fleet_no_assets",
+            weight,
+            f"this client build fetched {state.pages} pages and {state.assets} assets across addresses",
+            "fingerprint",
+        )
+    return None

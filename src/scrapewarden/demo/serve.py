@@ -1,0 +1,43 @@
+"""Serve the demo site in this process: ``python -m scrapewarden.demo.serve --port P ...``.
+
+The scenario runner starts one of these per regime (protected, per-IP limit, none), so every
+site has its own process and interpreter lock, as it would in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--people", type=int, default=20_000)
+    parser.add_argument("--regime", choices=("protected", "per_ip", "none"), default="protected")
+    parser.add_argument("--policy", default=None, help="TOML policy for the protected regime")
+    parser.add_argument("--state", default="memory://")
+    args = parser.parse_args(argv)
+
+    from .site import create_app
+
+    app = create_app(
+        seed=args.seed, people=args.people, regime=args.regime, policy=args.policy, state=args.state
+    )
+    logging.basicConfig(level=logging.WARNING)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # scrapewarden (or the baseline) reads X-Forwarded-For itself
+        lifespan="off",
+    )
+
+
+if __name__ == "__main__":
+    main()
