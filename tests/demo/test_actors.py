@@ -313,7 +313,7 @@ async def test_sequential_scraper_with_python_requests_headers(site: Site) -> No
 @pytest.mark.anyio
 async def test_spoofed_chrome_keeps_the_library_headers(site: Site) -> None:
     scraper = SequentialScraper("s2", user_agent=CHROME_UA, address="159.203.10.6", max_requests=20)
-    result = await _run(scraper, site)
+    result = await _run(scraper, site, seconds=10.0)  # ends at its cap
     seen = site.recorder.by("159.203.10.6")
     assert result.requests == len(seen) == 20, "the request cap holds"
     names = {k for k, _ in seen[0].headers}
@@ -324,7 +324,7 @@ async def test_spoofed_chrome_keeps_the_library_headers(site: Site) -> None:
 @pytest.mark.anyio
 async def test_slash24_scraper_round_robins_over_256_addresses(site: Site) -> None:
     scraper = Slash24Scraper("s3", max_rate=400.0, max_requests=PEOPLE)
-    result = await _run(scraper, site, seconds=4.0)
+    result = await _run(scraper, site, seconds=10.0)  # ends at its cap, long before that
     seen = [s for s in site.recorder.seen if s.path.startswith("/users/")]
     addresses = [s.address for s in seen]
     assert len(seen) == result.requests == PEOPLE
@@ -338,7 +338,7 @@ async def test_slash24_scraper_round_robins_over_256_addresses(site: Site) -> No
 @pytest.mark.anyio
 async def test_residential_proxy_scraper_rotates_unrelated_addresses(site: Site) -> None:
     scraper = ResidentialProxyScraper("s4", max_rate=300.0, pool_size=400, max_requests=250)
-    result = await _run(scraper, site)
+    result = await _run(scraper, site, seconds=10.0)  # ends at its cap, long before that
     seen = [s for s in site.recorder.seen if s.path.startswith("/users/")]
     per_address = Counter(s.address for s in seen)
     assert result.requests == len(seen) == 250
@@ -384,7 +384,7 @@ async def test_aged_account_logs_in_and_paces_itself(site: Site) -> None:
 @pytest.mark.anyio
 async def test_search_scraper_walks_two_letter_terms_in_order(site: Site) -> None:
     scraper = SearchScraper("s7", address="167.99.1.12", max_requests=30)
-    result = await _run(scraper, site)
+    result = await _run(scraper, site, seconds=10.0)  # ends at its cap
     seen = site.recorder.by("167.99.1.12")
     terms = [s.path.split("q=", 1)[1] for s in seen]
     assert terms[:3] == ["aa", "ab", "ac"] and len(terms) == result.requests == 30
