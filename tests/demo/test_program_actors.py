@@ -9,7 +9,6 @@ not installed here.
 from __future__ import annotations
 
 import asyncio
-import html
 import random
 import socket
 import threading
@@ -18,25 +17,20 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse
 
 from scrapewarden.demo.actors.base import Target
 from scrapewarden.demo.actors.programs import browser_unavailable, hosting_address, residential_address
-from scrapewarden.demo.records import demo_secret, record_token
+from scrapewarden.demo.people import site_info
+from scrapewarden.demo.records import demo_secret
+from scrapewarden.demo.site import create_app
 from scrapewarden.lists import load_ip_ranges
 
 SEED = 5
 PEOPLE = 400
-SECRET = demo_secret(SEED)
-FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken")
-LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov")
 
 
 @pytest.fixture
@@ -44,140 +38,7 @@ def anyio_backend() -> str:
     return "asyncio"  # Playwright and asyncio subprocesses need asyncio
 
 
-# ---- a stand-in for the demo site ------------------------------------------------------------
-
-
-def _name(person_id: int) -> str:
-    return f"{FIRST[person_id % len(FIRST)]} {LAST[person_id % len(LAST)]}"
-
-
-def _handle(person_id: int) -> str:
-    return f"person{person_id}"
-
-
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><html><head><meta charset=utf-8>"
-        f"<title>{html.escape(title)}</title>"
-        '<link rel="stylesheet" href="/static/site.css"><script src="/static/site.js" defer></script></head>'
-        '<body><nav><a href="/">Home</a> <a href="/feed">Feed</a> <a href="/login">Log in</a>'
-        '<form action="/search" method="get"><input name="q" type="search"><button>Search</button></form>'
-        f'</nav><img src="/static/logo.svg" alt="" width="40" height="40"><main>{body}</main></body></html>'
-    )
-
-
-def _link(person_id: int, by_handle: bool = False) -> str:
-    href = f"/@{_handle(person_id)}" if by_handle else f"/users/{person_id}"
-    return f'<li><a href="{href}">{html.escape(_name(person_id))}</a></li>'
-
-
-def _ids(start: int, count: int) -> list[int]:
-    return [(start + 37 * n) % PEOPLE + 1 for n in range(count)]
-
-
-async def home(request: Request) -> Response:
-    links = "".join(_link(i, by_handle=n % 3 == 0) for n, i in enumerate(_ids(1, 12)))
-    return _page("Home", f"<h1>People</h1><ul>{links}</ul>")
-
-
-async def feed(request: Request) -> Response:
-    posts = "".join(f"<article>{_link(i)}<p>posted something</p></article>" for i in _ids(5, 10))
-    return _page("Feed", posts)
-
-
-def _profile_of(person_id: int) -> Response:
-    if not 1 <= person_id <= PEOPLE:
-        return _page("Not found", "no such person")
-    friends = "".join(_link(i) for i in _ids(person_id * 7, 4))
-    return _page(
-        _name(person_id),
-        f'<h1>{html.escape(_name(person_id))}</h1><p class="record">{record_token(SECRET, person_id)}</p>'
-        f'<img src="/static/avatar/{person_id % 8}.svg" alt="">'
-        f'<a href="/users/{person_id}/followers">Followers</a><ul>{friends}</ul>',
-    )
-
-
-async def profile(request: Request) -> Response:
-    return _profile_of(int(request.path_params["id"]))
-
-
-async def by_handle(request: Request) -> Response:
-    handle = request.path_params["handle"]
-    return _profile_of(int(handle[len("person") :]) if handle.startswith("person") else 0)
-
-
-async def followers(request: Request) -> Response:
-    person_id = int(request.path_params["id"])
-    page = int(request.query_params.get("page", "1"))
-    rows = "".join(
-        f'<li><a href="/users/{i}">{html.escape(_name(i))}</a> {record_token(SECRET, i)}</li>'
-        for i in _ids(person_id * 11 + page * 5, 8)
-    )
-    more = f'<a rel="next" href="/users/{person_id}/followers?page={page + 1}">More</a>' if page < 3 else ""
-    return _page("Followers", f"<ul>{rows}</ul>{more}")
-
-
-async def api_user(request: Request) -> Response:
-    person_id = int(request.path_params["id"])
-    return JSONResponse(
-        {"id": person_id, "name": _name(person_id), "record": record_token(SECRET, person_id)}
-    )
-
-
-async def search(request: Request) -> Response:
-    q = request.query_params.get("q", "").strip().lower()
-    hits = [i for i in range(1, PEOPLE + 1) if q and q in _name(i).lower()][:10]
-    return _page("Search", "<ul>" + "".join(_link(i) for i in hits) + "</ul>")
-
-
-async def login(request: Request) -> Response:
-    if request.method == "POST":
-        # Parsed by hand: Starlette's form parser needs python-multipart, which the stand-in spares.
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
-        if form.get("password") == "demo-password":
-            response = RedirectResponse("/feed", status_code=303)
-            response.set_cookie("sid", f"session-{form.get('handle', '')}")
-            return response
-        return _page("Log in", "wrong password")
-    return _page(
-        "Log in",
-        '<form action="/login" method="post"><input name="handle"><input name="password" type="password">'
-        "<button>Log in</button></form>",
-    )
-
-
-async def static(request: Request) -> Response:
-    path = request.path_params["path"]
-    if path.endswith(".css"):
-        return Response("body{font-family:sans-serif}", media_type="text/css")
-    if path.endswith(".js"):
-        return Response("document.documentElement.dataset.ready='1';", media_type="text/javascript")
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4" height="4"/></svg>'
-    return Response(svg, media_type="image/svg+xml")
-
-
-async def robots(request: Request) -> Response:
-    return PlainTextResponse("User-agent: *\nDisallow: /api/\nDisallow: /search\n")
-
-
-def standin_app() -> Starlette:
-    return Starlette(
-        routes=[
-            Route("/", home),
-            Route("/feed", feed),
-            Route("/users/{id:int}", profile),
-            Route("/users/{id:int}/followers", followers),
-            Route("/@{handle}", by_handle),
-            Route("/api/users/{id:int}", api_user),
-            Route("/search", search),
-            Route("/login", login, methods=["GET", "POST"]),
-            Route("/static/{path:path}", static),
-            Route("/robots.txt", robots),
-        ]
-    )
-
-
-# ---- serving it, and counting what it received -----------------------------------------------
+# ---- serving the site, and counting what it received -----------------------------------------------
 
 
 @dataclass
@@ -186,6 +47,7 @@ class Seen:
 
     pages: int = 0
     assets: int = 0
+    asset_paths: set[str] = field(default_factory=set)
     addresses: Counter[str] = field(default_factory=Counter)
     user_agents: Counter[str] = field(default_factory=Counter)
     page_referers: int = 0
@@ -212,6 +74,7 @@ class Counting:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             if scope["path"].startswith("/static/"):
                 self.seen.assets += 1
+                self.seen.asset_paths.add(scope["path"])
             else:
                 self.seen.pages += 1
                 self.seen.requests[f"{scope['method']} {scope['path']}"] += 1
@@ -259,21 +122,22 @@ def _serve(pages_per_address: int | None) -> Iterator[Site]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(Counting(standin_app(), seen, pages_per_address), log_level="warning", lifespan="off")
-    )
+    app = Counting(create_app(seed=SEED, people=PEOPLE, regime="none"), seen, pages_per_address)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, proxy_headers=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     give_up = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < give_up, "site did not start"
         time.sleep(0.02)
+    info = site_info(SEED, PEOPLE, handles=30)
     target = Target(
         base_url=f"http://127.0.0.1:{port}",
-        secret=SECRET,
-        people=PEOPLE,
-        handles=tuple(_handle(i) for i in range(1, 30)),
-        first_names=FIRST,
+        secret=demo_secret(SEED),
+        people=info["people"],
+        handles=info["handles"],
+        first_names=info["first_names"],
     )
     try:
         yield Site(target, seen)
@@ -323,9 +187,10 @@ async def test_people_in_chromium_load_pages_and_assets_and_see_records(site: Si
         pytest.skip(reason)
     from scrapewarden.demo.actors.browser_people import BrowserPerson, run_browser_people
 
+    member = site.target.handles[3]
     people = [
         BrowserPerson("walker", "203.0.113.10", clicks=6, time_scale=0.02),
-        BrowserPerson("member", "198.51.100.20", clicks=6, logged_in_as="person3", time_scale=0.02),
+        BrowserPerson("member", "198.51.100.20", clicks=6, logged_in_as=member, time_scale=0.02),
         BrowserPerson("searcher", "192.0.2.30", clicks=6, time_scale=0.02),
     ]
     results = await run_browser_people(people, site.target, time.monotonic() + 8.0, rng=random.Random(1))
@@ -366,12 +231,13 @@ async def test_headless_scraper_walks_profiles_with_assets_and_referers(site: Si
     # One address, from a hosting network, sent on pages and assets alike.
     (address,) = site.seen.addresses  # every request, pages and assets, carried the same one
     assert address in load_ip_ranges().datacenter
-    assert site.seen.assets >= result.requests  # every page brought its stylesheet, script, images
+    # Its pages brought their stylesheet, icon and images (each once: the site lets them be cached).
+    assert len(site.seen.asset_paths) >= 3
     assert site.seen.page_referers >= result.requests - 1  # all but the first page opened from a page
     # Breadth-first over profiles and followers lists, nothing else.
     walked = {r.split(" ", 1)[1] for r in site.seen.requests if r != "GET /favicon.ico"}
     assert any(p.endswith("/followers") for p in walked)
-    assert all(p == "/" or p.startswith(("/users/", "/@")) for p in walked), walked
+    assert all(p in ("/", "/feed") or p.startswith(("/users/", "/@")) for p in walked), walked
     assert _no_children_left() == []
 
 
@@ -399,7 +265,7 @@ async def test_scrapy_spider_crawls_profiles_and_counts_refusals(limited_site: S
     paths = {r.split(" ", 1)[1] for r in site.seen.requests}
     assert "/robots.txt" not in paths
     assert any(p.endswith("/followers") for p in paths)
-    assert all(p == "/" or p.startswith(("/users/", "/@")) for p in paths), paths
+    assert all(p in ("/", "/feed") or p.startswith(("/users/", "/@")) for p in paths), paths
     assert _no_children_left() == []
 
 
@@ -429,5 +295,6 @@ async def test_mirror_tool_copies_the_site_and_is_scored(limited_site: Site, too
     assert len(result.records) >= 5
     assert result.records_before_first_action is not None
     assert result.records_before_first_action <= len(result.records)
-    assert "/robots.txt" not in {r.split(" ", 1)[1] for r in site.seen.requests}
+    # robots.txt is ignored: the tools went where it says not to (the footer's hidden link).
+    assert site.seen.requests["GET /.sw/trap"] == 1
     assert _no_children_left() == []

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..people import DEMO_PASSWORD
 from .base import ActorResult, Target
 from .browsing import DocumentScorer, launch_chromium, settle, step_timeout_ms
 from .programs import GRACE_S, ProgramUnavailable, browser_unavailable, chrome_user_agent, residential_address
@@ -25,11 +26,10 @@ from .programs import GRACE_S, ProgramUnavailable, browser_unavailable, chrome_u
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-DEMO_PASSWORD = "demo-password"
-"""Every demo account's password (the demo site's convention)."""
-
 PROFILE_LINKS = 'a[href^="/users/"], a[href^="/@"]'
 SEARCH_BOX = 'input[name="q"]'
+SEARCH_LINK = 'a[href="/search"]'
+FEED_LINK = 'a[href="/feed"]'
 
 THINK_MEDIAN_S = 6.0
 THINK_SIGMA = 0.9
@@ -198,7 +198,8 @@ async def _navigate(
 ) -> bool:
     """Go to ``goto`` (typed address) or do ``action`` on the page, and wait for the new page.
 
-    ``action`` is ``"click:<n>"`` (the n-th visible profile link) or ``"enter:<selector>"``.
+    ``action`` is ``"click:<n>"`` (the n-th visible profile link), ``"click_feed:<selector>"``
+    (the first visible link matching) or ``"enter:<selector>"`` (Enter pressed in that field).
     """
     timeout = step_timeout_ms(deadline)
     try:
@@ -209,6 +210,8 @@ async def _navigate(
             kind, _, arg = action.partition(":")
             if kind == "click":
                 await page.locator(PROFILE_LINKS).filter(visible=True).nth(int(arg)).click(timeout=timeout)
+            elif kind == "click_feed":
+                await page.locator(arg).filter(visible=True).first.click(timeout=timeout)
             else:
                 await page.locator(arg).first.press("Enter", timeout=timeout)
     except Exception:
@@ -230,23 +233,42 @@ async def _click_a_profile(
     if count:
         await _navigate(page, deadline, result, action=f"click:{rng.randrange(count)}")
         return
-    # A page without profiles (a refusal, an empty search): back, or home if there is no back.
+    # A page without profiles (the home page signed out, a refusal, an empty search): on to
+    # the feed by its link, else back, else the feed by address.
+    feed = page.locator(FEED_LINK).filter(visible=True)
+    try:
+        has_feed_link = bool(await feed.count()) and not page.url.endswith("/feed")
+    except Exception:
+        has_feed_link = False
+    if has_feed_link:
+        await _navigate(page, deadline, result, action=f"click_feed:{FEED_LINK}")
+        return
     try:
         went_back = await page.go_back(timeout=step_timeout_ms(deadline), wait_until="load")
     except Exception:
         went_back = None
     if went_back is None:
-        await _navigate(page, deadline, result, goto=target.base_url + "/")
+        await _navigate(page, deadline, result, goto=target.base_url + "/feed")
 
 
 async def _search(
     page: Page, name: str, rng: random.Random, time_scale: float, deadline: float, result: ActorResult
 ) -> bool:
-    """Type ``name`` into the page's search box and submit; False when the page has none."""
+    """Type ``name`` into a search box and submit; False when there is no way to search.
+
+    A page without a box but with a link to the search page: that link is clicked first.
+    """
     box = page.locator(SEARCH_BOX).filter(visible=True)
     try:
         if not await box.count():
-            return False
+            link = page.locator(SEARCH_LINK).filter(visible=True)
+            if not await link.count():
+                return False
+            async with page.expect_navigation(timeout=step_timeout_ms(deadline), wait_until="load"):
+                await link.first.click(timeout=step_timeout_ms(deadline))
+            await _think(rng, time_scale / 3, deadline)  # finding the box takes a moment
+            if not await box.count():
+                return False
         await box.first.click(timeout=step_timeout_ms(deadline))
         await box.first.press_sequentially(name, delay=rng.uniform(60.0, 180.0) * time_scale)
     except Exception:

@@ -3,7 +3,7 @@
 It renders every page with its stylesheets, scripts and images, looks like desktop Chrome
 (no ``HeadlessChrome`` in its user agent), sends the Referer a person would (each profile is
 opened *from* the listing or followers page that links to it), skips hidden links, and walks
-the social graph breadth-first: listing -> profiles -> their followers lists (all pages) ->
+the social graph breadth-first: home -> feed (a listing) -> profiles -> their followers lists (all pages) ->
 more profiles. Its pace is moderate (a second or so per page, jittered), from one address in
 a hosting network, as a scraper renting a cloud machine would.
 """
@@ -127,9 +127,9 @@ def _site_path(origin: str, here: str, href: str) -> str | None:
 
 
 def _worth_following(path: str) -> bool:
-    """Profiles and followers lists (with their pages): where the personal records are."""
+    """The feed (a listing of people), profiles and followers lists with their pages."""
     bare = path.split("?", 1)[0]
-    return bool(PROFILE_PATH.match(bare) or FOLLOWERS_PATH.match(bare))
+    return bare == "/feed" or bool(PROFILE_PATH.match(bare) or FOLLOWERS_PATH.match(bare))
 
 
 async def _pause(rng: random.Random, time_scale: float, deadline: float) -> None:

@@ -5,12 +5,13 @@ Run as ``python -m scrapewarden.demo.actors.scrapy_profiles START_URL OUT.jsonl 
 which the crawl closes itself): Twisted's reactor cannot be restarted inside one process, so every
 crawl is a child process of its own.
 
-The spider starts at the home page and follows what a profile scraper wants: profiles
-(``/users/<id>``, ``/@<handle>``), followers lists and their pages. It does not score anything:
-a downloader middleware next to the downloader writes one JSON line per HTTP response, before
-Scrapy's retry and redirect middlewares act on it, so refusals that Scrapy retries are counted
-too. 200 answers keep only their record tokens (scoring needs nothing else), refusals a
-prefix of their body (to tell a challenge from a block).
+The spider starts at the home page and follows what a profile scraper wants: the feed (a
+listing of people), profiles (``/users/<id>``, ``/@<handle>``), followers lists and their
+pages. It does not score anything: a downloader middleware next to the downloader writes one
+JSON line per HTTP response, before Scrapy's retry and redirect middlewares act on it, so
+refusals that Scrapy retries are counted too. 200 answers keep only their record tokens
+(scoring needs nothing else), refusals a prefix of their body (to tell a challenge from a
+block).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scrapy.http import Request, Response, TextResponse
 
 from scrapewarden.demo.records import TOKEN_RE
 
-FOLLOW = re.compile(r"^/(?:users/\d+(?:/followers)?|@[^/?#]+)$")
+FOLLOW = re.compile(r"^/(?:feed|users/\d+(?:/followers)?|@[^/?#]+)$")
 REFUSAL_BODY_CHARS = 4000
 SHUTDOWN_S = 1.0
 
