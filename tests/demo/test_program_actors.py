@@ -9,6 +9,7 @@ not installed here.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
 import threading
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +25,13 @@ import uvicorn
 from starlette.responses import PlainTextResponse
 
 from scrapewarden.demo.actors.base import Target
-from scrapewarden.demo.actors.programs import browser_unavailable, hosting_address, residential_address
+from scrapewarden.demo.actors.mirror_tools import _httrack_responses, _wget_responses
+from scrapewarden.demo.actors.programs import (
+    browser_unavailable,
+    hosting_address,
+    residential_address,
+    run_program,
+)
 from scrapewarden.demo.people import site_info
 from scrapewarden.demo.records import demo_secret
 from scrapewarden.demo.site import create_app
@@ -149,8 +157,6 @@ def _serve(pages_per_address: int | None) -> Iterator[Site]:
 
 def _no_children_left() -> list[str]:
     """Programs of ours still running (by name), to check that actors clean up after themselves."""
-    import os
-
     left = []
     me = os.getpid()
     for entry in os.listdir("/proc"):
@@ -298,3 +304,107 @@ async def test_mirror_tool_copies_the_site_and_is_scored(limited_site: Site, too
     # robots.txt is ignored: the tools went where it says not to (the footer's hidden link).
     assert site.seen.requests["GET /.sw/trap"] == 1
     assert _no_children_left() == []
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids of processes whose command line contains ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.anyio
+async def test_a_program_and_everything_it_started_end_at_the_deadline(tmp_path: Path) -> None:
+    # A shell that starts a helper in the background and ignores SIGTERM: only SIGKILL ends it.
+    marker = f"{os.getpid()}.{random.randrange(10**6)}"
+    script = f"trap '' TERM; (exec -a sw-helper-{marker} sleep 30) & exec -a sw-main-{marker} sleep 30"
+    run = await run_program(["bash", "-c", script], time.monotonic() + 0.5, grace_s=0.5)
+
+    assert run.timed_out and run.returncode is None
+    assert _processes_with(marker) == []
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_actor_leaves_no_program_behind() -> None:
+    marker = f"{os.getpid()}.{random.randrange(10**6)}"
+    script = f"(exec -a sw-helper-{marker} sleep 30) & exec -a sw-main-{marker} sleep 30"
+    task = asyncio.create_task(run_program(["bash", "-c", script], time.monotonic() + 30))
+    while not _processes_with(f"sw-helper-{marker}"):
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _processes_with(marker) == []
+
+
+def test_wget_log_lines_become_responses() -> None:
+    log = (
+        "Last-modified header missing -- time-stamps turned off.\n"
+        '2026-11-27 13:31:09 URL:http://127.0.0.1:8000/ [1018/1018] -> "127.0.0.1:8000/index.html" [1]\n'
+        "http://127.0.0.1:8000/users/6:\n"
+        "2026-11-27 13:31:10 ERROR 429: Too Many Requests.\n"
+        "http://127.0.0.1:8000/users/7/followers?page=2:\n"
+        "2026-11-27 13:31:10 ERROR 403: Forbidden.\n"
+        "FINISHED --2026-11-27 13:31:13--\n"
+    )
+    assert _wget_responses(log) == [
+        (200, "127.0.0.1:8000/index.html"),
+        (429, "127.0.0.1:8000/users/6"),
+        (403, "127.0.0.1:8000/users/7/followers?page=2"),
+    ]
+
+
+def test_httrack_cache_lines_become_responses() -> None:
+    columns = [
+        "date",
+        "size",
+        "flags",
+        "statuscode",
+        "status",
+        "MIME",
+        "Etag|Date",
+        "URL",
+        "localfile",
+        "from",
+    ]
+    rows = [
+        [
+            "13:31:25",
+            "1018/1018",
+            "---M--",
+            "200",
+            "added ('OK')",
+            "text/html",
+            "",
+            "http://h/",
+            "/m/h/index.html",
+            "",
+        ],
+        [
+            "13:31:26",
+            "0/0",
+            "------",
+            "429",
+            "error ('Too Many')",
+            "text/html",
+            "",
+            "http://h/users/6",
+            "",
+            "",
+        ],
+        ["13:31:26", "0/0", "------", "-5", "error ('Connect Error')", "", "", "http://h/users/7", "", ""],
+        ["garbage"],
+    ]
+    cache = "\n".join("\t".join(row) for row in [columns, *rows])
+    assert _httrack_responses(cache) == [
+        (200, "/m/h/index.html"),
+        (429, None),
+        (-5, None),
+    ]

@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -145,6 +146,12 @@ async def run(target: Target, deadline: float, rng: random.Random) -> list[Actor
     """The standard scraper 10: whichever of wget and httrack are installed."""
     results, _ = await run_mirror_tools(target, deadline, rng)
     return results
+
+
+def available() -> list[tuple[str, Callable[[Target, float, random.Random], Awaitable[ActorResult]]]]:
+    """The installed tools as separate actors: ``(display name, run)`` for wget and httrack."""
+    tools = (("scraper 10: wget --mirror", "wget", run_wget), ("scraper 10: httrack", "httrack", run_httrack))
+    return [(label, run) for label, tool, run in tools if tool_unavailable(tool) is None]
 
 
 def tool_unavailable(tool: str) -> str | None:
