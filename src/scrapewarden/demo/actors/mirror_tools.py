@@ -112,10 +112,11 @@ async def run_httrack(
             "-%X",
             f"X-Forwarded-For: {address}",
             "-c4",
-            # Without these httrack holds itself to about one request a second ("security
-            # limits"); people copying a site turn them off, as here.
-            "-%c0",
-            "-%!",
+            # Without these httrack holds itself to a few connections a second and a trickle of
+            # bytes ("security limits"); people copying a site turn them off, as here.
+            "-%c0",  # no cap on connections per second
+            "-A100000000",  # transfer rate cap far above what loopback needs
+            "-%!",  # lift the security limits that would otherwise clamp the two above
             "-q",  # no questions asked
         ]
         run = await run_program(argv, deadline, cwd=root)
@@ -211,23 +212,30 @@ def _score(
     result: ActorResult, responses: list[Response], root: Path, target: Target, elapsed_s: float
 ) -> None:
     mean_s = elapsed_s / len(responses) if responses else 0.0
+    read: set[Path] = set()
     for status, saved in responses:
         if status < 100:  # httrack's own failures (connection refused, timeouts): no response
             result.errors += 1
             continue
-        body = _read(root, saved) if saved and (status == 200 or status >= 400) else ""
+        body = ""
+        if saved and (status == 200 or status >= 400):
+            path = _local(root, saved)
+            read.add(path)
+            body = _read(path)
         result.saw(status, body, target.secret, mean_s)
     # Records in files the log could not be tied to still left the site intact.
     if root.exists():
         for path in root.rglob("*"):
-            if path.is_file():
-                result.records |= records_in(_read(root, str(path)), target.secret)
+            if path not in read and path.is_file():
+                result.records |= records_in(_read(path), target.secret)
 
 
-def _read(root: Path, saved: str) -> str:
+def _local(root: Path, saved: str) -> Path:
     path = Path(saved)
-    if not path.is_absolute():
-        path = root / path
+    return path if path.is_absolute() else root / path
+
+
+def _read(path: Path) -> str:
     try:
         if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
             return ""
