@@ -372,23 +372,3 @@ def site_of(app: Any) -> DemoSite:
             return site
         app = getattr(app, "app", None)
     raise ValueError("not an app made by create_app")
-
-
-# -- the interim `scrapewarden demo` (demo/run.py) still imports these; run.py is being rewritten.
-
-PEOPLE = 20_000
-DEMO_POLICY = demo_policy()
-
-
-def bare_app() -> Starlette:
-    return DemoSite().app
-
-
-def protected_app(warden: Warden | None = None) -> ScrapeWardenMiddleware:
-    site = DemoSite()
-    return ScrapeWardenMiddleware(
-        site.app,
-        warden=warden or Warden(DEMO_POLICY),
-        account_id=site.account_id,
-        account_created=site.account_created,
-    )
