@@ -1,11 +1,13 @@
 """Scraper 8: headless Chromium driven like a careful scraper.
 
 It renders every page with its stylesheets, scripts and images, looks like desktop Chrome
-(no ``HeadlessChrome`` in its user agent), sends the Referer a person would (each profile is
-opened *from* the listing or followers page that links to it), skips hidden links, and walks
-the social graph breadth-first: home -> feed (a listing) -> profiles -> their followers lists (all pages) ->
-more profiles. Its pace is moderate (a second or so per page, jittered), from one address in
-a hosting network, as a scraper renting a cloud machine would.
+(no ``HeadlessChrome`` in its user agent), skips hidden links, and walks the social graph
+breadth-first: home -> feed (a listing) -> profiles -> their followers lists (all pages) ->
+more profiles. Each page is opened by *clicking* its link on the page that lists it, then
+going back, so Referer and ``Sec-Fetch-Site: same-origin`` are what a person's clicks send
+(``goto`` with a referer would say ``Sec-Fetch-Site: none`` beside a Referer, a tell). Its
+pace is moderate (a second or so per page, jittered), from one address in a hosting network,
+as a scraper renting a cloud machine would.
 """
 
 from __future__ import annotations
@@ -89,32 +91,51 @@ async def _walk(
     result: ActorResult,
 ) -> None:
     origin = target.base_url.rstrip("/")
-    # (path to open, page it was found on): breadth-first, listings before the profiles they list.
-    queue: deque[tuple[str, str | None]] = deque([("/", None)])
+    # (path to open, href that links to it, page it was found on): breadth-first, so the
+    # links of one page follow each other in the queue and are clicked from it in turn.
+    queue: deque[tuple[str, str, str | None]] = deque([("/", "/", None)])
     queued = {"/"}
+    here: str | None = None  # the page the browser shows
+    before: str | None = None  # the page "back" returns to
     opened = 0
     while queue and opened < cap and time.monotonic() < deadline:
-        path, referer = queue.popleft()
+        path, href, parent = queue.popleft()
         opened += 1
         try:
-            await page.goto(
-                origin + path,
-                referer=origin + referer if referer else None,
-                timeout=step_timeout_ms(deadline),
-                wait_until="commit",
-            )
+            if parent is not None and here != parent:
+                # Back to the listing (one step back when we came from it, else by address).
+                if before == parent:
+                    await page.go_back(timeout=step_timeout_ms(deadline), wait_until="load")
+                else:
+                    await page.goto(origin + parent, timeout=step_timeout_ms(deadline), wait_until="load")
+                here, before = parent, None
+                await scorer.drain()
+            if parent is None:
+                await page.goto(origin + path, timeout=step_timeout_ms(deadline), wait_until="commit")
+            else:
+                link = page.locator(f'a[href="{_css_string(href)}"]').filter(visible=True).first
+                async with page.expect_navigation(timeout=step_timeout_ms(deadline), wait_until="commit"):
+                    await link.click(timeout=step_timeout_ms(deadline))
+            here, before = path, parent
         except Exception:
             result.errors += 1
+            here = before = None  # unsure where the browser is: go by address next time
+            await scorer.drain()
             continue
         await settle(page, deadline)  # stylesheets, scripts and images load like in a browser
         statuses = [status for status, _ in await scorer.drain()]
         if statuses and statuses[-1] == 200:
-            for href in await visible_hrefs(page, "a[href]"):
-                found = _site_path(origin, path, href)
+            for raw in await visible_hrefs(page, "a[href]"):
+                found = _site_path(origin, path, raw)
                 if found and found not in queued and _worth_following(found):
                     queued.add(found)
-                    queue.append((found, path))
+                    queue.append((found, raw, path))
         await _pause(rng, time_scale, deadline)
+
+
+def _css_string(text: str) -> str:
+    """``text`` escaped for a double-quoted CSS attribute value."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _site_path(origin: str, here: str, href: str) -> str | None:
