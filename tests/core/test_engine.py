@@ -341,3 +341,21 @@ def test_fleet_of_addresses_with_one_build_and_no_assets_is_caught_but_browsers_
     # A person with the same build who loads the page's assets is not held to the fleet.
     engine.decide(facts(T0 + 400, ip="198.18.0.9", path="/static/app.css"))
     assert engine.decide(facts(T0 + 401, ip="198.18.0.9", path="/users/77")).action is Action.ALLOW
+
+
+def test_fleet_never_holds_a_person_arriving_on_an_ordinary_page():
+    from scrapewarden.core.engine import SITE_ASSETS_MIN
+
+    engine = Engine(policy())
+    rng = random.Random(5)
+    for i in range(SITE_ASSETS_MIN):
+        engine.decide(facts(T0, ip=f"192.0.2.{i + 1}", path="/static/app.css", user_agent="Firefox"))
+    for i in range(300):  # the fleet is active
+        ip = f"{rng.randint(11, 199)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        engine.decide(facts(T0 + i, ip=ip, path=f"/users/{rng.randint(1, 10**6)}"))
+    # Same build, lands on the feed, loads assets, then opens profiles.
+    person = "198.18.7.7"
+    assert engine.decide(facts(T0 + 400, ip=person, path="/feed")).action is Action.ALLOW
+    engine.decide(facts(T0 + 400, ip=person, path="/static/app.css"))
+    for n in range(10):
+        assert engine.decide(facts(T0 + 401 + n, ip=person, path=f"/users/{n * 97}")).action is Action.ALLOW

@@ -278,9 +278,11 @@ class Engine:
                 if site_has_assets and state.assets * FLEET_ASSET_SHARE <= state.pages:
                     if kind == "fingerprint":
                         # Anonymous clients sharing one software build across addresses, page
-                        # after page and no assets: a fleet. Only this request's address is held
-                        # to it, and only if it has loaded no assets itself either.
-                        if ip_assets == 0:
+                        # after page and no assets: a fleet. Only a request for a person's record
+                        # is held to it, from an address that has loaded no assets itself: a
+                        # person with the same build who arrives on an ordinary page and loads
+                        # its assets is never caught up in it.
+                        if ip_assets == 0 and record is not None:
                             _keep(best, fleet_evidence(state, policy.client.fleet_no_assets))
                     elif state.assets == 0 and state.pages >= 10:
                         _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
