@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
-import random
 import shutil
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import addresses
 
 CHROMIUM_ARGS = (
     "--headless=new",
@@ -87,40 +87,9 @@ def chrome_user_agent(version: str) -> str:
 # ---- simulated addresses ---------------------------------------------------------------------
 
 
-def _public_ipv4(rng: random.Random) -> str:
-    while True:
-        address = ipaddress.IPv4Address(rng.getrandbits(32))
-        if address.is_global and not address.is_multicast:
-            return str(address)
-
-
-def hosting_address(rng: random.Random, tries: int = 10_000) -> str:
-    """A public IPv4 inside the shipped datacenter (hosting) lists, drawn with ``rng``.
-
-    Drawn by rejection: about one public address in ten lies in a listed hosting network, so
-    this takes a few dozen draws and needs nothing but the lists' own membership test.
-    """
-    from ...lists import load_ip_ranges
-
-    datacenter = load_ip_ranges().datacenter
-    for _ in range(tries):
-        ip = _public_ipv4(rng)
-        if ip in datacenter:
-            return ip
-    raise RuntimeError("no hosting address found: are the datacenter lists empty?")
-
-
-def residential_address(rng: random.Random, tries: int = 10_000) -> str:
-    """A public IPv4 on none of the shipped lists (no datacenter, VPN, Tor or crawler range)."""
-    from ...core.policy import Policy
-    from ...lists import ip_reputation
-
-    reputation = ip_reputation(Policy())
-    for _ in range(tries):
-        ip = _public_ipv4(rng)
-        if not reputation.check(ip):
-            return ip
-    raise RuntimeError("no unlisted address found")
+# Addresses come from the same drawing rules as the HTTP actors' (``addresses.py``).
+hosting_address = addresses.hosting_address
+residential_address = addresses.residential_address
 
 
 # ---- child processes -------------------------------------------------------------------------
