@@ -171,8 +171,9 @@ class Warden:
             self._next_retention = now + RETENTION_CHECK_SECONDS
             try:
                 self.store.prune_events(now - self.policy.privacy.event_retention_days * 86400.0)
+                self.store.prune_bans(now)
             except Exception:
-                log.exception("event retention pass failed")
+                log.exception("retention pass failed")
 
     def _impose_ban(self, kind: str, value: str, now: float, decision: Decision) -> None:
         try:

@@ -146,6 +146,17 @@ def test_prior_offences_count_expired_and_removed_bans(store: StateStore) -> Non
     assert store.prior_offences("account", "203.0.113.7") == 0
 
 
+def test_prune_bans_drops_expired_bans_but_remembers_the_offence(store: StateStore) -> None:
+    store.add_ban(ban(expires=NOW + 10))
+    store.add_ban(ban(value="203.0.113.8", expires=NOW + 1000))
+    store.add_ban(ban(value="203.0.113.9", expires=None))
+    assert store.prune_bans(NOW + 20) == 1
+    assert {b.value for b in store.list_bans()} == {"203.0.113.8", "203.0.113.9"}
+    assert store.get_ban("ip", "203.0.113.7") is None
+    assert store.prior_offences("ip", "203.0.113.7") == 1
+    assert store.prune_bans(NOW + 20) == 0
+
+
 def test_storing_the_same_ban_again_is_not_a_new_offence(store: StateStore) -> None:
     store.add_ban(ban(expires=NOW + 10, reason="first"))
     edited = store.add_ban(ban(expires=NOW + 20, reason="edited"))  # same created: an edit

@@ -78,6 +78,10 @@ class StateStore(Protocol):
     def prior_offences(self, kind: BanKind, value: str) -> int:
         """How many bans this actor has had, including expired and removed ones."""
 
+    def prune_bans(self, before: float) -> int:
+        """Delete bans that expired before ``before``; returns how many. The ban history (and so
+        ``prior_offences``) is kept: escalation must remember earlier offences."""
+
     def record_event(self, event: Event) -> None:
         """Queue an event; visible to ``events()`` after ``flush()``."""
 

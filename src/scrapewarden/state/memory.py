@@ -73,6 +73,16 @@ class MemoryStore:
             self._check_open()
             return len(self._history.get((kind, value), ()))
 
+    def prune_bans(self, before: float) -> int:
+        with self._lock:
+            self._check_open()
+            gone = [
+                key for key, ban in self._bans.items() if ban.expires is not None and ban.expires < before
+            ]
+            for key in gone:
+                del self._bans[key]
+            return len(gone)
+
     # -- events -----------------------------------------------------------------------------
 
     def record_event(self, event: Event) -> None:

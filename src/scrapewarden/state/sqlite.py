@@ -445,6 +445,24 @@ class SQLiteStore:
         )
         return int(row[0])
 
+    def prune_bans(self, before: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "DELETE FROM bans WHERE expires IS NOT NULL AND expires < ? "
+                "RETURNING kind, value, created, expires",
+                (before,),
+            ).fetchall()
+            for kind, value, created, expires in rows:
+                conn.execute(
+                    "UPDATE ban_history SET ended = ?, ended_by = 'expired' "
+                    "WHERE kind = ? AND value = ? AND created = ? AND ended IS NULL",
+                    (expires, kind, value, created),
+                )
+            return len(rows)
+
+        pruned: int = self._call(write)
+        return pruned
+
     # -- events -----------------------------------------------------------------------------
 
     def record_event(self, event: Event) -> None:
