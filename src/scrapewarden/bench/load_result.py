@@ -16,6 +16,8 @@ class LoadResult:
     errors: int
     """Connection failures, read/write errors and timeouts: requests that got no response."""
     p99_ms: float
+    p50_ms: float = 0.0
+    """The median latency (0.0 from a generator that did not measure it)."""
 
     @property
     def requests_per_s(self) -> float:

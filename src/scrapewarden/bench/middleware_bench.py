@@ -10,20 +10,16 @@ absolute numbers on a shared machine drift by tens of percent from run to run.
 
 from __future__ import annotations
 
-import signal
-import statistics
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
 
 from .apps import POLICY_ENV, resolve_bench_policy
 from .load_result import LoadResult
 from .py_load import run_python_load
+from .rounds import round_robin, sigterm_as_exit, summarize
 from .servers import HOST, serve
-from .traffic import CLIENTS, Visitor, make_visitors, people_only
+from .traffic import Visitor, people_visitors
 from .wrk_load import run_wrk, wrk_path
 
 TARGETS: dict[str, str] = {
@@ -31,9 +27,6 @@ TARGETS: dict[str, str] = {
     "scrapewarden": "scrapewarden.bench.apps:scrapewarden_app",
     "slowapi": "scrapewarden.bench.apps:slowapi_app",
 }
-MIN_SHARE_2XX = 0.99
-"""Below this the run measured refusals, not overhead, and is flagged as not valid."""
-
 LoadTool = Literal["auto", "wrk", "python"]
 
 
@@ -47,47 +40,12 @@ def choose_load_tool(wanted: LoadTool = "auto") -> Literal["wrk", "python"]:
     return "python"
 
 
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while running, so ``finally`` blocks stop the servers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _exit(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _load_once(
     tool: str, port: int, visitors: list[Visitor], duration: int, connections: int, seed: int
 ) -> LoadResult:
     if tool == "wrk":
         return run_wrk(HOST, port, visitors, duration=duration, connections=connections, seed_offset=seed)
     return run_python_load(HOST, port, visitors, duration=duration, connections=connections, seed=seed)
-
-
-def _summary(results: list[LoadResult]) -> dict[str, Any]:
-    requests = sum(r.requests for r in results)
-    non_2xx = sum(r.non_2xx for r in results)
-    share = (requests - non_2xx) / requests if requests else 0.0
-    return {
-        "requests_per_s": round(statistics.median(r.requests_per_s for r in results), 1),
-        "p99_ms": round(statistics.median(r.p99_ms for r in results), 3),
-        "non_2xx": non_2xx,
-        "errors": sum(r.errors for r in results),
-        "requests": requests,
-        "share_2xx": round(share, 5),
-        "ok": requests > 0 and share >= MIN_SHARE_2XX,
-        "per_round": [
-            {"requests_per_s": round(r.requests_per_s, 1), "p99_ms": round(r.p99_ms, 3)} for r in results
-        ],
-    }
 
 
 def run(
@@ -109,23 +67,20 @@ def run(
     say = progress or (lambda line: None)
     tool = choose_load_tool(load_tool)
     # The visitors must look like people to the very policy under test (the --policy one too).
-    visitors = people_only(make_visitors(CLIENTS + CLIENTS // 4), resolve_bench_policy(policy))[:CLIENTS]
+    visitors = people_visitors(resolve_bench_policy(policy))
     if not visitors:
         raise RuntimeError("the policy flags every simulated visitor; nothing to measure")
     env = {POLICY_ENV: str(Path(policy).resolve())} if policy is not None else {}
 
     names = list(TARGETS)
     results: dict[str, list[LoadResult]] = {name: [] for name in names}
-    with _sigterm_as_exit():
-        for round_number in range(rounds):
-            shift = round_number % len(names)
-            for position, name in enumerate(names[shift:] + names[:shift]):
-                say(f"round {round_number + 1}/{rounds}: {name} ({tool}, {duration}s, {connections} conn.)")
-                with serve(TARGETS[name], env=env) as port:
-                    seed = round_number * len(names) + position
-                    results[name].append(_load_once(tool, port, visitors, duration, connections, seed))
+    with sigterm_as_exit():
+        for round_number, seed, name in round_robin(names, rounds):
+            say(f"round {round_number + 1}/{rounds}: {name} ({tool}, {duration}s, {connections} conn.)")
+            with serve(TARGETS[name], env=env) as port:
+                results[name].append(_load_once(tool, port, visitors, duration, connections, seed))
 
-    targets = {name: _summary(results[name]) for name in names}
+    targets = {name: summarize(results[name]) for name in names}
     bare = targets["bare"]["requests_per_s"]
     for name in names[1:]:
         targets[name]["ratio_to_bare"] = round(targets[name]["requests_per_s"] / bare, 3) if bare else None

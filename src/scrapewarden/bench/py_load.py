@@ -131,10 +131,21 @@ async def _run(
         await asyncio.gather(*tasks, return_exceptions=True)
     elapsed = time.monotonic() - started
     latencies = sorted(tally.latencies)
-    p99 = latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)] * 1000.0 if latencies else 0.0
     return LoadResult(
-        requests=len(latencies), seconds=elapsed, non_2xx=tally.non_2xx, errors=tally.errors, p99_ms=p99
+        requests=len(latencies),
+        seconds=elapsed,
+        non_2xx=tally.non_2xx,
+        errors=tally.errors,
+        p99_ms=_percentile_ms(latencies, 0.99),
+        p50_ms=_percentile_ms(latencies, 0.50),
     )
+
+
+def _percentile_ms(ordered: list[float], share: float) -> float:
+    """The nearest-rank percentile of sorted latencies in seconds, in milliseconds."""
+    if not ordered:
+        return 0.0
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)] * 1000.0
 
 
 def run_python_load(

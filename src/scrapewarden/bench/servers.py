@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 HOST = "127.0.0.1"
 STARTUP_DEADLINE = 30.0
@@ -85,12 +86,24 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def serve(app: str, *, env: Mapping[str, str] | None = None, host: str = HOST) -> Iterator[int]:
-    """Serve ``app`` (``module:attribute``) on a free loopback port; yield the port once it answers."""
+def serve_command(
+    command: list[str],
+    port: int,
+    *,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    host: str = HOST,
+    log_files: tuple[Path, ...] = (),
+) -> Iterator[int]:
+    """Run ``command`` (a server that will listen on ``host:port``) in its own process group;
+    yield the port once it answers HTTP, and stop the whole group on the way out, whatever happens.
+
+    ``log_files`` are files the server writes its errors to (nginx's error log): their tails are
+    shown with the output when it fails to start.
+    """
     with tempfile.TemporaryFile() as log:
-        port = free_port(host)
         process = subprocess.Popen(
-            uvicorn_command(app, port, host),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -103,9 +116,20 @@ def serve(app: str, *, env: Mapping[str, str] | None = None, host: str = HOST) -
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     output = log.read().decode("utf-8", "replace")[-3000:]
+                    for path in log_files:
+                        with suppress(OSError):
+                            output += f"\n--- {path.name}:\n" + path.read_text("utf-8", "replace")[-3000:]
                     state = "exited" if process.poll() is not None else "did not answer in time"
-                    raise RuntimeError(f"server for {app} {state}; its output:\n{output}")
+                    raise RuntimeError(f"server for {name} {state}; its output:\n{output}")
                 time.sleep(0.1)
             yield port
         finally:
             stop(process)
+
+
+@contextmanager
+def serve(app: str, *, env: Mapping[str, str] | None = None, host: str = HOST) -> Iterator[int]:
+    """Serve ``app`` (``module:attribute``) on a free loopback port; yield the port once it answers."""
+    port = free_port(host)
+    with serve_command(uvicorn_command(app, port, host), port, name=app, env=env, host=host) as ready:
+        yield ready

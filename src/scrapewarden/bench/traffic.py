@@ -136,6 +136,11 @@ def people_only(visitors: list[Visitor], policy: Policy, host: str = "127.0.0.1:
         warden.close()
 
 
+def people_visitors(policy: Policy, count: int = CLIENTS) -> list[Visitor]:
+    """``count`` visitors (fewer only if the policy flags very many) that ``policy`` sees as people."""
+    return people_only(make_visitors(count + count // 4), policy)[:count]
+
+
 def pick_path(rng: random.Random) -> str:
     """One path from the request mix (the Python generator's twin of the wrk script's choice)."""
     roll = rng.randrange(100)

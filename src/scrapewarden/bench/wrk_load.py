@@ -3,8 +3,8 @@
 The script builds every visitor's header block once at start-up, then each request is one
 random visitor, one random path and one string concatenation, so wrk's single thread stays far
 ahead of a one-worker Python server. The script's ``done`` hook prints one JSON line with
-wrk's own counts (completed requests, non-2xx/3xx statuses, socket errors, the 99th latency
-percentile), which is what we read back: no scraping of wrk's human-readable report.
+wrk's own counts (completed requests, non-2xx/3xx statuses, socket errors, the 50th and 99th
+latency percentiles), which is what we read back: no scraping of wrk's human-readable report.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     '%(mark)s{"requests": %%d, "duration_us": %%d, "non_2xx": %%d, "connect_errors": %%d, ' ..
-    '"read_errors": %%d, "write_errors": %%d, "timeouts": %%d, "p99_us": %%d}\n',
+    '"read_errors": %%d, "write_errors": %%d, "timeouts": %%d, "p50_us": %%d, "p99_us": %%d}\n',
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99)))
 end
 """
 
@@ -120,6 +120,7 @@ def parse_output(stdout: str) -> LoadResult:
                 non_2xx=int(data["non_2xx"]),
                 errors=int(errors),
                 p99_ms=data["p99_us"] / 1000.0,
+                p50_ms=data.get("p50_us", 0) / 1000.0,
             )
     raise RuntimeError("wrk printed no result line; its output was:\n" + stdout[-2000:])
 
