@@ -1,0 +1,570 @@
+"""The forward-auth decision service: nginx, HAProxy, Caddy, Traefik and Envoy ask, we answer.
+
+For every request the proxy receives, it sends us a description of it (see
+:mod:`.authz_describe`); we decide with the same engine and policy as the middleware and answer:
+
+- allow: ``200``, empty body, ``X-ScrapeWarden-Score`` and ``X-ScrapeWarden-Action`` for the
+  proxy's access log;
+- throttle: ``429`` with ``Retry-After``; block: ``403``; challenge: ``403``, or a ``302`` to
+  ``challenge_url`` when one is configured. Bodies are the same explanations the middleware
+  sends (:func:`.responses.reply_for`), so a proxy that passes them on (Caddy, Traefik, Envoy,
+  our HAProxy Lua action) shows people the same page.
+
+nginx is the exception: ``auth_request`` accepts only 2xx, 401 and 403 from us (anything else
+becomes a 500) and drops our body. For nginx-format requests every refusal is therefore a bare
+``403`` carrying ``X-ScrapeWarden-Reference``; nginx's ``error_page 403 = @scrapewarden`` then
+fetches the real reply (status, ``Retry-After`` or ``Location``, body) from
+``/.scrapewarden/reply`` by that reference. Replies wait there for a few seconds, once.
+
+A blocked record request is never answered with a decoy here: to a forward-auth proxy any 2xx
+means "let it through to the site", so a decoy would serve the real record.
+
+The HTTP server is a raw asyncio protocol on httptools: for requests this small it answers
+roughly twice as many per second as aiohttp's low-level server (see ``docs/deploy/README.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import signal
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import httptools
+
+from ..core.decision import Action, Decision
+from ..core.fingerprint import fingerprint
+from ..core.http_facts import facts_from_http
+from ..warden import Warden
+from .authz_cache import AssetDecisionCache
+from .authz_describe import DEFAULT_ENVOY_PREFIX, FORMATS, Described, describe
+from .responses import new_reference, refusal, reply_for
+
+log = logging.getLogger("scrapewarden.authz")
+
+DEFAULT_TRUSTED_HOPS: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+"""Who may describe requests to us when nothing else is configured: the proxy on this machine.
+
+This is the *proxy-to-authz* hop only. It decides whether we believe the description headers
+(``X-Real-IP``, ``X-Forwarded-For``...) at all. Whether the client's own forwarding chain is
+believed beyond that is the policy's ``network.trusted_proxies`` (e.g. a CDN in front of nginx).
+"""
+
+REPLY_PATH = "/.scrapewarden/reply"
+HEALTH_PATH = "/healthz"
+REPLY_SECONDS = 30.0
+MAX_STORED_REPLIES = 10_000
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 200
+LOG_EVERY = 100
+"""A misconfigured proxy sends every request badly; log the first and then every 100th."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    delay: float = 0.0
+    """Seconds to hold the answer (the policy's tarpit for blocks)."""
+
+
+@dataclass(slots=True)
+class AuthzConfig:
+    format: str = "auto"
+    trusted_hops: tuple[str, ...] = DEFAULT_TRUSTED_HOPS
+    """CIDRs allowed to describe requests, in addition to the policy's ``network.trusted_proxies``."""
+    challenge_url: str = ""
+    envoy_prefix: str = DEFAULT_ENVOY_PREFIX
+    cache_seconds: float = 5.0
+    cache_uses: int = 8
+    cache_addresses: int = 50_000
+
+
+@dataclass(slots=True)
+class AuthzStats:
+    requests: int = 0
+    allowed: int = 0
+    refused: int = 0
+    cached: int = 0
+    bad_descriptions: int = 0
+    untrusted_hops: int = 0
+    errors: int = 0
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+_STATUS_TEXT = {
+    200: "OK",
+    302: "Found",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+class AuthzService:
+    """Turns one forward-auth request into an :class:`Answer`. No sockets; see :func:`serve`."""
+
+    def __init__(self, warden: Warden, config: AuthzConfig | None = None) -> None:
+        self.warden = warden
+        self.config = config = config or AuthzConfig()
+        if config.format not in FORMATS:
+            raise ValueError(f"unknown format {config.format!r}; one of {', '.join(FORMATS)}")
+        policy = warden.policy
+        # Explicit on purpose: the hop to us is trusted from the configured CIDRs plus the
+        # policy's own proxies, and from nowhere else.
+        self._hops = [
+            ipaddress.ip_network(cidr, strict=False)
+            for cidr in (*config.trusted_hops, *policy.network.trusted_proxies)
+        ]
+        self._hop_cache: dict[str, bool] = {}
+        self.cache = AssetDecisionCache(
+            seconds=config.cache_seconds, uses=config.cache_uses, max_addresses=config.cache_addresses
+        )
+        self._asset_prefixes = tuple(policy.client.asset_prefixes)
+        self._asset_suffixes = tuple(policy.client.asset_suffixes)
+        self._traps = frozenset(policy.traps.paths)
+        self._replies: OrderedDict[str, tuple[float, Answer]] = OrderedDict()
+        self.stats = AuthzStats()
+
+    # -- trust -------------------------------------------------------------------------------------
+
+    def trusted_hop(self, peer: str) -> bool:
+        known = self._hop_cache.get(peer)
+        if known is not None:
+            return known
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:
+            trusted = False
+        else:
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            trusted = any(address in network for network in self._hops)
+        if len(self._hop_cache) > 1024:
+            self._hop_cache.clear()
+        self._hop_cache[peer] = trusted
+        return trusted
+
+    # -- answering ---------------------------------------------------------------------------------
+
+    def answer(self, *, hop_peer: str, method: str, target: str, headers: list[tuple[str, str]]) -> Answer:
+        """The answer to one auth request. Never raises; a failure lets the request through."""
+        try:
+            path = target.partition("?")[0]
+            if path == HEALTH_PATH:
+                return self._health()
+            if path == REPLY_PATH:
+                return self._stored_reply(headers)
+            return self._decide(hop_peer, method, target, headers)
+        except Exception:
+            # A bug here must not take the site down: fail open, loudly.
+            self.stats.errors += 1
+            log.exception("authz: deciding failed; letting the request through")
+            return Answer(200, [("X-ScrapeWarden-Action", "error")])
+
+    def _decide(self, hop_peer: str, method: str, target: str, headers: list[tuple[str, str]]) -> Answer:
+        stats = self.stats
+        stats.requests += 1
+        trusted = self.trusted_hop(hop_peer)
+        if not trusted:
+            stats.untrusted_hops += 1
+            if stats.untrusted_hops % LOG_EVERY == 1:
+                log.warning(
+                    "authz: request from %s, which is not a trusted hop; its address headers are "
+                    "ignored and it is decided as the client itself (see --trusted-hop)",
+                    _printable(hop_peer),
+                )
+        described = describe(
+            fmt=self.config.format,
+            trusted_hop=trusted,
+            hop_peer=hop_peer,
+            method=method,
+            target=target,
+            raw_headers=headers,
+            envoy_prefix=self.config.envoy_prefix,
+        )
+        stats.formats[described.format] = stats.formats.get(described.format, 0) + 1
+        if described.problems:
+            stats.bad_descriptions += 1
+            if stats.bad_descriptions % LOG_EVERY == 1:
+                log.warning(
+                    "authz: bad %s description from %s: %s (decided anyway; check the proxy config)",
+                    described.format,
+                    _printable(hop_peer),
+                    _printable("; ".join(described.problems)),
+                )
+        decision = self._decision(described)
+        return self._render(decision, described)
+
+    def _decision(self, described: Described) -> Decision:
+        warden = self.warden
+        facts = facts_from_http(
+            warden.policy,
+            now=warden.clock(),
+            peer=described.peer,
+            method=described.method,
+            path=described.path,
+            query=described.query,
+            headers=described.headers,
+            scheme=described.scheme,
+        )
+        if described.problems:
+            facts.malformed = (*facts.malformed, *described.problems)
+        cache = self.cache
+        if not (cache.enabled and self._cacheable(described)):
+            decision = warden.decide(facts)
+            if decision.action is not Action.ALLOW:
+                cache.forget(facts.ip)
+            return decision
+        identity = facts.account_id or facts.session_id or fingerprint(facts)
+        decision_or_none = cache.get(facts.ip, identity, facts.now)
+        if decision_or_none is not None:
+            self.stats.cached += 1
+            return decision_or_none
+        decision = warden.decide(facts)
+        cache.put(facts.ip, identity, decision, facts.now)
+        return decision
+
+    def _cacheable(self, described: Described) -> bool:
+        path = described.path
+        if described.method not in ("GET", "HEAD") or described.problems or path in self._traps:
+            return False
+        if not (path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)):
+            return False
+        resources = getattr(self.warden.engine, "resources", None)
+        return not resources or resources.match(described.method, path, described.query) is None
+
+    def _render(self, decision: Decision, described: Described) -> Answer:
+        stats = self.stats
+        score = f"{decision.score:.0f}"
+        if decision.effective is Action.ALLOW:
+            stats.allowed += 1
+            headers = [("X-ScrapeWarden-Score", score), ("X-ScrapeWarden-Action", decision.action.label)]
+            if not decision.enforced:
+                headers.append(("X-ScrapeWarden-Mode", "observe"))
+            return Answer(200, headers)
+        stats.refused += 1
+        actions = self.warden.policy.actions
+        accept = described.header("accept")
+        if decision.action is Action.CHALLENGE and self.config.challenge_url:
+            answer = self._challenge_redirect(described)
+        else:
+            reply = reply_for(
+                decision, accept=accept, help_url=actions.help_url, retry_after=actions.throttle_retry_after
+            )
+            if reply is None or reply.status < 400:
+                # A decoy (200) would tell the proxy to serve the real record: refuse plainly.
+                reply = refusal(
+                    decision,
+                    accept=accept,
+                    help_url=actions.help_url,
+                    retry_after=actions.throttle_retry_after,
+                )
+            answer = Answer(reply.status, list(reply.headers), reply.body)
+        extra = [("X-ScrapeWarden-Score", score), ("X-ScrapeWarden-Action", decision.action.label)]
+        delay = decision.tarpit_seconds if decision.action is Action.BLOCK else 0.0
+        answer = Answer(answer.status, answer.headers + extra, answer.body, delay)
+        if described.format == "nginx":
+            return self._for_nginx(answer)
+        return answer
+
+    def _challenge_redirect(self, described: Described) -> Answer:
+        url = self.config.challenge_url
+        # Only the original path and query go along, percent-encoded: never a host, so the
+        # challenge page cannot be turned into an open redirect by what the client asked for.
+        back = described.path + ("?" + described.query if described.query else "")
+        location = url + ("&" if "?" in url else "?") + "next=" + quote(back, safe="")
+        reference = new_reference()
+        body = b"A quick check is needed; continue at the address in the Location header.\n"
+        headers = [
+            ("Location", location),
+            ("Cache-Control", "no-store"),
+            ("X-ScrapeWarden-Reference", reference),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ]
+        return Answer(302, headers, body)
+
+    # -- nginx: the reply fetched after the fact ------------------------------------------------------
+
+    def _for_nginx(self, answer: Answer) -> Answer:
+        reference = next((v for n, v in answer.headers if n == "X-ScrapeWarden-Reference"), new_reference())
+        now = time.monotonic()
+        replies = self._replies
+        while replies and (len(replies) >= MAX_STORED_REPLIES or next(iter(replies.values()))[0] < now):
+            replies.popitem(last=False)
+        replies[reference] = (now + REPLY_SECONDS, answer)
+        keep = ("X-ScrapeWarden-Score", "X-ScrapeWarden-Action", "X-ScrapeWarden-Reference")
+        headers = [(n, v) for n, v in answer.headers if n in keep]
+        headers.append(("X-ScrapeWarden-Status", str(answer.status)))
+        return Answer(403, headers, b"", answer.delay)
+
+    def _stored_reply(self, headers: list[tuple[str, str]]) -> Answer:
+        reference = next((v.strip() for n, v in headers if n == "x-scrapewarden-reference"), "")
+        found = self._replies.pop(reference, None)
+        if found is None or found[0] < time.monotonic():
+            # Expired or never issued: the person still needs an explanation, not an error.
+            decision = Decision(Action.BLOCK, 0.0)
+            accept = next((v for n, v in headers if n == "accept"), None)
+            reply = refusal(decision, accept=accept, help_url=self.warden.policy.actions.help_url)
+            return Answer(403, list(reply.headers), reply.body)
+        return found[1]
+
+    def _health(self) -> Answer:
+        body = json.dumps({"status": "ok", **_stats_dict(self.stats)}).encode()
+        return Answer(200, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
+
+
+def _stats_dict(stats: AuthzStats) -> dict[str, object]:
+    return {
+        "requests": stats.requests,
+        "allowed": stats.allowed,
+        "refused": stats.refused,
+        "cached": stats.cached,
+        "bad_descriptions": stats.bad_descriptions,
+        "untrusted_hops": stats.untrusted_hops,
+        "errors": stats.errors,
+        "formats": dict(stats.formats),
+    }
+
+
+def _printable(text: str) -> str:
+    """Attacker-controlled text made safe for a log line: no control characters, bounded."""
+    return text[:200].encode("unicode_escape", "replace").decode("ascii", "replace")
+
+
+def encode_answer(answer: Answer, *, keep_alive: bool, head: bool = False) -> bytes:
+    """The answer as HTTP/1.1 bytes."""
+    reason = _STATUS_TEXT.get(answer.status, "")
+    lines = [f"HTTP/1.1 {answer.status} {reason}"]
+    body = answer.body
+    for name, value in answer.headers:
+        if name.lower() in ("content-length", "connection"):
+            continue
+        lines.append(f"{name}: {_header_value(value)}")
+    lines.append(f"Content-Length: {len(body)}")
+    if not keep_alive:
+        lines.append("Connection: close")
+    head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    return head_bytes if head else head_bytes + body
+
+
+def _header_value(value: str) -> str:
+    # Values we send may carry request-derived text (a Location with the original path is
+    # percent-encoded already); never let a CR or LF split the response.
+    return value.replace("\r", " ").replace("\n", " ")
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+class _Connection(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive and pipelining, bodies ignored (auth requests have none)."""
+
+    __slots__ = (
+        "_closing",
+        "_header_bytes",
+        "_headers",
+        "_loop",
+        "_out",
+        "_parser",
+        "_peer",
+        "_server",
+        "_url",
+        "transport",
+    )
+
+    def __init__(self, server: AuthzServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._header_bytes = 0
+        self._peer = ""
+        self._out: deque[list[object]] = deque()
+        self._closing = False
+        self.transport: asyncio.Transport | None = None
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400)
+        except httptools.HttpParserError:
+            self._fail(400)
+        except _TooLarge:
+            self._fail(431)
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_HEADER_BYTES:
+            raise _TooLarge
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES or len(self._headers) >= MAX_HEADERS:
+            raise _TooLarge
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        method = parser.get_method().decode("latin-1")
+        keep_alive = parser.should_keep_alive() and not self._server.stopping
+        answer = self._server.service.answer(
+            hop_peer=self._peer, method=method, target=self._url.decode("latin-1"), headers=self._headers
+        )
+        self._send(
+            encode_answer(answer, keep_alive=keep_alive, head=method == "HEAD"), answer.delay, keep_alive
+        )
+
+    # writing, in request order even when one answer is held back (tarpit)
+
+    def _send(self, data: bytes, delay: float, keep_alive: bool) -> None:
+        item: list[object] = [data, delay <= 0, keep_alive]
+        self._out.append(item)
+        if delay > 0:
+            self._loop.call_later(delay, self._release, item)
+        self._flush()
+
+    def _release(self, item: list[object]) -> None:
+        item[1] = True
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self._out
+        while out and out[0][1]:
+            data, _, keep_alive = out.popleft()
+            transport = self.transport
+            if transport is None or self._closing:
+                out.clear()
+                return
+            transport.write(data)  # type: ignore[arg-type]
+            if not keep_alive:
+                self._closing = True
+                transport.close()
+                out.clear()
+                return
+
+    def _fail(self, status: int) -> None:
+        self._server.service.stats.bad_descriptions += 1
+        answer = Answer(
+            status, [("Content-Type", "text/plain")], f"{status} {_STATUS_TEXT[status]}\n".encode()
+        )
+        self._send(encode_answer(answer, keep_alive=False), 0.0, False)
+
+    def close_if_idle(self) -> None:
+        if not self._out and self.transport is not None:
+            self._closing = True
+            self.transport.close()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class AuthzServer:
+    """Owns the listening sockets and the open connections."""
+
+    def __init__(self, service: AuthzService) -> None:
+        self.service = service
+        self.connections: set[_Connection] = set()
+        self.stopping = False
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), host, port, reuse_address=True, backlog=1024
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let answers being written go out, then close what is left."""
+        self.stopping = True
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + grace
+        while True:
+            for connection in list(self.connections):
+                connection.close_if_idle()
+            if not self.connections or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":")
+    else:
+        host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {text!r}")
+    return host, int(port)
+
+
+async def serve(
+    service: AuthzService,
+    host: str,
+    port: int,
+    *,
+    stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
+) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully and flush the store."""
+    server = AuthzServer(service)
+    bound = await server.start(host, port)
+    log.info("scrapewarden authz listening on %s:%d (format %s)", bound[0], bound[1], service.config.format)
+    print(f"scrapewarden authz listening on http://{_join(bound)}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in stop_signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in stop_signals:
+            loop.remove_signal_handler(sig)
+        await server.stop()
+        service.warden.close()
+        log.info("scrapewarden authz stopped: %s", _stats_dict(service.stats))
+
+
+def _join(bound: tuple[str, int]) -> str:
+    host, port = bound
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
