@@ -43,6 +43,10 @@ REQUIRED = ("upstream", "nginx_limit_req")
 WORKERS = 1
 """Worker processes of every front, nginx and scrapewarden alike (nginx: worker_processes 1)."""
 
+QUIET = ("--log-level", "warning")
+"""scrapewarden logs each refusal at info; like the middleware benchmark's uvicorn (and nginx's
+``access_log off``), the benchmark keeps only warnings."""
+
 POLICY_TOML = """\
 # The proxy benchmark's policy: the defaults, plus what the benchmark site needs.
 [network]
@@ -130,6 +134,7 @@ def _front(name: str, run: _Run, round_number: int) -> Iterator[int]:
             str(run.policy),
             "--workers",
             str(WORKERS),
+            *QUIET,
         )
         with serve_command(command, port, name="scrapewarden proxy") as ready:
             yield ready
@@ -137,7 +142,7 @@ def _front(name: str, run: _Run, round_number: int) -> Iterator[int]:
         with ExitStack() as stack:
             authz_port = free_port()
             command = scrapewarden_command(
-                "authz", "--listen", f"{HOST}:{authz_port}", "--policy", str(run.policy)
+                "authz", "--listen", f"{HOST}:{authz_port}", "--policy", str(run.policy), *QUIET
             )
             stack.enter_context(serve_command(command, authz_port, name="scrapewarden authz"))
             values = {"UPSTREAM_PORT": run.upstream_port, "AUTHZ_PORT": authz_port}
