@@ -1,0 +1,221 @@
+"""Running the proxy: one process, or a supervisor with a decider and N workers.
+
+``--workers 1``: one process holds the listening socket and the engine (:class:`LocalDecider`).
+
+``--workers N`` (N > 1)::
+
+    supervisor ──┬── decider   (the one engine: counters, bans, events; Unix socket)
+                 ├── worker 1  (SO_REUSEPORT listener, asks the decider per request)
+                 └── worker N
+
+The kernel spreads new connections over the workers; every worker asks the same engine, so a
+scraper's budget is the same whatever worker its connections land on. Signals go to the
+supervisor: SIGTERM/SIGINT drain the workers (grace period) and then stop the decider; SIGHUP is
+passed on to everyone (the decider reloads the engine, workers reload the reply settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..core.policy import Policy
+from ..warden import Warden, resolve_policy
+from .proxy import ProxyServer, ProxySettings
+from .proxy_decider import DeciderService, LocalDecider, RemoteDecider
+
+log = logging.getLogger("scrapewarden.proxy")
+
+
+def _install_loop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # plain asyncio works, just slower
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _load_policy(source: str | None) -> Policy | None:
+    """The policy from ``source`` (a file, or None for env/defaults); None (logged) when unusable."""
+    try:
+        return resolve_policy(source)
+    except Exception as exc:
+        log.error("proxy: policy reload failed, keeping the current policy: %s", exc)
+        return None
+
+
+async def _until_stopped(on_reload: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+    await stop.wait()
+
+
+async def serve_single(
+    settings: ProxySettings, *, policy: str | None, state: str | None, host: str, port: int
+) -> None:
+    loop = asyncio.get_running_loop()
+    decider = LocalDecider(Warden(policy, state=state))
+    server = ProxyServer(settings, decider, loop)
+    bound = await server.start(host, port)
+    log.warning(
+        "scrapewarden proxy on http://%s:%d -> %s:%d (policy mode: %s)",
+        *bound,
+        settings.upstream_host,
+        settings.upstream_port,
+        decider.policy.mode,
+    )
+
+    def reload() -> None:
+        new = _load_policy(policy)
+        if new is not None:
+            decider.reload(new)
+            log.warning("proxy: policy reloaded (mode: %s)", new.mode)
+
+    await _until_stopped(reload)
+    await server.shutdown()
+    decider.close()
+
+
+# -- several processes ----------------------------------------------------------------------------
+
+
+def _decider_main(socket_path: str, policy: str | None, state: str | None) -> None:
+    _install_loop()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s decider %(levelname)s %(message)s")
+
+    async def run() -> None:
+        service = DeciderService(Warden(policy, state=state))
+        server = await service.serve(Path(socket_path))
+
+        def reload() -> None:
+            new = _load_policy(policy)
+            if new is not None:
+                service.reload(new)
+                log.warning("decider: policy reloaded (mode: %s)", new.mode)
+
+        await _until_stopped(reload)
+        server.close()
+        service.warden.close()
+
+    asyncio.run(run())
+
+
+def _worker_main(settings: ProxySettings, socket_path: str, policy: str | None, host: str, port: int) -> None:
+    _install_loop()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(levelname)s %(message)s")
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        first = resolve_policy(policy)
+        decider = RemoteDecider(Path(socket_path), first, loop)
+        await decider.connect()
+        server = ProxyServer(settings, decider, loop)
+        await server.start(host, port, reuse_port=True)
+
+        def reload() -> None:
+            new = _load_policy(policy)
+            if new is not None:
+                decider.reload(new)
+
+        await _until_stopped(reload)
+        await server.shutdown()
+        decider.close()
+
+    asyncio.run(run())
+
+
+def serve_workers(
+    settings: ProxySettings, *, policy: str | None, state: str | None, host: str, port: int, workers: int
+) -> None:
+    """Run the decider and ``workers`` proxy processes until SIGTERM/SIGINT."""
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="scrapewarden-proxy-") as private:
+        os.chmod(private, 0o700)
+        socket_path = os.path.join(private, "decider.sock")
+        # Hold the port (bound, not listening) so every worker binds the same one, even port 0.
+        holder = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind((host, port))
+        port = holder.getsockname()[1]
+        decider = context.Process(target=_decider_main, args=(socket_path, policy, state), name="decider")
+        decider.start()
+        procs = [
+            context.Process(
+                target=_worker_main, args=(settings, socket_path, policy, host, port), name=f"worker-{i + 1}"
+            )
+            for i in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+        log.warning(
+            "scrapewarden proxy on http://%s:%d -> %s:%d with %d workers and one decider",
+            host,
+            port,
+            settings.upstream_host,
+            settings.upstream_port,
+            workers,
+        )
+        stopping = False
+
+        def forward(signum: int, _frame: object) -> None:
+            nonlocal stopping
+            if signum == signal.SIGHUP:
+                for proc in [decider, *procs]:
+                    if proc.pid:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(proc.pid, signal.SIGHUP)
+                return
+            stopping = True
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGHUP, forward)
+        try:
+            while not stopping and all(proc.is_alive() for proc in [decider, *procs]):
+                time.sleep(0.2)
+        finally:
+            for proc in procs:
+                if proc.pid and proc.is_alive():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGTERM)
+            for proc in procs:
+                proc.join(settings.grace + 5.0)
+                if proc.is_alive():
+                    proc.kill()
+            if decider.pid and decider.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(decider.pid, signal.SIGTERM)
+            decider.join(10.0)
+            if decider.is_alive():
+                decider.kill()
+            holder.close()
+
+
+def run(
+    settings: ProxySettings,
+    *,
+    policy: str | None = None,
+    state: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+) -> None:
+    """Blocking entry point used by ``scrapewarden proxy``."""
+    if workers > 1:
+        serve_workers(settings, policy=policy, state=state, host=host, port=port, workers=workers)
+        return
+    _install_loop()
+    asyncio.run(serve_single(settings, policy=policy, state=state, host=host, port=port))
