@@ -147,7 +147,7 @@ def test_every_template_renders_completely() -> None:
     }
     for site in ("upstream.conf", "limit_req.conf", "auth_request.conf"):
         text = render(site, values)
-        assert "@" not in text, site
+        assert not re.search(r"@[A-Z_]+@", text), site
         assert "listen 127.0.0.1:1;" in text
         assert "worker_processes 1;" in text and "access_log off;" in text
     assert "include /tmp/x/blocklist.conf;" in render("limit_req.conf", values)
@@ -159,6 +159,30 @@ def test_the_policy_file_is_the_bench_policy(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
     path.write_text(POLICY_TOML, encoding="utf-8")
     assert load_policy(path, env={}) == bench_policy()
+
+
+NGINX_SNIPPET = Path(__file__).parents[2] / "docs" / "deploy" / "nginx" / "scrapewarden.conf"
+
+
+def block(text: str, header: str) -> list[str]:
+    """The directives inside the first ``header {`` block (no nested blocks), comments dropped."""
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    start = lines.index(header + " {") + 1
+    end = lines.index("}", start)
+    return [line for line in lines[start:end] if line]
+
+
+@pytest.mark.skipif(not NGINX_SNIPPET.exists(), reason="no documented nginx snippet in this tree")
+def test_auth_request_config_asks_authz_as_the_documented_snippet_does() -> None:
+    snippet = NGINX_SNIPPET.read_text(encoding="utf-8")
+    ours = render("auth_request.conf", {"DIR": "/d", "PORT": 8080, "UPSTREAM_PORT": 8000, "AUTHZ_PORT": 9100})
+    for header in ("location = /.scrapewarden/auth", "location @scrapewarden", "upstream scrapewarden_authz"):
+        assert block(ours, header) == block(snippet, header), header
+    # In the site location: the same auth_request lines and headers; only the way to the site
+    # differs (our keep-alive pool, as nginx_limit_req has).
+    site = block(snippet, "location /")
+    wanted = [line for line in site if not line.startswith("proxy_pass ")]
+    assert set(wanted) <= set(block(ours, "location /"))
 
 
 @needs_nginx
