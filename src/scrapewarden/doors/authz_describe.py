@@ -55,6 +55,7 @@ _DESCRIPTION_HEADERS = frozenset(
         "x-forwarded-server",
         "x-forwarded-prefix",
         "x-scrapewarden-proxy",
+        "x-scrapewarden-header-order",
         "x-envoy-expected-rq-timeout-ms",
         "x-envoy-internal",
         "x-envoy-external-address",
@@ -65,6 +66,7 @@ _DESCRIPTION_HEADERS = frozenset(
 )
 
 MAX_DESCRIBED_URI = 16 * 1024
+MAX_ORDERED = 200
 
 
 @dataclass(slots=True)
@@ -172,6 +174,12 @@ def describe(
         scheme = "https" if proto.split(",")[0].strip().lower() == "https" else "http"
 
     headers = [(n, v) for n, v in raw_headers if n not in _DESCRIPTION_HEADERS]
+    order = first.get("x-scrapewarden-header-order")
+    if order is not None and chosen == "haproxy":
+        # HAProxy's Lua client sends headers from a table, in no useful order; our Lua action
+        # sends the client's order alongside, so the fingerprint is the client's, not Lua's.
+        rank = {name: i for i, name in enumerate(order.split(",")[:MAX_ORDERED])}
+        headers.sort(key=lambda item: rank.get(item[0], len(rank)))
     peer = _peer(chosen, trusted_hop, hop_peer, first, headers, problems)
     if chosen in ("traefik", "caddy") and trusted_hop:
         host = first.get("x-forwarded-host")

@@ -1,0 +1,5 @@
+"""Fixtures for the deploy tests live in deploy_helpers.py (test modules import its helpers)."""
+
+from deploy_helpers import stacks, upstream
+
+__all__ = ["stacks", "upstream"]
