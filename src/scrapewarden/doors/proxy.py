@@ -236,10 +236,9 @@ class ClientConnection(asyncio.Protocol):
                     self._pause_reading(4)
             return
         if self.in_head:
+            # llhttp gathers a header line before calling us: count raw bytes too, so one
+            # endless header line cannot grow memory. on_headers_complete resets the count.
             self.head_bytes += len(data)
-            if self.head_bytes > self.settings.max_header_bytes + 65536:
-                self._reject(Malformed(431, "request head too large"))
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -253,6 +252,9 @@ class ClientConnection(asyncio.Protocol):
                 self._reject(Malformed(500, "internal error"))
         except httptools.HttpParserError as exc:
             self._reject(Malformed(400, str(exc) or type(exc).__name__))
+            return
+        if self.in_head and self.head_bytes > self.settings.max_header_bytes and not self.dead:
+            self._reject(Malformed(431, "request head too large"))
 
     # -- httptools callbacks (request) ----------------------------------------------------------
 
@@ -613,7 +615,22 @@ class ClientConnection(asyncio.Protocol):
                 return
         if self.transport is not None:
             self.transport.write(error_response(problem.status, problem.reason, head=head))
-            self.transport.close()
+            self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error without resetting: the client may still be sending, and closing
+        with unread data makes the kernel send a reset that can destroy our answer in flight.
+        So: send our answer and a FIN, discard whatever still comes, close a moment later."""
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.read_paused = 0
+            transport.resume_reading()
+            self.loop.call_later(2.0, transport.close)
+        else:
+            transport.close()
 
     def _pause_reading(self, reason: int) -> None:
         if not self.read_paused and self.transport is not None:
