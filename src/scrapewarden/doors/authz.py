@@ -407,14 +407,14 @@ class _Connection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(400)
-        except httptools.HttpParserError:
-            self._fail(400)
-        except _TooLarge:
-            self._fail(431)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade, _TooLarge) as exc:
+            # httptools wraps exceptions raised in our callbacks; the cause tells them apart.
+            too_large = isinstance(exc, _TooLarge) or isinstance(exc.__cause__ or exc.__context__, _TooLarge)
+            self._fail(431 if too_large else 400)
 
     # httptools callbacks
 

@@ -174,6 +174,10 @@ def describe(
         scheme = "https" if proto.split(",")[0].strip().lower() == "https" else "http"
 
     headers = [(n, v) for n, v in raw_headers if n not in _DESCRIPTION_HEADERS]
+    if chosen not in ("nginx", "haproxy"):
+        # These proxies set X-Forwarded-Proto themselves (read above); behind nginx it is the
+        # client's own (or a CDN's), left for the policy's trusted proxies to judge.
+        headers = [(n, v) for n, v in headers if n != "x-forwarded-proto"]
     order = first.get("x-scrapewarden-header-order")
     if order is not None and chosen == "haproxy":
         # HAProxy's Lua client sends headers from a table, in no useful order; our Lua action
