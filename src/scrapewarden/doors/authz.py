@@ -20,7 +20,8 @@ A blocked record request is never answered with a decoy here: to a forward-auth 
 means "let it through to the site", so a decoy would serve the real record.
 
 The HTTP server is a raw asyncio protocol on httptools: for requests this small it answers
-roughly twice as many per second as aiohttp's low-level server (see ``docs/deploy/README.md``).
+1.5-2x as many per second as aiohttp's low-level server with the same service (see
+``docs/deploy/README.md``).
 """
 
 from __future__ import annotations
