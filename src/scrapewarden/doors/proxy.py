@@ -177,6 +177,7 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: UpstreamConnection | None = None
         self.upgrading = False
         self.last_parsed: Exchange | None = None
+        self.held_head = b""
         self.read_paused = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -511,9 +512,14 @@ class ClientConnection(asyncio.Protocol):
                 lines.append(b"connection: close\r\n")
             elif ex.version == "1.0":
                 lines.append(b"connection: keep-alive\r\n")
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, reason or status_text(status), b"".join(lines))
-        )
+        head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, reason or status_text(status), b"".join(lines))
+        if switching:
+            self.transport.write(head)
+        else:
+            # Held until the first body piece or the end of this read: one write (one syscall)
+            # for a small answer, and a slow body still finds the head already sent.
+            self.held_head = head
+            self.loop.call_soon(self._flush_head)
         if switching:
             self.tunnel = ex.upstream
             self.upgrading = False
@@ -530,21 +536,31 @@ class ClientConnection(asyncio.Protocol):
                 b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, reason or status_text(status), b"".join(lines))
             )
 
+    def _flush_head(self) -> None:
+        if self.held_head and self.transport is not None and not self.dead:
+            self.transport.write(self.held_head)
+        self.held_head = b""
+
     def response_body(self, data: bytes) -> None:
         if self.transport is None or not data:
             return
         if self.exchanges[0].chunked_out:
-            self.transport.write(chunk(data))
-        else:
-            self.transport.write(data)
+            data = chunk(data)
+        if self.held_head:
+            data = self.held_head + data
+            self.held_head = b""
+        self.transport.write(data)
 
     def response_done(self) -> None:
         if not self.exchanges:
             return
         ex = self.exchanges[0]
         ex.upstream = None
-        if ex.chunked_out and self.transport is not None:
-            self.transport.write(LAST_CHUNK)
+        if self.transport is not None:
+            tail = LAST_CHUNK if ex.chunked_out else b""
+            if self.held_head or tail:
+                self.transport.write(self.held_head + tail)
+            self.held_head = b""
         self.stats.proxied += 1
         self._exchange_done(ex)
 
