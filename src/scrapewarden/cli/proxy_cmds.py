@@ -106,8 +106,13 @@ def proxy(
 
     SIGHUP reloads the policy without dropping connections; SIGTERM drains in-flight requests.
     """
-    from ..doors.proxy import ProxySettings
-    from ..doors.proxy_workers import run
+    try:
+        from ..doors.proxy import ProxySettings
+        from ..doors.proxy_workers import run
+    except ModuleNotFoundError as exc:
+        if exc.name != "httptools":
+            raise
+        raise click.ClickException("the proxy needs httptools: pip install 'scrapewarden[proxy]'") from None
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     up_host, up_port = _upstream(upstream)
