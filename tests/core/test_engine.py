@@ -359,3 +359,15 @@ def test_fleet_never_holds_a_person_arriving_on_an_ordinary_page():
     engine.decide(facts(T0 + 400, ip=person, path="/static/app.css"))
     for n in range(10):
         assert engine.decide(facts(T0 + 401 + n, ip=person, path=f"/users/{n * 97}")).action is Action.ALLOW
+
+
+def test_adopt_state_keeps_counters_and_bans_across_a_policy_reload():
+    old = Engine(policy())
+    for i in range(1, 30):
+        old.decide(facts(T0 + i, path=f"/users/{i * 7919 % 100000}"))
+    old.bans.add("ip", "192.0.2.9", None)
+    new = Engine(policy(mode="observe"))
+    new.adopt_state(old)
+    assert new.actor("ip", "198.51.100.7").seen_hour == old.actor("ip", "198.51.100.7").seen_hour > 0
+    assert new.decide(facts(T0 + 40, ip="192.0.2.9")).ban_key == "ip:192.0.2.9"
+    assert new.decide(facts(T0 + 40, ip="192.0.2.9")).enforced is False  # the new policy's mode

@@ -357,6 +357,16 @@ class Engine:
                 self.bans.add(kind, key, now + ban_ttl(bans, 0))
         return due
 
+    def adopt_state(self, previous: Engine) -> None:
+        """Continue from ``previous`` (a policy reload): keep its bans, counters and site-wide
+        tallies so that a reload never hands every scraper a fresh budget. Limits, weights and
+        detectors are this engine's own (the new policy's)."""
+        self.bans = previous.bans
+        self._tables = previous._tables
+        self._networks = previous._networks
+        self._site_assets = previous._site_assets
+        self._partner_usage = previous._partner_usage
+
     # -- introspection -------------------------------------------------------------------------------
 
     def actor(self, kind: str, key: str) -> ActorState | None:

@@ -66,22 +66,12 @@ class Decider(Protocol):
 
 
 def carry_over(old: Warden, new: Warden) -> None:
-    """Hand the old engine's bans and, when the engine layout allows it, its counters to the new one.
+    """Hand the old engine's bans and counters to the new one (see ``Engine.adopt_state``).
 
-    Bans live in the store too, so they would come back within seconds anyway; copying them
-    closes that gap. Counters live only in memory: without copying them, every reload would give
-    every scraper a fresh budget. The engine keeps them in per-actor tables; they are reused when
-    both engines have the same kinds of table. Limits come from the new policy either way.
+    Bans live in the store too, so they would come back within seconds anyway; counters live only
+    in memory: without them every reload would give every scraper a fresh budget.
     """
-    new.engine.bans = old.engine.bans
-    old_tables = getattr(old.engine, "_tables", None)
-    new_tables = getattr(new.engine, "_tables", None)
-    if (
-        isinstance(old_tables, dict)
-        and isinstance(new_tables, dict)
-        and old_tables.keys() == new_tables.keys()
-    ):
-        new.engine._tables = old_tables
+    new.engine.adopt_state(old.engine)
 
 
 def reloaded_warden(old: Warden, policy: Policy) -> Warden:
