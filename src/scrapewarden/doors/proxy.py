@@ -128,6 +128,7 @@ class Exchange:
         "body_size",
         "chunked_out",
         "close_after",
+        "head_size",
         "headers",
         "keep_alive",
         "method",
@@ -144,6 +145,8 @@ class Exchange:
         self.method = b""
         self.target = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        """Bytes of header names and values so far (kept as a running total: O(1) per header)."""
         self.version = "1.1"
         self.keep_alive = True
         self.shape = RequestShape()
@@ -281,8 +284,8 @@ class ClientConnection(asyncio.Protocol):
         if not valid_token(name):
             raise Malformed(400, "invalid header name")
         ex.headers.append((name.lower(), value))
-        size = len(ex.target) + sum(len(n) + len(v) + 4 for n, v in ex.headers)
-        if size > self.settings.max_header_bytes:
+        ex.head_size += len(name) + len(value) + 4
+        if len(ex.target) + ex.head_size > self.settings.max_header_bytes:
             raise Malformed(431, "request headers too large")
         if len(ex.headers) > self.settings.max_headers:
             raise Malformed(431, "too many request headers")

@@ -6,6 +6,7 @@ the upstream is told about the client) can be read and tested in one place.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 HOP_BY_HOP = frozenset(
@@ -26,8 +27,6 @@ HOP_BY_HOP = frozenset(
 REWRITTEN = frozenset({b"content-length", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-for"})
 """Request headers the proxy writes itself (framing and forwarding facts)."""
 
-_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
 
 class Malformed(Exception):
     """A request we refuse to forward. ``status`` is what the client gets (400, 413, 431, ...)."""
@@ -38,9 +37,15 @@ class Malformed(Exception):
         self.reason = reason
 
 
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def valid_token(name: bytes) -> bool:
-    """A header field name must be a non-empty RFC 9110 token (llhttp checks too; belt and braces)."""
-    return bool(name) and all(byte in _TOKEN_CHARS for byte in name)
+    """A header field name must be a non-empty RFC 9110 token (llhttp checks too; belt and braces).
+
+    One regular-expression match, not a Python loop over the bytes: this runs for every header.
+    """
+    return _TOKEN.fullmatch(name) is not None
 
 
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
