@@ -284,6 +284,30 @@ class PrivacyPolicy(_Strict):
     event_retention_days: int = Field(30, gt=0)
 
 
+class ChallengePolicy(_Strict):
+    """Proof-of-work challenges and the clearance a passed challenge earns."""
+
+    key: str = ""
+    """Signing key for challenges and clearance cookies; set it via SCRAPEWARDEN_CHALLENGE__KEY.
+    Empty: a key generated once and kept in the state store, shared by every instance using it."""
+    clearance_hours: float = Field(24.0, gt=0, le=24 * 30)
+    """How long a passed challenge is remembered, so the same person is not asked again."""
+    min_bits: int = Field(14, ge=1, le=32)
+    """Proof-of-work difficulty (leading zero bits) at the challenge threshold."""
+    max_bits: int = Field(20, ge=1, le=32)
+    """Difficulty just below the block threshold."""
+    nojs_delay_seconds: float = Field(5.0, ge=0, le=120)
+    """How long the no-JavaScript path makes a visitor wait before its form is accepted."""
+    under_attack: bool = False
+    """Challenge every visitor who has no clearance yet (for sites in the middle of an attack)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChallengePolicy:
+        if self.min_bits > self.max_bits:
+            raise ValueError("must satisfy min_bits <= max_bits")
+        return self
+
+
 class Policy(_Strict):
     """The whole policy. ``Policy()`` is the generic default."""
 
@@ -300,6 +324,7 @@ class Policy(_Strict):
     client: ClientPolicy = Field(default_factory=ClientPolicy)
     traps: TrapPolicy = Field(default_factory=TrapPolicy)
     privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
+    challenge: ChallengePolicy = Field(default_factory=ChallengePolicy)
 
     @property
     def observe(self) -> bool:
