@@ -1,0 +1,242 @@
+"""Signed challenges, proof-of-work checks and clearance tokens.
+
+Pure: no I/O, no clock, no randomness of its own (the caller passes ``now`` and random bytes).
+Both a challenge and a clearance are ``base64url(payload) + "." + base64url(hmac_sha256(key,
+payload))`` with a compact JSON payload, so the server keeps no state for either: checking one
+costs a base64 decode, one HMAC and (for a solution) one SHA-256.
+
+- A challenge payload is ``{"v":1,"id":..,"iat":..,"d":..,"net":..,"ua":..}``; it is valid for
+  :data:`CHALLENGE_SECONDS`. Its ``id`` lets the door refuse a second use (replay); that memory
+  is the door's job, not this module's.
+- A clearance payload is ``{"v":1,"net":..,"ua":..,"exp":..,"how":..}``.
+
+Both are bound to the client's network (``/24`` or ``/48`` by default, so a person whose address
+changes within their provider's block keeps it) and to a short hash of its user agent, so a token
+copied to another network or another client program is worthless.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .fingerprint import network_of
+from .policy import Policy
+
+CHALLENGE_SECONDS = 600
+"""How long a challenge may be solved for."""
+MAX_TOKEN_LENGTH = 1024
+"""Longer tokens are refused unread: ours are about 200 characters."""
+MAX_NONCE_LENGTH = 24
+"""A decimal nonce; 24 digits is far more than any solver needs."""
+HOW = frozenset({"pow", "nojs", "captcha"})
+"""How a clearance was earned."""
+
+Reason = Literal["ok", "malformed", "forged", "expired", "network", "user_agent", "too_few_bits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of checking a solution. ``ok`` only when ``reason == "ok"``."""
+
+    reason: Reason
+    id: str = ""
+    """The challenge id (for the door's single-use memory); empty unless the signature held."""
+    bits: int = 0
+    """Difficulty the challenge asked for."""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "ok"
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def ua_hash(user_agent: str) -> str:
+    """First 16 hex digits of SHA-256 of the user agent: binds without storing it."""
+    return hashlib.sha256(user_agent.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def sign(key: bytes, payload: dict[str, Any]) -> str:
+    """The signed token for ``payload``."""
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    mac = hmac.new(key, body, hashlib.sha256).digest()
+    return _b64encode(body) + "." + _b64encode(mac)
+
+
+def _open(key: bytes, token: str) -> dict[str, Any] | Literal[False] | None:
+    """The payload if the signature holds; False if the token is ours in shape but forged;
+    None if it is not a token at all."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        return None
+    body_text, dot, mac_text = token.partition(".")
+    if not dot:
+        return None
+    body = _b64decode(body_text)
+    mac = _b64decode(mac_text)
+    if body is None or mac is None:
+        return None
+    expected = hmac.new(key, body, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, mac):
+        return False
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("v") != 1:
+        return None
+    return payload
+
+
+def verify(key: bytes, token: str, now: float) -> dict[str, Any] | None:
+    """The payload of a genuine, unexpired token (``exp`` if it has one), else None."""
+    payload = _open(key, token)
+    if not payload:
+        return None
+    exp = payload.get("exp")
+    if exp is not None and not (isinstance(exp, int | float) and now < exp):
+        return None
+    return payload
+
+
+def leading_zero_bits(digest: bytes) -> int:
+    """How many leading bits of ``digest`` are zero."""
+    value = int.from_bytes(digest, "big")
+    return len(digest) * 8 - value.bit_length()
+
+
+def new_challenge(
+    key: bytes,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    bits: int,
+    rng_bytes: bytes,
+    v4_prefix: int = 24,
+    v6_prefix: int = 48,
+) -> str:
+    """A signed challenge asking for ``bits`` leading zero bits; ``rng_bytes`` (16 random bytes)
+    become its single-use id."""
+    payload = {
+        "v": 1,
+        "id": rng_bytes.hex(),
+        "iat": int(now),
+        "d": int(bits),
+        "net": network_of(ip, v4_prefix, v6_prefix),
+        "ua": ua_hash(user_agent),
+    }
+    return sign(key, payload)
+
+
+def check_solution(
+    key: bytes,
+    challenge: str,
+    nonce: str,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    v4_prefix: int = 24,
+    v6_prefix: int = 48,
+) -> Verdict:
+    """Whether ``nonce`` solves ``challenge`` for this client, now.
+
+    Does not know whether the challenge was used before: the caller checks ``Verdict.id``.
+    """
+    payload = _open(key, challenge)
+    if payload is False:
+        return Verdict("forged")
+    if payload is None:
+        return Verdict("malformed")
+    cid, iat, bits = payload.get("id"), payload.get("iat"), payload.get("d")
+    if not (isinstance(cid, str) and isinstance(iat, int) and isinstance(bits, int) and 0 < bits <= 64):
+        return Verdict("malformed")
+    if not (iat - 5 <= now < iat + CHALLENGE_SECONDS):
+        return Verdict("expired", cid, bits)
+    if payload.get("net") != network_of(ip, v4_prefix, v6_prefix):
+        return Verdict("network", cid, bits)
+    if payload.get("ua") != ua_hash(user_agent):
+        return Verdict("user_agent", cid, bits)
+    if not (
+        isinstance(nonce, str) and 0 < len(nonce) <= MAX_NONCE_LENGTH and nonce.isdigit() and nonce.isascii()
+    ):
+        return Verdict("malformed", cid, bits)
+    digest = hashlib.sha256(f"{challenge}:{nonce}".encode("ascii")).digest()
+    if leading_zero_bits(digest) < bits:
+        return Verdict("too_few_bits", cid, bits)
+    return Verdict("ok", cid, bits)
+
+
+def new_clearance(
+    key: bytes,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    how: str,
+    hours: float,
+    v4_prefix: int = 24,
+    v6_prefix: int = 48,
+) -> str:
+    """A clearance token for this client, valid for ``hours``."""
+    if how not in HOW:
+        raise ValueError(f"unknown clearance kind {how!r}")
+    payload = {
+        "v": 1,
+        "net": network_of(ip, v4_prefix, v6_prefix),
+        "ua": ua_hash(user_agent),
+        "exp": int(now + hours * 3600),
+        "how": how,
+    }
+    return sign(key, payload)
+
+
+def clearance_of(
+    key: bytes,
+    cookie_value: str,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    v4_prefix: int = 24,
+    v6_prefix: int = 48,
+) -> str | None:
+    """How this client earned its clearance ("pow", "nojs", "captcha"), or None when the cookie
+    is missing, forged, expired, or was issued to another network or user agent."""
+    if not cookie_value:
+        return None
+    payload = verify(key, cookie_value, now)
+    if payload is None or "exp" not in payload:
+        return None
+    how = payload.get("how")
+    if how not in HOW:
+        return None
+    if payload.get("net") != network_of(ip, v4_prefix, v6_prefix) or payload.get("ua") != ua_hash(user_agent):
+        return None
+    return str(how)
+
+
+def bits_for_score(score: float, policy: Policy) -> int:
+    """Difficulty for a risk score: ``min_bits`` at the challenge threshold, rising linearly to
+    ``max_bits`` at the block threshold (harder work for the more suspicious)."""
+    low, high = policy.thresholds.challenge, policy.thresholds.block
+    lo_bits, hi_bits = policy.challenge.min_bits, policy.challenge.max_bits
+    if high <= low:
+        return lo_bits if score < low else hi_bits
+    share = min(1.0, max(0.0, (score - low) / (high - low)))
+    return lo_bits + int(share * (hi_bits - lo_bits))
