@@ -1,0 +1,1 @@
+"""Challenges people pass and scripts don't: the page, its scripts, verification and clearance."""
