@@ -279,6 +279,26 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
+@pytest.fixture
+def insecure_browser() -> Iterator[Any]:
+    """Chromium that reaches the loopback site as http://challenge.test: not a secure context."""
+    from scrapewarden.demo.actors.programs import CHROMIUM_ARGS, browser_unavailable, chromium_executable
+
+    reason = browser_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Only 127.0.0.1 is ever contacted; the name just makes the origin a non-secure one.
+    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP challenge.test 127.0.0.1"]
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_executable(), args=args, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
 LAND_TIMEOUT_MS = 30_000
 """Backstop only: a solve at 16 bits takes well under a second here."""
 
@@ -315,6 +335,20 @@ def test_page_solves_and_lands_on_next_with_the_cookie(site: Site, browser: Any,
     assert signals["headless_ua"] is True
     assert signals["engine"] == "subtle"  # 127.0.0.1 is a secure context: WebCrypto is there
     assert signals["tries"] >= 1 and isinstance(signals["cores"], int)
+    context.close()
+
+
+def test_without_webcrypto_the_pure_js_engine_solves(site: Site, insecure_browser: Any) -> None:
+    site.bits = 14
+    context = insecure_browser.new_context()
+    page = context.new_page()
+    base = site.base.replace("127.0.0.1", "challenge.test")
+    page.goto(f"{base}/protected/gus")
+    page.wait_for_selector("#landed", timeout=LAND_TIMEOUT_MS)
+    assert page.text_content("#landed") == "/protected/gus via pow"
+    assert page.evaluate("window.isSecureContext") is False  # same origin as the challenge was
+    signals = json.loads(site.verified[0]["form"]["signals"])
+    assert signals["subtle"] is False and signals["engine"] == "js"
     context.close()
 
 
