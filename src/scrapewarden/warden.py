@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
+from .challenge.service import ChallengeService
 from .core.bans import ban_ttl
 from .core.decision import Action, Decision
 from .core.engine import Engine
@@ -81,6 +82,8 @@ class Warden:
         self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
         self.clock = clock
         self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=self._stored_key())
+        self.challenges = ChallengeService(self.policy, self.store, clock)
+        """Challenge pages, answers and clearance cookies, signed with a key shared via the store."""
         self._lock = threading.Lock()
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
@@ -135,6 +138,11 @@ class Warden:
             account_created=account_created,
             scheme=scheme,
         )
+        # A valid clearance cookie (bound to this network and user agent) tells the engine this
+        # client passed a challenge; forged, expired or borrowed cookies are simply ignored.
+        cleared = self.challenges.clearance_for(facts)
+        if cleared is not None:
+            facts.extra["clearance"] = cleared
         return self.decide(facts)
 
     def decide(self, facts: RequestFacts) -> Decision:

@@ -144,3 +144,17 @@ def test_bits_scale_with_score() -> None:
     assert bits_for_score(65, policy) == 17
     assert bits_for_score(79.9, policy) == 19
     assert bits_for_score(100, policy) == 20
+
+
+def test_no_js_wait_counts_from_the_challenge() -> None:
+    from scrapewarden.core.clearance import check_wait
+
+    token = challenge()
+    early = check_wait(KEY, token, now=NOW + 4, ip="203.0.113.9", user_agent=UA, delay=5)
+    assert early.reason == "too_early"
+    assert check_wait(KEY, token, now=NOW + 5, ip="203.0.113.9", user_agent=UA, delay=5).ok
+    assert check_wait(KEY, token, now=NOW + 5, ip="198.51.100.9", user_agent=UA, delay=5).reason == "network"
+    assert check_wait(KEY, token + "x", now=NOW + 5, ip="203.0.113.9", user_agent=UA, delay=5).reason in {
+        "forged",
+        "malformed",
+    }

@@ -371,3 +371,79 @@ def test_adopt_state_keeps_counters_and_bans_across_a_policy_reload():
     assert new.actor("ip", "198.51.100.7").seen_hour == old.actor("ip", "198.51.100.7").seen_hour > 0
     assert new.decide(facts(T0 + 40, ip="192.0.2.9")).ban_key == "ip:192.0.2.9"
     assert new.decide(facts(T0 + 40, ip="192.0.2.9")).enforced is False  # the new policy's mode
+
+
+# -- challenges and clearance ---------------------------------------------------------------------
+
+
+def _challenging_policy(**kw):
+    """Tiny per-address rate budget; over it the score lands between challenge and block."""
+    limits = {"per_ip": {"requests_per_minute": 10, "profiles_per_hour": 400, "profiles_per_day": 1500}}
+    kw.setdefault("thresholds", {"throttle": 20, "challenge": 30, "block": 95})
+    return policy(limits=limits, **kw)
+
+
+def _burst(engine, n, **kw):
+    return [engine.decide(facts(T0 + i * 0.5, **kw)) for i in range(n)]
+
+
+def test_challenge_carries_a_difficulty_that_rises_with_the_score():
+    decisions = _burst(Engine(_challenging_policy()), 19)
+    challenged = [d for d in decisions if d.action is Action.CHALLENGE]
+    assert challenged
+    bits = [d.challenge_bits for d in challenged]
+    assert bits[0] >= Policy().challenge.min_bits
+    assert bits[-1] > bits[0] and bits[-1] <= Policy().challenge.max_bits
+    assert all(d.challenge_bits == 0 for d in decisions if d.action is not Action.CHALLENGE)
+
+
+def test_cleared_client_is_not_challenged_again_but_is_still_blocked():
+    decisions = _burst(Engine(_challenging_policy()), 19, extra={"clearance": "pow"})
+    assert Action.CHALLENGE not in {d.action for d in decisions}
+    assert any(e.detector == "cleared" for e in decisions[-1].evidence)
+    assert decisions[-1].challenge_bits == 0
+    # Clearance never lifts a block.
+    blocking = _challenging_policy(thresholds={"throttle": 20, "challenge": 30, "block": 80})
+    last = _burst(Engine(blocking), 30, extra={"clearance": "pow"})[-1]
+    assert last.action is Action.BLOCK
+
+
+def test_nojs_clearance_halves_the_budgets():
+    pow_last = _burst(Engine(_challenging_policy()), 7, extra={"clearance": "pow"})[-1]
+    nojs_last = _burst(Engine(_challenging_policy()), 7, extra={"clearance": "nojs"})[-1]
+    assert nojs_last.score > pow_last.score
+    assert any("limit 5" in e.reason for e in nojs_last.evidence)
+
+
+def test_under_attack_challenges_everyone_without_clearance_except_the_exempt():
+    import hashlib
+
+    key = "partner-key"
+    partner = Partner(name="lab", key_sha256=hashlib.sha256(key.encode()).hexdigest())
+    engine = Engine(
+        policy(
+            challenge={"under_attack": True},
+            identity={"partners": [partner]},
+            actions={"bans": {"blocks_before_ban": 3}},
+        )
+    )
+    fresh = [engine.decide(facts(T0 + i, path="/")) for i in range(10)]
+    assert {d.action for d in fresh} == {Action.CHALLENGE}
+    assert fresh[0].challenge_bits == Policy().challenge.min_bits
+    assert any(e.detector == "under_attack" for e in fresh[0].evidence)
+    assert all(not d.new_bans for d in fresh)  # being asked repeatedly is no offence
+    cleared = engine.decide(facts(T0 + 20, ip="198.51.100.99", path="/", extra={"clearance": "pow"}))
+    assert cleared.action is Action.ALLOW
+    assert engine.decide(facts(T0 + 21, path="/robots.txt")).action is Action.ALLOW
+    assert engine.decide(facts(T0 + 22, path="/static/app.css")).action is Action.ALLOW
+    assert engine.decide(facts(T0 + 23, ip="192.0.2.1", path="/users/3", api_key=key)).action is Action.ALLOW
+
+
+def test_under_attack_lets_verified_crawlers_through():
+    from scrapewarden.lists import client_sanity, ip_reputation, load_ip_ranges
+
+    p = policy(challenge={"under_attack": True})
+    engine = Engine(p, client=client_sanity(p), reputation=ip_reputation(p))
+    real_ip = load_ip_ranges().crawlers["googlebot"]._tree.prefixes()[0].split("/")[0]
+    ok = engine.decide(facts(T0, ip=real_ip, path="/users/1", user_agent=GOOGLEBOT, headers=()))
+    assert ok.action is Action.ALLOW

@@ -37,7 +37,7 @@ MAX_NONCE_LENGTH = 24
 HOW = frozenset({"pow", "nojs", "captcha"})
 """How a clearance was earned."""
 
-Reason = Literal["ok", "malformed", "forged", "expired", "network", "user_agent", "too_few_bits"]
+Reason = Literal["ok", "malformed", "forged", "expired", "network", "user_agent", "too_few_bits", "too_early"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +143,28 @@ def new_challenge(
     return sign(key, payload)
 
 
+def _check_challenge(
+    key: bytes, challenge: str, *, now: float, ip: str, user_agent: str, v4_prefix: int, v6_prefix: int
+) -> tuple[Verdict, int]:
+    """Signature, age and binding of a challenge; the verdict and the challenge's issue time."""
+    payload = _open(key, challenge)
+    if payload is False:
+        return Verdict("forged"), 0
+    if payload is None:
+        return Verdict("malformed"), 0
+    cid, iat, bits = payload.get("id"), payload.get("iat"), payload.get("d")
+    if not (isinstance(cid, str) and isinstance(iat, int) and isinstance(bits, int) and 0 < bits <= 64):
+        return Verdict("malformed"), 0
+    # A few seconds of grace before ``iat``: instances sharing a key may disagree on the time.
+    if not (iat - 5 <= now < iat + CHALLENGE_SECONDS):
+        return Verdict("expired", cid, bits), iat
+    if payload.get("net") != network_of(ip, v4_prefix, v6_prefix):
+        return Verdict("network", cid, bits), iat
+    if payload.get("ua") != ua_hash(user_agent):
+        return Verdict("user_agent", cid, bits), iat
+    return Verdict("ok", cid, bits), iat
+
+
 def check_solution(
     key: bytes,
     challenge: str,
@@ -158,28 +180,42 @@ def check_solution(
 
     Does not know whether the challenge was used before: the caller checks ``Verdict.id``.
     """
-    payload = _open(key, challenge)
-    if payload is False:
-        return Verdict("forged")
-    if payload is None:
-        return Verdict("malformed")
-    cid, iat, bits = payload.get("id"), payload.get("iat"), payload.get("d")
-    if not (isinstance(cid, str) and isinstance(iat, int) and isinstance(bits, int) and 0 < bits <= 64):
-        return Verdict("malformed")
-    if not (iat - 5 <= now < iat + CHALLENGE_SECONDS):
-        return Verdict("expired", cid, bits)
-    if payload.get("net") != network_of(ip, v4_prefix, v6_prefix):
-        return Verdict("network", cid, bits)
-    if payload.get("ua") != ua_hash(user_agent):
-        return Verdict("user_agent", cid, bits)
+    verdict, _ = _check_challenge(
+        key, challenge, now=now, ip=ip, user_agent=user_agent, v4_prefix=v4_prefix, v6_prefix=v6_prefix
+    )
+    if not verdict.ok:
+        return verdict
     if not (
-        isinstance(nonce, str) and 0 < len(nonce) <= MAX_NONCE_LENGTH and nonce.isdigit() and nonce.isascii()
+        isinstance(nonce, str) and 0 < len(nonce) <= MAX_NONCE_LENGTH and nonce.isascii() and nonce.isdigit()
     ):
-        return Verdict("malformed", cid, bits)
+        return Verdict("malformed", verdict.id, verdict.bits)
     digest = hashlib.sha256(f"{challenge}:{nonce}".encode("ascii")).digest()
-    if leading_zero_bits(digest) < bits:
-        return Verdict("too_few_bits", cid, bits)
-    return Verdict("ok", cid, bits)
+    if leading_zero_bits(digest) < verdict.bits:
+        return Verdict("too_few_bits", verdict.id, verdict.bits)
+    return verdict
+
+
+def check_wait(
+    key: bytes,
+    challenge: str,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    delay: float,
+    v4_prefix: int = 24,
+    v6_prefix: int = 48,
+) -> Verdict:
+    """The no-JavaScript path: the challenge is genuine and at least ``delay`` seconds old.
+
+    The wait stands in for the work: a script pays it for every clearance it wants.
+    """
+    verdict, iat = _check_challenge(
+        key, challenge, now=now, ip=ip, user_agent=user_agent, v4_prefix=v4_prefix, v6_prefix=v6_prefix
+    )
+    if verdict.ok and now < iat + delay:
+        return Verdict("too_early", verdict.id, verdict.bits)
+    return verdict
 
 
 def new_clearance(

@@ -50,6 +50,8 @@ class Decision:
     new_bans: list[tuple[str, str]] = field(default_factory=list)
     """(kind, value) bans the engine asks the door to impose: repeated blocks crossed the
     policy's ``actions.bans`` threshold. The door persists them with an escalating expiry."""
+    challenge_bits: int = 0
+    """Proof-of-work difficulty (leading zero bits) to ask for; 0 unless the action is CHALLENGE."""
 
     @property
     def effective(self) -> Action:

@@ -20,6 +20,7 @@ import hashlib
 from typing import Protocol
 
 from .bans import BanTable, ban_ttl
+from .clearance import bits_for_score
 from .counters import ActorState, ActorTable, DistinctCount, SharedNetworks, SlidingCount
 from .decision import Action, Decision, Evidence
 from .detectors.assets import FLEET_ASSET_SHARE, fleet_evidence, no_assets_evidence
@@ -120,6 +121,9 @@ class Engine:
         self._networks = SharedNetworks(max_actors)
         self._v4 = policy.network.ipv4_network_prefix
         self._v6 = policy.network.ipv6_network_prefix
+        self._under_attack = policy.challenge.under_attack
+        # The no-JavaScript path's cost: a client cleared that way lives on half the budgets.
+        self._nojs_limits = {kind: _halved(limits) for kind, limits in self._limits.items()}
 
     # -- the decision ---------------------------------------------------------------------------
 
@@ -189,10 +193,16 @@ class Engine:
                 Evidence("malformed", 10.0, "malformed request: " + "; ".join(facts.malformed[:3]))
             )
 
-        self._count(facts, fp, record, evidence)
+        cleared = facts.extra.get("clearance") if facts.extra else None
+        self._count(facts, fp, record, evidence, halved=cleared == "nojs")
 
         score = combine(evidence)
         action = action_for(score, policy.thresholds)
+        if action is Action.CHALLENGE and cleared:
+            # A client that passed a challenge is not asked again until its clearance expires;
+            # throttling and blocking still apply.
+            action = Action.ALLOW
+            evidence.append(Evidence("cleared", 0.0, f"passed a challenge ({cleared})"))
         decision = Decision(action, score, evidence, enforced, record=record_pair)
         if action is Action.THROTTLE:
             decision.retry_after = policy.actions.throttle_retry_after
@@ -201,7 +211,17 @@ class Engine:
             decision.decoy = policy.actions.decoy and record is not None
         if action >= Action.CHALLENGE and enforced and self._ban_scopes:
             decision.new_bans = self._count_offence(facts, fp, now)
+        if action is Action.ALLOW and self._under_attack and not cleared and not self._is_asset(facts.path):
+            # Under attack, everyone without clearance is challenged. Not an offence: a person
+            # reloading the challenge page must never collect a ban for it.
+            decision.action = action = Action.CHALLENGE
+            evidence.append(Evidence("under_attack", 0.0, "under-attack mode: no clearance yet"))
+        if action is Action.CHALLENGE:
+            decision.challenge_bits = bits_for_score(score, policy)
         return decision
+
+    def _is_asset(self, path: str) -> bool:
+        return path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
 
     # -- pieces ------------------------------------------------------------------------------------
 
@@ -244,7 +264,13 @@ class Engine:
         return actors
 
     def _count(
-        self, facts: RequestFacts, fp: str, record: RecordRef | None, evidence: list[Evidence]
+        self,
+        facts: RequestFacts,
+        fp: str,
+        record: RecordRef | None,
+        evidence: list[Evidence],
+        *,
+        halved: bool = False,
     ) -> None:
         now = facts.now
         path = facts.path
@@ -259,7 +285,7 @@ class Engine:
         policy = self.policy
         best: dict[str, Evidence] = {}
         tables = self._tables
-        all_limits = self._limits
+        all_limits = self._nojs_limits if halved else self._limits
 
         # The cheap comparisons below guard every evidence function: most requests are nowhere
         # near a budget, and skipping the calls is most of the engine's speed.
@@ -384,6 +410,14 @@ def _keep(best: dict[str, Evidence], item: Evidence | None) -> None:
         current = best.get(item.detector)
         if current is None or item.weight > current.weight:
             best[item.detector] = item
+
+
+def _halved(limits: ActorLimits) -> ActorLimits:
+    return ActorLimits(
+        requests_per_minute=max(1, limits.requests_per_minute // 2),
+        profiles_per_hour=max(1, limits.profiles_per_hour // 2),
+        profiles_per_day=max(1, limits.profiles_per_day // 2),
+    )
 
 
 def _pair(record: RecordRef | None) -> tuple[str, str] | None:

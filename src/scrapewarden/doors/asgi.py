@@ -12,12 +12,15 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
+from ..challenge.service import PAGE_PATH, SCRIPT_PATHS, VERIFY_PATH, parse_form, static_reply
 from ..core.decision import Action, Decision
+from ..core.http_facts import facts_from_http
 from ..core.policy import Policy
 from ..state.base import StateStore
 from ..warden import Warden
-from .responses import Reply, reply_for
+from .responses import Reply, reply_for, wants_html
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,6 +63,9 @@ class ScrapeWardenMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
+        if kind == "http" and scope.get("path") in _OWN_PATHS:
+            await self._own(scope, receive, send)
+            return
         decision = self._decide(scope)
         if decision is None:
             await self.app(scope, receive, send)
@@ -69,12 +75,19 @@ class ScrapeWardenMiddleware:
             await self.app(scope, receive, send)
             return
         actions = self.warden.policy.actions
-        reply = reply_for(
-            decision,
-            accept=_header(scope, b"accept"),
-            help_url=actions.help_url,
-            retry_after=actions.throttle_retry_after,
-        )
+        accept = _header(scope, b"accept")
+        # Anything that does not ask for JSON gets the page: a browser, or a script that will
+        # find nothing in it it can use. API calls from the site's own code keep the JSON answer.
+        if (
+            decision.action == Action.CHALLENGE
+            and kind == "http"
+            and (wants_html(accept) or not _json(accept))
+        ):
+            reply: Reply | None = self._challenge_page(scope, decision)
+        else:
+            reply = reply_for(
+                decision, accept=accept, help_url=actions.help_url, retry_after=actions.throttle_retry_after
+            )
         if reply is None:
             await self.app(scope, receive, send)
             return
@@ -87,6 +100,66 @@ class ScrapeWardenMiddleware:
             await _send_http(scope, send, reply)
         else:
             await _refuse_websocket(scope, receive, send, reply)
+
+    def _client(self, scope: Scope) -> tuple[str, str, bool]:
+        """(client address after trusted proxies, user agent, https?) for our own pages."""
+        client = scope.get("client")
+        https = scope.get("scheme") == "https"
+        facts = facts_from_http(
+            self.warden.policy,
+            now=self.warden.clock(),
+            peer=client[0] if client else "",
+            method=scope.get("method") or "GET",
+            path=scope.get("path") or "/",
+            query="",
+            headers=scope.get("headers") or (),
+            scheme="https" if https else "http",
+        )
+        return facts.ip, facts.user_agent, facts.extra.get("scheme") == "https"
+
+    def _challenge_page(self, scope: Scope, decision: Decision) -> Reply:
+        """The challenge page in place of the page asked for; it leads back there once passed."""
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope.get("path") or "/"
+        query = (scope.get("query_string") or b"").decode("latin-1")
+        ip, ua, _ = self._client(scope)
+        return self.warden.challenges.page(
+            decision,
+            path + ("?" + query if query else ""),
+            ip,
+            ua,
+            lang=_header(scope, b"accept-language") or "en",
+        )
+
+    async def _own(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer scrapewarden's own paths: the challenge page, its scripts, and answers."""
+        path = scope.get("path")
+        method = scope.get("method") or "GET"
+        try:
+            if path == VERIFY_PATH:
+                if method != "POST":
+                    reply = _plain(405, "Use POST.", [("Allow", "POST")])
+                else:
+                    body = await _read_body(receive, MAX_FORM)
+                    if body is None:
+                        reply = _plain(413, "Form too large.")
+                    else:
+                        ip, ua, https = self._client(scope)
+                        reply = self.warden.challenges.verify(parse_form(body), ip, ua, secure=https)
+            elif method not in ("GET", "HEAD"):
+                reply = _plain(405, "Use GET.", [("Allow", "GET, HEAD")])
+            elif path == PAGE_PATH:
+                ip, ua, _ = self._client(scope)
+                query = (scope.get("query_string") or b"").decode("latin-1")
+                target = parse_qs(query).get("next", ["/"])[0]
+                lang = _header(scope, b"accept-language") or "en"
+                reply = self.warden.challenges.page(None, target, ip, ua, lang=lang)
+            else:
+                reply = static_reply(str(path)) or _plain(404, "Not found.")
+        except Exception:
+            log.exception("scrapewarden: answering %s failed", "own path")
+            reply = _plain(500, "Something went wrong.")
+        await _send_http(scope, send, reply)
 
     def _decide(self, scope: Scope) -> Decision | None:
         """The decision for this request; None if deciding failed (we then fail open)."""
@@ -110,6 +183,42 @@ class ScrapeWardenMiddleware:
             # A bug in scrapewarden must not take the site down with it.
             log.exception("scrapewarden: deciding failed; letting the request through")
             return None
+
+
+_OWN_PATHS = frozenset((PAGE_PATH, VERIFY_PATH, *SCRIPT_PATHS))
+MAX_FORM = 8192
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it grows past ``limit`` (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message.get("type") != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body") or b""
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _json(accept: str | None) -> bool:
+    return accept is not None and "json" in accept.lower()
+
+
+def _plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> Reply:
+    body = text.encode("ascii") + b"\n"
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Cache-Control", "no-store"),
+        ("Content-Length", str(len(body))),
+        *(extra or []),
+    ]
+    return Reply(status=status, headers=headers, body=body, reference="")
 
 
 def _call(func: Callable[[Scope], Any], scope: Scope) -> Any:

@@ -1,0 +1,372 @@
+"""The challenge service: issues challenges, checks answers, hands out and reads clearance.
+
+The adapter around :mod:`scrapewarden.core.clearance`: it owns the signing key, the clock, the
+randomness and the memory of spent challenges, and it speaks in :class:`Reply` objects every
+door can send.
+
+Key: ``policy.challenge.key`` when set, else one generated on first use and kept in the state
+store (setting ``challenge.key``), so every instance sharing a store signs and checks with the
+same key.
+
+Single use: spent challenge ids are remembered in memory, for as long as a challenge lives (10
+minutes), in a bounded table. Caveat: instances do not share that memory, so with N instances
+one solution can be turned into at most N clearances — each bound to the same network and user
+agent, so nothing is gained by a scraper that could not already solve the challenge once.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+
+from ..core.clearance import (
+    CHALLENGE_SECONDS,
+    Verdict,
+    check_solution,
+    check_wait,
+    clearance_of,
+    new_challenge,
+    new_clearance,
+)
+from ..core.decision import Decision
+from ..core.facts import RequestFacts
+from ..core.policy import Policy
+from ..doors.responses import Reply, new_reference
+from ..state.base import StateStore
+
+log = logging.getLogger("scrapewarden")
+
+COOKIE = "sw_clearance"
+PREFIX = "/.sw/"
+PAGE_PATH = "/.sw/challenge"
+VERIFY_PATH = "/.sw/verify"
+SCRIPT_PATHS = ("/.sw/challenge.js", "/.sw/worker.js")
+MAX_FORM_BYTES = 8192
+MAX_NEXT = 2000
+SPENT_MAX = 200_000
+"""Spent challenge ids remembered at most; the oldest go first (they expire anyway)."""
+
+_FAILED = {
+    "malformed": "The answer was incomplete.",
+    "forged": "The check was not one we issued.",
+    "expired": "The check took too long or was already used.",
+    "network": "Your connection changed while the check was running.",
+    "user_agent": "Your browser changed while the check was running.",
+    "too_few_bits": "The answer was not right.",
+    "too_early": "Please wait the few seconds the page asks for before continuing.",
+    "replayed": "The check was already used.",
+}
+
+
+def safe_next(target: str) -> str:
+    """A path on this site to send the visitor back to; "/" for anything else.
+
+    Never another site (``//evil.example``, ``/\\evil.example``), never our own ``/.sw/`` pages
+    (a loop), never anything that could break a header (controls, non-ASCII).
+    """
+    if (
+        not target
+        or len(target) > MAX_NEXT
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\", PREFIX))
+        or not target.isascii()
+        or any(ch < " " or ch == "\x7f" or ch == "\\" for ch in target)
+    ):
+        return "/"
+    return target
+
+
+def cookie_value(headers: Iterable[tuple[str, str]], name: str = COOKIE) -> str:
+    """Value of cookie ``name`` across all Cookie headers (lower-case names); "" when absent."""
+    for key, value in headers:
+        if key != "cookie" or name not in value:
+            continue
+        for pair in value.split(";"):
+            found_name, eq, found = pair.partition("=")
+            if eq and found_name.strip() == name:
+                return found.strip().strip('"')
+    return ""
+
+
+class ChallengeService:
+    """One per Warden. Thread-safe enough: the spent table is touched under the GIL only."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: StateStore | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        spent_max: int = SPENT_MAX,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.key = self._key(policy, store)
+        self._v4 = policy.network.ipv4_network_prefix
+        self._v6 = policy.network.ipv6_network_prefix
+        self._spent: OrderedDict[str, float] = OrderedDict()
+        self._spent_max = spent_max
+        self.stats: dict[str, int] = {"issued": 0, "passed": 0}
+        """Counts for the solve rate: challenges issued, passed, and refused per reason."""
+
+    @staticmethod
+    def _key(policy: Policy, store: StateStore | None) -> bytes:
+        if policy.challenge.key:
+            return policy.challenge.key.encode("utf-8")
+        if store is not None:
+            try:
+                key = store.get_setting("challenge.key")
+                if key is None:
+                    key = secrets.token_hex(32)
+                    store.set_setting("challenge.key", key)
+                    store.flush()
+                    key = store.get_setting("challenge.key") or key  # another process won
+                return bytes.fromhex(key)
+            except Exception:
+                log.exception("could not read the challenge key from the store; using a process key")
+        return secrets.token_bytes(32)
+
+    # -- clearance -------------------------------------------------------------------------------
+
+    def clearance(self, cookie_header: str | None, ip: str, ua: str) -> str | None:
+        """How this client earned clearance ("pow", "nojs", "captcha"), or None."""
+        token = cookie_value((("cookie", cookie_header),)) if cookie_header else ""
+        return self._clearance(token, ip, ua)
+
+    def clearance_for(self, facts: RequestFacts) -> str | None:
+        """The same, read from request facts (all Cookie headers, the resolved client address)."""
+        return self._clearance(cookie_value(facts.headers), facts.ip, facts.user_agent)
+
+    def _clearance(self, token: str, ip: str, ua: str) -> str | None:
+        if not token:
+            return None
+        return clearance_of(
+            self.key, token, now=self.clock(), ip=ip, user_agent=ua, v4_prefix=self._v4, v6_prefix=self._v6
+        )
+
+    # -- the page ----------------------------------------------------------------------------------
+
+    def page(self, decision: Decision | None, next: str, ip: str, ua: str, *, lang: str = "en") -> Reply:
+        """The challenge page. With a decision (the door refuses a page) it is a 403; asked for
+        directly (``GET /.sw/challenge``) it is a 200. Never cached either way."""
+        policy = self.policy.challenge
+        bits = policy.min_bits
+        if decision is not None and decision.challenge_bits:
+            bits = max(bits, min(policy.max_bits, decision.challenge_bits))
+        token = new_challenge(
+            self.key,
+            now=self.clock(),
+            ip=ip,
+            user_agent=ua,
+            bits=bits,
+            rng_bytes=secrets.token_bytes(16),
+            v4_prefix=self._v4,
+            v6_prefix=self._v6,
+        )
+        self.stats["issued"] += 1
+        reference = new_reference()
+        target = safe_next(next)
+        body = _render(
+            challenge=token,
+            bits=bits,
+            next=target,
+            nojs_delay=policy.nojs_delay_seconds,
+            lang=lang,
+            help_url=self.policy.actions.help_url,
+            reference=reference,
+        ).encode("utf-8")
+        return _html_reply(403 if decision is not None else 200, body, reference)
+
+    # -- the answer --------------------------------------------------------------------------------
+
+    def verify(self, form: Mapping[str, str], ip: str, ua: str, *, secure: bool = False) -> Reply:
+        """Check a posted answer: 303 back to ``next`` with the clearance cookie, or a 403 page
+        that says what went wrong and offers a fresh check."""
+        now = self.clock()
+        target = safe_next(form.get("next", "/"))
+        token = form.get("challenge", "")
+        if form.get("nojs") == "1":
+            how = "nojs"
+            verdict = check_wait(
+                self.key,
+                token,
+                now=now,
+                ip=ip,
+                user_agent=ua,
+                delay=self.policy.challenge.nojs_delay_seconds,
+                v4_prefix=self._v4,
+                v6_prefix=self._v6,
+            )
+        else:
+            how = "pow"
+            verdict = check_solution(
+                self.key,
+                token,
+                form.get("nonce", ""),
+                now=now,
+                ip=ip,
+                user_agent=ua,
+                v4_prefix=self._v4,
+                v6_prefix=self._v6,
+            )
+        reason: str = verdict.reason
+        if verdict.ok and not self._spend(verdict, now):
+            reason = "replayed"
+        if reason != "ok":
+            self.stats["refused." + reason] = self.stats.get("refused." + reason, 0) + 1
+            return self._failed(reason, target)
+        self.stats["passed"] += 1
+        hours = self.policy.challenge.clearance_hours
+        cookie = new_clearance(
+            self.key,
+            now=now,
+            ip=ip,
+            user_agent=ua,
+            how=how,
+            hours=hours,
+            v4_prefix=self._v4,
+            v6_prefix=self._v6,
+        )
+        attributes = f"Max-Age={int(hours * 3600)}; Path=/; HttpOnly; SameSite=Lax"
+        if secure:
+            attributes += "; Secure"
+        headers = [
+            ("Location", target),
+            ("Set-Cookie", f"{COOKIE}={cookie}; {attributes}"),
+            ("Cache-Control", "no-store"),
+            ("Content-Length", "0"),
+        ]
+        return Reply(status=303, headers=headers, body=b"", reference="")
+
+    def _spend(self, verdict: Verdict, now: float) -> bool:
+        """Mark a challenge used; False if it already was."""
+        spent = self._spent
+        if verdict.id in spent:
+            return False
+        # Entries are added in time order, so expired ones are at the front.
+        while spent and (len(spent) >= self._spent_max or next(iter(spent.values())) <= now):
+            spent.popitem(last=False)
+        spent[verdict.id] = now + CHALLENGE_SECONDS + 10
+        return True
+
+    def _failed(self, reason: str, target: str) -> Reply:
+        reference = new_reference()
+        again = f"{PAGE_PATH}?next={_quote(target)}"
+        body = _FAILED_PAGE.format(
+            why=html.escape(_FAILED.get(reason, "The check did not pass.")),
+            again=html.escape(again, quote=True),
+            reference=html.escape(reference),
+        ).encode("utf-8")
+        return _html_reply(403, body, reference)
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """A urlencoded form body (first value per field). Bad bytes are replaced, never fatal."""
+    from urllib.parse import parse_qsl
+
+    text = body[:MAX_FORM_BYTES].decode("utf-8", "replace")
+    out: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True, max_num_fields=20):
+        out.setdefault(name, value)
+    return out
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="")
+
+
+def _html_reply(status: int, body: bytes, reference: str) -> Reply:
+    headers = [
+        ("Cache-Control", "no-store"),
+        ("X-ScrapeWarden-Reference", reference),
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ]
+    return Reply(status=status, headers=headers, body=body, reference=reference)
+
+
+def _render(
+    *,
+    challenge: str,
+    bits: int,
+    next: str,
+    nojs_delay: float,
+    lang: str,
+    help_url: str,
+    reference: str,
+) -> str:
+    """The browser-side page when it is installed, else a minimal page with the same form."""
+    try:
+        from . import page
+    except ImportError:
+        page = None  # type: ignore[assignment]
+    delay = int(nojs_delay + 0.999)
+    if page is not None:
+        return page.render(
+            challenge=challenge,
+            bits=bits,
+            next=next,
+            nojs_delay=delay,
+            lang=lang,
+            help_url=help_url,
+            reference=reference,
+        )
+    esc = html.escape
+    return _PLACEHOLDER.format(
+        challenge=esc(challenge, quote=True),
+        next=esc(next, quote=True),
+        delay=delay,
+        reference=esc(reference),
+        data=esc(json.dumps({"bits": bits}), quote=True),
+    )
+
+
+_PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<title>A quick check is needed</title></head><body><main data-sw="{data}">
+<h1>A quick check is needed</h1>
+<p>We check that a browser is asking before we show more. This protects the people whose
+details are on this site from being copied in bulk.</p>
+<form method="post" action="/.sw/verify">
+<input type="hidden" name="challenge" value="{challenge}">
+<input type="hidden" name="next" value="{next}">
+<input type="hidden" name="nojs" value="1">
+<p>Wait {delay} seconds, then continue.</p>
+<button type="submit">Continue</button>
+</form>
+<p>Reference: <code>{reference}</code></p>
+</main></body></html>
+"""
+
+_FAILED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>The check did not pass</title></head><body><main>
+<h1>The check did not pass</h1>
+<p>{why}</p>
+<p><a href="{again}">Try the check again</a>. If this keeps happening, contact the site and
+quote the reference below.</p>
+<p>Reference: <code>{reference}</code></p>
+</main></body></html>
+"""
+
+
+def static_reply(path: str) -> Reply | None:
+    """``/.sw/challenge.js`` or ``/.sw/worker.js`` (see :mod:`.assets`); None if not ours or absent."""
+    from . import assets
+
+    try:
+        body = assets.script(path)
+    except OSError:
+        return None
+    if body is None:
+        return None
+    headers = [*assets.SCRIPT_HEADERS, ("Content-Length", str(len(body)))]
+    return Reply(status=200, headers=headers, body=body, reference="")
