@@ -28,7 +28,8 @@ from scrapewarden.core.policy import Policy
 from scrapewarden.doors.asgi import ScrapeWardenMiddleware
 from scrapewarden.warden import Warden
 
-SCRIPT = {"user-agent": "python-requests/2.31.0", "accept": "*/*"}
+SCRIPT = {"user-agent": "python-requests/2.31.0", "accept": "text/html,*/*"}
+"""A script that asks for HTML, as a scraper after pages does (plain ``*/*`` gets JSON)."""
 FIREFOX = {
     "user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
     "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -141,6 +142,10 @@ def test_script_is_challenged_and_gets_no_clearance(running: Any) -> None:
     assert first.headers["cache-control"] == "no-store"
     assert "set-cookie" not in first.headers
     assert again.status_code == 403 and "sw_clearance" not in c.cookies
+    with client(url, {**SCRIPT, "accept": "*/*"}) as plain:
+        api = plain.get("/users/1")
+    assert api.status_code == 403 and api.json()["error"] == "challenge"
+    assert "set-cookie" not in api.headers
 
 
 def test_solved_challenge_gives_clearance_and_no_more_challenges(running: Any) -> None:

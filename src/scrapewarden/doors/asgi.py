@@ -76,13 +76,9 @@ class ScrapeWardenMiddleware:
             return
         actions = self.warden.policy.actions
         accept = _header(scope, b"accept")
-        # Anything that does not ask for JSON gets the page: a browser, or a script that will
-        # find nothing in it it can use. API calls from the site's own code keep the JSON answer.
-        if (
-            decision.action == Action.CHALLENGE
-            and kind == "http"
-            and (wants_html(accept) or not _json(accept))
-        ):
+        # Browsers get the challenge page; scripts and API calls keep the JSON answer, which
+        # holds no challenge (they could not run it anyway).
+        if decision.action == Action.CHALLENGE and kind == "http" and wants_html(accept):
             reply: Reply | None = self._challenge_page(scope, decision)
         else:
             reply = reply_for(
@@ -204,10 +200,6 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
-
-
-def _json(accept: str | None) -> bool:
-    return accept is not None and "json" in accept.lower()
 
 
 def _plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> Reply:
