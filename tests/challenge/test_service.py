@@ -323,3 +323,21 @@ def test_server_verification_cost() -> None:
     )
     print(f"\nclearance cookie check: {per_cookie * 1e6:.1f} µs per request")
     print(f"proof-of-work answer check (14 bits): {per_solution * 1e6:.1f} µs per answer")
+
+
+def test_checked_clearances_are_cached_but_expiry_is_honoured_after_a_recheck():
+    from scrapewarden.challenge.service import CLEARANCE_RECHECK_S, ChallengeService
+    from scrapewarden.core.clearance import new_clearance
+    from scrapewarden.core.policy import Policy
+
+    now = [1_800_000_000.0]
+    service = ChallengeService(Policy(challenge={"key": "k" * 32}), clock=lambda: now[0])
+    ua = "Mozilla/5.0 Firefox/128.0"
+    token = new_clearance(service.key, now=now[0], ip="198.51.100.7", user_agent=ua, how="pow", hours=0.01)
+    header = f"sw_clearance={token}"
+    assert service.clearance(header, "198.51.100.7", ua) == "pow"
+    assert service.clearance(header, "203.0.113.7", ua) is None  # another network: not from the cache
+    now[0] += 30  # the token (36 s) is still valid
+    assert service.clearance(header, "198.51.100.7", ua) == "pow"
+    now[0] += CLEARANCE_RECHECK_S  # expired, and the cached answer is due for a recheck
+    assert service.clearance(header, "198.51.100.7", ua) is None
