@@ -63,7 +63,7 @@ class ScrapeWardenMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        if kind == "http" and scope.get("path") in _OWN_PATHS:
+        if kind == "http" and scope.get("path") in OWN_PATHS:
             await self._own(scope, receive, send)
             return
         decision = self._decide(scope)
@@ -134,16 +134,16 @@ class ScrapeWardenMiddleware:
         try:
             if path == VERIFY_PATH:
                 if method != "POST":
-                    reply = _plain(405, "Use POST.", [("Allow", "POST")])
+                    reply = plain_reply(405, "Use POST.", [("Allow", "POST")])
                 else:
                     body = await _read_body(receive, MAX_FORM)
                     if body is None:
-                        reply = _plain(413, "Form too large.")
+                        reply = plain_reply(413, "Form too large.")
                     else:
                         ip, ua, https = self._client(scope)
                         reply = self.warden.challenges.verify(parse_form(body), ip, ua, secure=https)
             elif method not in ("GET", "HEAD"):
-                reply = _plain(405, "Use GET.", [("Allow", "GET, HEAD")])
+                reply = plain_reply(405, "Use GET.", [("Allow", "GET, HEAD")])
             elif path == PAGE_PATH:
                 ip, ua, _ = self._client(scope)
                 query = (scope.get("query_string") or b"").decode("latin-1")
@@ -151,10 +151,10 @@ class ScrapeWardenMiddleware:
                 lang = _header(scope, b"accept-language") or "en"
                 reply = self.warden.challenges.page(None, target, ip, ua, lang=lang)
             else:
-                reply = static_reply(str(path)) or _plain(404, "Not found.")
+                reply = static_reply(str(path)) or plain_reply(404, "Not found.")
         except Exception:
             log.exception("scrapewarden: answering %s failed", "own path")
-            reply = _plain(500, "Something went wrong.")
+            reply = plain_reply(500, "Something went wrong.")
         await _send_http(scope, send, reply)
 
     def _decide(self, scope: Scope) -> Decision | None:
@@ -181,7 +181,8 @@ class ScrapeWardenMiddleware:
             return None
 
 
-_OWN_PATHS = frozenset((PAGE_PATH, VERIFY_PATH, *SCRIPT_PATHS))
+OWN_PATHS = frozenset((PAGE_PATH, VERIFY_PATH, *SCRIPT_PATHS))
+"""scrapewarden's own paths, answered by the doors themselves (the WSGI door shares these)."""
 MAX_FORM = 8192
 
 
@@ -202,7 +203,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _plain(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> Reply:
+def plain_reply(status: int, text: str, extra: list[tuple[str, str]] | None = None) -> Reply:
     body = text.encode("ascii") + b"\n"
     headers = [
         ("Content-Type", "text/plain; charset=utf-8"),
