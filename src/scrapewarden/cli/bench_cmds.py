@@ -32,28 +32,49 @@ def _progress(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _load_options(command: Any) -> Any:
+    """--duration, --connections and --rounds, shared by the load benchmarks."""
+    options = [
+        click.option(
+            "--duration",
+            type=click.IntRange(1, 3600),
+            default=10,
+            show_default=True,
+            help="Seconds of load per target.",
+        ),
+        click.option(
+            "--connections",
+            type=click.IntRange(1, 1024),
+            default=32,
+            show_default=True,
+            help="Concurrent connections.",
+        ),
+        click.option(
+            "--rounds",
+            type=click.IntRange(1, 50),
+            default=1,
+            show_default=True,
+            help="Runs per target, interleaved round-robin; the median is reported.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _finish(report: dict[str, Any], as_json: bool, show: Any, warning: str) -> None:
+    """Print a load benchmark's report (JSON or table); exit 1 with ``warning`` when not ok."""
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        show(report)
+    if not report["ok"]:
+        click.echo(f"warning: {warning}", err=True)
+        sys.exit(1)
+
+
 @bench.command("middleware")
-@click.option(
-    "--duration",
-    type=click.IntRange(1, 3600),
-    default=10,
-    show_default=True,
-    help="Seconds of load per target.",
-)
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 1024),
-    default=32,
-    show_default=True,
-    help="Concurrent connections.",
-)
-@click.option(
-    "--rounds",
-    type=click.IntRange(1, 50),
-    default=1,
-    show_default=True,
-    help="Runs per target, interleaved round-robin; the median is reported.",
-)
+@_load_options
 @click.option(
     "--policy",
     "policy_path",
@@ -90,13 +111,12 @@ def middleware(
         )
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-    else:
-        _print_middleware(report)
-    if not report["ok"]:
-        click.echo("warning: a target answered fewer than 99% of requests with 2xx (see non-2xx)", err=True)
-        sys.exit(1)
+    _finish(
+        report,
+        as_json,
+        _print_middleware,
+        "a target answered fewer than 99% of requests with 2xx (see non-2xx)",
+    )
 
 
 def _print_middleware(report: dict[str, Any]) -> None:
@@ -192,27 +212,7 @@ _scenarios_command()
 
 
 @bench.command("proxy")
-@click.option(
-    "--duration",
-    type=click.IntRange(1, 3600),
-    default=10,
-    show_default=True,
-    help="Seconds of load per target.",
-)
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 1024),
-    default=32,
-    show_default=True,
-    help="Concurrent connections.",
-)
-@click.option(
-    "--rounds",
-    type=click.IntRange(1, 50),
-    default=1,
-    show_default=True,
-    help="Runs per target, interleaved round-robin; the median is reported.",
-)
+@_load_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def proxy(duration: int, connections: int, rounds: int, as_json: bool) -> None:
     """scrapewarden proxy and nginx + auth_request to scrapewarden authz, against nginx with
@@ -227,13 +227,7 @@ def proxy(duration: int, connections: int, rounds: int, as_json: bool) -> None:
         report = run(duration=duration, connections=connections, rounds=rounds, progress=_progress)
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-    else:
-        _print_proxy(report)
-    if not report["ok"]:
-        click.echo("warning: a target failed or answered fewer than 99% of requests with 2xx", err=True)
-        sys.exit(1)
+    _finish(report, as_json, _print_proxy, "a target failed or answered fewer than 99% of requests with 2xx")
 
 
 def _print_proxy(report: dict[str, Any]) -> None:
