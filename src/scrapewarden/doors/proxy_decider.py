@@ -65,19 +65,14 @@ class Decider(Protocol):
     def close(self) -> None: ...
 
 
-def carry_over(old: Warden, new: Warden) -> None:
-    """Hand the old engine's bans and counters to the new one (see ``Engine.adopt_state``).
+def reloaded_warden(old: Warden, policy: Policy) -> Warden:
+    """A Warden for ``policy`` sharing ``old``'s store, bans and counters.
 
     Bans live in the store too, so they would come back within seconds anyway; counters live only
     in memory: without them every reload would give every scraper a fresh budget.
     """
-    new.engine.adopt_state(old.engine)
-
-
-def reloaded_warden(old: Warden, policy: Policy) -> Warden:
-    """A Warden for ``policy`` sharing ``old``'s store, bans and (if possible) counters."""
     new = Warden(policy, state=old.store, engine=build_engine(policy), clock=old.clock)
-    carry_over(old, new)
+    new.engine.adopt_state(old.engine)
     return new
 
 
