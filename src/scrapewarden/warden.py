@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
-from .challenge.service import ChallengeService
+from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
 from .core.bans import ban_ttl
 from .core.decision import Action, Decision
 from .core.engine import Engine
@@ -33,6 +33,7 @@ from .core.http_facts import facts_from_http
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
 from .state.base import Ban, BanKind, Event, StateStore
+from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
 
 log = logging.getLogger("scrapewarden")
@@ -83,6 +84,7 @@ class Warden:
         self.clock = clock
         self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=self._stored_key())
         self.challenges = ChallengeService(self.policy, self.store, clock)
+        self.challenges.on_outcome = self._record_outcome
         """Challenge pages, answers and clearance cookies, signed with a key shared via the store."""
         self._lock = threading.Lock()
         self._next_ban_refresh = 0.0
@@ -142,7 +144,9 @@ class Warden:
         # client passed a challenge; forged, expired or borrowed cookies are simply ignored.
         cleared = self.challenges.clearance_for(facts)
         if cleared is not None:
-            facts.extra["clearance"] = cleared
+            facts.extra["clearance"] = cleared.how
+            if cleared.signals:
+                facts.extra["clearance_signals"] = ",".join(cleared.signals)
         return self.decide(facts)
 
     def decide(self, facts: RequestFacts) -> Decision:
@@ -246,6 +250,23 @@ class Warden:
             )
         except Exception:
             log.exception("could not record an event")
+
+    def _record_outcome(self, outcome: Outcome) -> None:
+        """A checked challenge answer joins the event trail: the solve rate is passed answers
+        over challenge decisions (see :mod:`scrapewarden.state.summary`)."""
+        self.store.record_event(
+            Event(
+                ts=outcome.ts,
+                action=CHALLENGE_PASSED if outcome.passed else CHALLENGE_FAILED,
+                score=0.0,
+                enforced=True,
+                ip=self.pseudonymizer.ip(outcome.ip),
+                method="POST",
+                path=VERIFY_PATH,
+                user_agent=outcome.user_agent[:300],
+                reasons=[outcome.how, *outcome.detail],
+            )
+        )
 
     def close(self) -> None:
         self.store.flush()

@@ -23,9 +23,11 @@ import httpx
 import pytest
 import uvicorn
 
+from scrapewarden.core.challenge_signals import REASONS
 from scrapewarden.core.clearance import check_solution, leading_zero_bits, new_challenge
 from scrapewarden.core.policy import Policy
 from scrapewarden.doors.asgi import ScrapeWardenMiddleware
+from scrapewarden.state.summary import summarize
 from scrapewarden.warden import Warden
 
 SCRIPT = {"user-agent": "python-requests/2.31.0", "accept": "text/html,*/*"}
@@ -38,6 +40,10 @@ FIREFOX = {
 }
 BITS = 8
 T0 = 1_800_000_000.0
+BROWSER_REPORT = json.dumps(
+    {"webdriver": False, "headless_ua": False, "headless_brand": False, "languages": 2, "screen": [1280, 800]}
+)
+"""What the challenge page reports from a browser a person uses."""
 
 
 class Clock:
@@ -129,7 +135,7 @@ def client(url: str, headers: dict[str, str], ip: str = "198.51.100.7") -> httpx
 def get_page_and_solve(c: httpx.Client, path: str = "/.sw/challenge?next=/users/1") -> dict[str, str]:
     page = c.get(path)
     token = challenge_of(page.text)
-    return {"challenge": token, "nonce": solve(token), "next": "/users/1", "signals": ""}
+    return {"challenge": token, "nonce": solve(token), "next": "/users/1", "signals": BROWSER_REPORT}
 
 
 def test_script_is_challenged_and_gets_no_clearance(running: Any) -> None:
@@ -155,7 +161,13 @@ def test_solved_challenge_gives_clearance_and_no_more_challenges(running: Any) -
         assert page.status_code == 403
         token = challenge_of(page.text)
         answer = c.post(
-            "/.sw/verify", data={"challenge": token, "nonce": solve(token), "next": "/users/1?tab=2"}
+            "/.sw/verify",
+            data={
+                "challenge": token,
+                "nonce": solve(token),
+                "next": "/users/1?tab=2",
+                "signals": BROWSER_REPORT,
+            },
         )
         assert answer.status_code == 303
         assert answer.headers["location"] == "/users/1?tab=2"
@@ -168,6 +180,52 @@ def test_solved_challenge_gives_clearance_and_no_more_challenges(running: Any) -
     assert [r.status_code for r in after] == [200, 200, 200]
     assert after[0].text == "the page /users/1"
     assert warden.challenges.stats["passed"] == 1
+    # The pass joins the event trail (address pseudonymised), which gives the solve rate.
+    warden.store.flush()
+    trail = warden.store.events(limit=100)
+    (passed,) = [e for e in trail if e.action == "challenge_passed"]
+    assert passed.reasons == ["pow"] and passed.ip.startswith("ip~") and "198.51.100.7" not in passed.ip
+    assert summarize(trail).solve_rate == 1.0
+
+
+@pytest.mark.parametrize(
+    ("report", "shown"),
+    [
+        ("", "no_signals"),  # a program that hashes posts the nonce and nothing else
+        ("{not json", "no_signals"),
+        (json.dumps({**json.loads(BROWSER_REPORT), "webdriver": True}), "webdriver"),
+        (json.dumps({**json.loads(BROWSER_REPORT), "headless_ua": True}), "headless"),
+    ],
+)
+def test_a_clearance_earned_with_signs_of_automation_exempts_nothing(
+    running: Any, report: str, shown: str
+) -> None:
+    url, warden = running(make_policy())
+    with client(url, SCRIPT) as c:
+        form = {**get_page_and_solve(c), "signals": report}
+        answer = c.post("/.sw/verify", data=form)
+        # The answer is right, so the clearance is given, but it carries what the browser showed.
+        assert answer.status_code == 303
+        assert payload_of(c.cookies["sw_clearance"])["s"] == shown
+        after = c.get("/users/2")
+    # The script is still challenged, and the reason says why.
+    assert after.status_code == 403
+    warden.store.flush()
+    last = warden.store.events(limit=100)[-1]
+    assert last.path == "/users/2" and REASONS[shown] in last.reasons
+
+
+def test_a_browser_report_cannot_lower_suspicion(running: Any) -> None:
+    """A clean report only spares a client the challenge; blocks still apply."""
+    policy = make_policy()
+    policy.deny.user_agents.append("python-requests")
+    url, _ = running(policy)
+    with client(url, SCRIPT) as c:
+        # Denied outright: no challenge page to solve, and a clean report changes nothing.
+        assert c.get("/users/1").status_code == 403
+        form = get_page_and_solve(c)
+        assert c.post("/.sw/verify", data=form).status_code == 303
+        assert c.get("/users/1").status_code == 403
 
 
 def test_replayed_solution_is_refused(running: Any) -> None:
@@ -178,6 +236,27 @@ def test_replayed_solution_is_refused(running: Any) -> None:
         replay = c.post("/.sw/verify", data=form)
     assert replay.status_code == 403
     assert "already used" in replay.text and "set-cookie" not in replay.headers
+
+
+def test_an_answer_spent_at_one_instance_is_refused_at_another(clock: Clock, tmp_path: Any) -> None:
+    """Two instances sharing one state store (and so one key) accept each answer once in all."""
+    state = f"sqlite:///{tmp_path}/state.db"
+    one, other = (Warden(make_policy(), state=state, clock=clock) for _ in range(2))
+    try:
+        with serve(ScrapeWardenMiddleware(site, warden=one)) as url_one, serve(
+            ScrapeWardenMiddleware(site, warden=other)
+        ) as url_other:
+            with client(url_one, SCRIPT) as c:
+                form = get_page_and_solve(c)
+                assert c.post("/.sw/verify", data=form).status_code == 303
+            with client(url_other, SCRIPT) as c:
+                replay = c.post("/.sw/verify", data=form)
+                assert replay.status_code == 403 and "already used" in replay.text
+                # A fresh challenge from the second instance is answered there normally.
+                assert c.post("/.sw/verify", data=get_page_and_solve(c)).status_code == 303
+    finally:
+        one.close()
+        other.close()
 
 
 def test_token_from_another_network_or_user_agent_is_refused(running: Any) -> None:

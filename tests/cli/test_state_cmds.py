@@ -314,3 +314,25 @@ def test_real_follow_prints_new_events_and_stops_on_ctrl_c(tmp_path: Path) -> No
             if tail.poll() is None:
                 tail.kill()
                 tail.wait()
+
+
+def test_events_summary_gives_the_solve_rate(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        for i in range(4):
+            store.record_event(event(i, action="challenge", ts=time.time() - 60 + i))
+        store.record_event(event(5, action="block", ts=time.time() - 30))
+        now = time.time()
+        store.record_event(event(6, action="challenge_passed", reasons=["pow", "webdriver"], ts=now - 20))
+        store.record_event(event(7, action="challenge_failed", reasons=["pow", "replayed"], ts=now - 10))
+        store.record_event(event(8, action="challenge", ts=time.time() - 3 * 86400))  # outside 24h
+    result = run(db, "events", "summary", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["challenges"] == 4 and summary["passed"] == 1 and summary["solve_rate"] == 0.25
+    assert summary["actions"] == {"challenge": 4, "block": 1}
+    assert summary["passed_with_signs"] == {"webdriver": 1}
+    assert summary["refused_by_reason"] == {"replayed": 1}
+    everything = json.loads(run(db, "events", "summary", "--since", "0", "--json").stdout)
+    assert everything["challenges"] == 5 and everything["solve_rate"] == 0.2
+    text = run(db, "events", "summary").output
+    assert "solve rate: 25.0%" in text and "refused answers: replayed 1" in text

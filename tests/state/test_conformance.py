@@ -287,6 +287,15 @@ def test_settings(store: StateStore) -> None:
     assert store.get_setting("empty") == ""
 
 
+def test_spend_once_is_single_use_while_the_mark_lives(store: StateStore) -> None:
+    assert store.spend_once("challenge:a", until=NOW + 600, now=NOW) is True
+    assert store.spend_once("challenge:a", until=NOW + 600, now=NOW + 1) is False
+    assert store.spend_once("challenge:b", until=NOW + 600, now=NOW + 1) is True
+    # After the mark expires the key is free again (a challenge is long dead by then anyway).
+    assert store.spend_once("challenge:a", until=NOW + 1300, now=NOW + 700) is True
+    assert store.spend_once("challenge:a", until=NOW + 1300, now=NOW + 701) is False
+
+
 # -- hostile input ------------------------------------------------------------------------------
 
 

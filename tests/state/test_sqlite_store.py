@@ -59,7 +59,7 @@ def test_schema_is_versioned_strict_and_in_wal_mode(tmp_path: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         strict = {row[1]: row[5] for row in conn.execute("PRAGMA table_list") if row[0] == "main"}
-        for table in ("meta", "bans", "ban_history", "events", "settings"):
+        for table in ("meta", "bans", "ban_history", "events", "settings", "spent"):
             assert strict[table] == 1, table
         with pytest.raises(sqlite3.IntegrityError):  # STRICT: a text score is refused
             conn.execute("INSERT INTO events (ts, action, score, enforced, ip, method, path) "
@@ -214,3 +214,28 @@ def test_ban_history_records_how_each_ban_ended(tmp_path: Path) -> None:
     rows = conn.execute("SELECT created, ended, ended_by FROM ban_history ORDER BY created").fetchall()
     conn.close()
     assert rows == [(NOW, NOW + 20, "replaced"), (NOW + 20, NOW + 50, "removed")]
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    from scrapewarden.state.sqlite import _MIGRATIONS
+
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT")
+        for statement in _MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO settings VALUES ('mode', 'observe')")
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.get_setting("mode") == "observe"  # nothing lost on the way
+        assert store.spend_once("x", until=NOW + 10, now=NOW) is True
+
+
+def test_a_mark_spent_by_one_process_is_spent_for_the_other(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SQLiteStore(path) as one, SQLiteStore(path) as other:
+        assert one.spend_once("challenge:42", until=NOW + 600, now=NOW) is True
+        assert other.spend_once("challenge:42", until=NOW + 600, now=NOW + 1) is False

@@ -8,10 +8,11 @@ Key: ``policy.challenge.key`` when set, else one generated on first use and kept
 store (setting ``challenge.key``), so every instance sharing a store signs and checks with the
 same key.
 
-Single use: spent challenge ids are remembered in memory, for as long as a challenge lives (10
-minutes), in a bounded table. Caveat: instances do not share that memory, so with N instances
-one solution can be turned into at most N clearances — each bound to the same network and user
-agent, so nothing is gained by a scraper that could not already solve the challenge once.
+Single use: a spent challenge id is marked in the state store (``spend_once``) for as long as a
+challenge lives (10 minutes), so no instance sharing the store accepts the same answer twice; a
+bounded in-memory table answers repeats without a store round trip. If the store cannot be
+reached, the in-memory table alone decides (this instance still refuses replays; another one
+might accept a single replay, bound to the same network and user agent — never a failed request).
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
+from ..core.challenge_signals import read_report
 from ..core.clearance import (
     CHALLENGE_SECONDS,
+    Clearance,
     Verdict,
     check_solution,
     check_wait,
-    clearance_of,
     new_challenge,
     new_clearance,
+    read_clearance,
 )
 from ..core.decision import Decision
 from ..core.facts import RequestFacts
@@ -61,6 +65,19 @@ _FAILED = {
     "too_early": "Please wait the few seconds the page asks for before continuing.",
     "replayed": "The check was already used.",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One checked answer: passed or not, how (pow, nojs, captcha), and the details — the
+    refusal reason, or the automation signs the browser showed while passing."""
+
+    ts: float
+    ip: str
+    user_agent: str
+    passed: bool
+    how: str
+    detail: tuple[str, ...] = ()
 
 
 def safe_next(target: str) -> str:
@@ -112,6 +129,7 @@ class ChallengeService:
         self.policy = policy
         self.clock = clock
         self.key = self._key(policy, store)
+        self.store = store
         self._v4 = policy.network.ipv4_network_prefix
         self._v6 = policy.network.ipv6_network_prefix
         self._spent: OrderedDict[str, float] = OrderedDict()
@@ -120,9 +138,11 @@ class ChallengeService:
         # the cookie with every request; checking its signature each time cost ~12 µs on the hot
         # path. Entries are re-checked after CLEARANCE_RECHECK_S, so an expiry is honoured within
         # that; the table is bounded.
-        self._cleared: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._cleared: dict[tuple[str, str, str], tuple[Clearance, float]] = {}
         self.stats: dict[str, int] = {"issued": 0, "passed": 0}
         """Counts for the solve rate: challenges issued, passed, and refused per reason."""
+        self.on_outcome: Callable[[Outcome], None] | None = None
+        """Told of every answer checked (the Warden records it in the event trail)."""
 
     @staticmethod
     def _key(policy: Policy, store: StateStore | None) -> bytes:
@@ -146,13 +166,15 @@ class ChallengeService:
     def clearance(self, cookie_header: str | None, ip: str, ua: str) -> str | None:
         """How this client earned clearance ("pow", "nojs", "captcha"), or None."""
         token = cookie_value((("cookie", cookie_header),)) if cookie_header else ""
-        return self._clearance(token, ip, ua)
+        found = self._clearance(token, ip, ua)
+        return found.how if found else None
 
-    def clearance_for(self, facts: RequestFacts) -> str | None:
-        """The same, read from request facts (all Cookie headers, the resolved client address)."""
+    def clearance_for(self, facts: RequestFacts) -> Clearance | None:
+        """This request's clearance, read from its facts (all Cookie headers, the resolved
+        client address), with what the browser showed while earning it."""
         return self._clearance(cookie_value(facts.headers), facts.ip, facts.user_agent)
 
-    def _clearance(self, token: str, ip: str, ua: str) -> str | None:
+    def _clearance(self, token: str, ip: str, ua: str) -> Clearance | None:
         if not token:
             return None
         now = self.clock()
@@ -160,16 +182,16 @@ class ChallengeService:
         known = self._cleared.get(key)
         if known is not None and now - known[1] < CLEARANCE_RECHECK_S:
             return known[0]
-        how = clearance_of(
+        found = read_clearance(
             self.key, token, now=now, ip=ip, user_agent=ua, v4_prefix=self._v4, v6_prefix=self._v6
         )
-        if how is None:
+        if found is None:
             self._cleared.pop(key, None)
             return None
         if len(self._cleared) >= CLEARANCE_CACHE_MAX:
             self._cleared.clear()
-        self._cleared[key] = (how, now)
-        return how
+        self._cleared[key] = (found, now)
+        return found
 
     # -- the page ----------------------------------------------------------------------------------
 
@@ -212,7 +234,10 @@ class ChallengeService:
         now = self.clock()
         target = safe_next(form.get("next", "/"))
         token = form.get("challenge", "")
+        signals: tuple[str, ...] = ()
         if form.get("nojs") == "1":
+            # No script ran, so there is no browser report; the wait and the halved budgets
+            # that come with a no-JS clearance stand in for it.
             how = "nojs"
             verdict = check_wait(
                 self.key,
@@ -226,6 +251,7 @@ class ChallengeService:
             )
         else:
             how = "pow"
+            signals = read_report(form.get("signals"))
             verdict = check_solution(
                 self.key,
                 token,
@@ -241,8 +267,10 @@ class ChallengeService:
             reason = "replayed"
         if reason != "ok":
             self.stats["refused." + reason] = self.stats.get("refused." + reason, 0) + 1
+            self._tell(Outcome(now, ip, ua, passed=False, how=how, detail=(reason,)))
             return self._failed(reason, target)
         self.stats["passed"] += 1
+        self._tell(Outcome(now, ip, ua, passed=True, how=how, detail=signals))
         hours = self.policy.challenge.clearance_hours
         cookie = new_clearance(
             self.key,
@@ -253,6 +281,7 @@ class ChallengeService:
             hours=hours,
             v4_prefix=self._v4,
             v6_prefix=self._v6,
+            signals=signals,
         )
         attributes = f"Max-Age={int(hours * 3600)}; Path=/; HttpOnly; SameSite=Lax"
         if secure:
@@ -265,6 +294,13 @@ class ChallengeService:
         ]
         return Reply(status=303, headers=headers, body=b"", reference="")
 
+    def _tell(self, outcome: Outcome) -> None:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome)
+            except Exception:  # the record of an answer must never cost the person the answer
+                log.exception("could not record a challenge outcome")
+
     def _spend(self, verdict: Verdict, now: float) -> bool:
         """Mark a challenge used; False if it already was."""
         spent = self._spent
@@ -273,7 +309,13 @@ class ChallengeService:
         # Entries are added in time order, so expired ones are at the front.
         while spent and (len(spent) >= self._spent_max or next(iter(spent.values())) <= now):
             spent.popitem(last=False)
-        spent[verdict.id] = now + CHALLENGE_SECONDS + 10
+        until = now + CHALLENGE_SECONDS + 10
+        spent[verdict.id] = until
+        if self.store is not None:
+            try:
+                return self.store.spend_once("challenge:" + verdict.id, until, now)
+            except Exception:
+                log.warning("could not mark a challenge as spent in the state store; using local memory")
         return True
 
     def _failed(self, reason: str, target: str) -> Reply:

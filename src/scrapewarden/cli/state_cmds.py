@@ -24,6 +24,7 @@ from rich.text import Text
 
 from ..state.base import BAN_KINDS, Ban, BanKind, Event, StateStore
 from ..state.errors import StateError, StateURLError
+from ..state.summary import summarize
 from ..state.url import ENV_VAR, open_state
 
 CLI_DEFAULT_STATE = "sqlite:///scrapewarden.db"
@@ -231,6 +232,48 @@ def events_tail(
                         time.sleep(pause)
         except KeyboardInterrupt:
             pass
+
+
+@events.command("summary")
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="Only events this recent (e.g. 30m, 24h, 7d); 0 for all.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@_state_option
+def events_summary(since: str, as_json: bool, state_url: str) -> None:
+    """Actions taken and the challenge solve rate (passed answers per challenge decision)."""
+    seconds = parse_ttl(since)
+    cutoff = time.time() - seconds if seconds else None
+    with _store(state_url) as store:
+        summary = summarize(_all_events(store), since=cutoff)
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), sort_keys=True))
+        return
+    rate = summary.solve_rate
+    click.echo(f"events: {summary.events}" + (f" (since {_iso(cutoff)})" if cutoff else ""))
+    for action, count in sorted(summary.actions.items()):
+        click.echo(f"  {action:<20} {count}")
+    click.echo(
+        f"challenges: {summary.challenges}, passed: {summary.passed}, solve rate: "
+        + ("-" if rate is None else f"{rate:.1%}")
+    )
+    for label, counter in (
+        ("passed by kind", summary.passed_by_kind),
+        ("passed showing automation", summary.passed_with_signs),
+        ("refused answers", summary.refused_by_reason),
+    ):
+        if counter:
+            click.echo(f"  {label}: " + ", ".join(f"{k} {v}" for k, v in sorted(counter.items())))
+
+
+def _all_events(store: StateStore) -> Iterator[Event]:
+    since = 0
+    while page := store.events(since_id=since, limit=1000):
+        yield from page
+        since = page[-1].id or since
 
 
 def recent_events(store: StateStore, limit: int) -> list[Event]:

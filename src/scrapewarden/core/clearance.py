@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .challenge_signals import parse_codes
 from .fingerprint import network_of
 from .policy import Policy
 
@@ -228,18 +229,57 @@ def new_clearance(
     hours: float,
     v4_prefix: int = 24,
     v6_prefix: int = 48,
+    signals: tuple[str, ...] = (),
 ) -> str:
-    """A clearance token for this client, valid for ``hours``."""
+    """A clearance token for this client, valid for ``hours``. ``signals`` are the codes of
+    :mod:`.challenge_signals` the browser showed while solving; they travel with the clearance
+    so every later request is judged with them."""
     if how not in HOW:
         raise ValueError(f"unknown clearance kind {how!r}")
-    payload = {
+    payload: dict[str, Any] = {
         "v": 1,
         "net": network_of(ip, v4_prefix, v6_prefix),
         "ua": ua_hash(user_agent),
         "exp": int(now + hours * 3600),
         "how": how,
     }
+    if signals:
+        payload["s"] = ",".join(signals)
     return sign(key, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Clearance:
+    """A valid clearance: how it was earned and what the browser showed while earning it."""
+
+    how: str
+    signals: tuple[str, ...] = ()
+
+
+def read_clearance(
+    key: bytes,
+    cookie_value: str,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    v4_prefix: int = 24,
+    v6_prefix: int = 48,
+) -> Clearance | None:
+    """The clearance this cookie grants this client, or None when the cookie is missing,
+    forged, expired, or was issued to another network or user agent."""
+    if not cookie_value:
+        return None
+    payload = verify(key, cookie_value, now)
+    if payload is None or "exp" not in payload:
+        return None
+    how = payload.get("how")
+    if how not in HOW:
+        return None
+    if payload.get("net") != network_of(ip, v4_prefix, v6_prefix) or payload.get("ua") != ua_hash(user_agent):
+        return None
+    raw = payload.get("s", "")
+    return Clearance(str(how), parse_codes(raw) if isinstance(raw, str) else ())
 
 
 def clearance_of(
@@ -252,19 +292,12 @@ def clearance_of(
     v4_prefix: int = 24,
     v6_prefix: int = 48,
 ) -> str | None:
-    """How this client earned its clearance ("pow", "nojs", "captcha"), or None when the cookie
-    is missing, forged, expired, or was issued to another network or user agent."""
-    if not cookie_value:
-        return None
-    payload = verify(key, cookie_value, now)
-    if payload is None or "exp" not in payload:
-        return None
-    how = payload.get("how")
-    if how not in HOW:
-        return None
-    if payload.get("net") != network_of(ip, v4_prefix, v6_prefix) or payload.get("ua") != ua_hash(user_agent):
-        return None
-    return str(how)
+    """How this client earned its clearance ("pow", "nojs", "captcha"), or None (see
+    :func:`read_clearance`)."""
+    found = read_clearance(
+        key, cookie_value, now=now, ip=ip, user_agent=user_agent, v4_prefix=v4_prefix, v6_prefix=v6_prefix
+    )
+    return found.how if found else None
 
 
 def bits_for_score(score: float, policy: Policy) -> int:

@@ -20,6 +20,7 @@ import hashlib
 from typing import Protocol
 
 from .bans import BanTable, ban_ttl
+from .challenge_signals import evidence_for, parse_codes
 from .clearance import bits_for_score
 from .counters import ActorState, ActorTable, DistinctCount, SharedNetworks, SlidingCount
 from .decision import Action, Decision, Evidence
@@ -194,13 +195,20 @@ class Engine:
             )
 
         cleared = facts.extra.get("clearance") if facts.extra else None
+        shown: tuple[str, ...] = ()
+        if cleared:
+            # What the browser showed while it solved the challenge (webdriver, headless...).
+            shown = parse_codes(facts.extra.get("clearance_signals", ""))
+            if shown:
+                evidence.extend(evidence_for(shown, policy.client))
         self._count(facts, fp, record, evidence, halved=cleared == "nojs")
 
         score = combine(evidence)
         action = action_for(score, policy.thresholds)
-        if action is Action.CHALLENGE and cleared:
+        if action is Action.CHALLENGE and cleared and not shown:
             # A client that passed a challenge is not asked again until its clearance expires;
-            # throttling and blocking still apply.
+            # throttling and blocking still apply. A clearance earned by a browser that showed
+            # signs of automation proves a browser, not a person: it exempts nothing.
             action = Action.ALLOW
             evidence.append(Evidence("cleared", 0.0, f"passed a challenge ({cleared})"))
         decision = Decision(action, score, evidence, enforced, record=record_pair)

@@ -250,6 +250,12 @@ class ClientPolicy(_Strict):
     no_assets: float = Field(15, ge=0, le=100)
     fleet_no_assets: float = Field(50, ge=0, le=100)
     """Anonymous clients with one fingerprint across many addresses fetching pages but no assets."""
+    challenge_automation: float = Field(60, ge=0, le=100)
+    """The browser that solved a challenge said it is automated (navigator.webdriver, headless)."""
+    challenge_anomaly: float = Field(25, ge=0, le=100)
+    """The browser that solved a challenge looked unlike one a person uses (no languages, no screen)."""
+    challenge_no_report: float = Field(40, ge=0, le=100)
+    """A challenge was solved without the page's browser report: a program that hashes, not a browser."""
     asset_prefixes: list[str] = Field(default_factory=lambda: ["/static/", "/assets/", "/favicon.ico"])
     asset_suffixes: list[str] = Field(
         default_factory=lambda: [

@@ -91,6 +91,11 @@ class StateStore(Protocol):
     def prune_events(self, before: float) -> int:
         """Delete events older than ``before``; returns how many."""
 
+    def spend_once(self, key: str, until: float, now: float) -> bool:
+        """Mark ``key`` as used until ``until``; True the first time, False while an earlier
+        mark is still alive (``until > now``). What makes a challenge answer single-use across
+        every instance sharing the store. Expired marks may be forgotten at any time."""
+
     def get_setting(self, name: str) -> str | None: ...
 
     def set_setting(self, name: str, value: str) -> None: ...

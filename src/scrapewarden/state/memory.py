@@ -16,6 +16,8 @@ from .base import Ban, BanKind, Event
 from .errors import StateClosedError
 
 DEFAULT_MAX_EVENTS = 100_000
+SPENT_SWEEP_AT = 100_000
+"""Single-use marks held before expired ones are swept out."""
 
 
 class MemoryStore:
@@ -34,6 +36,7 @@ class MemoryStore:
         self._events: deque[Event] = deque(maxlen=max_events)
         self._next_id = 1
         self._settings: dict[str, str] = {}
+        self._spent: dict[str, float] = {}
         self._closed = False
 
     # -- bans -------------------------------------------------------------------------------
@@ -119,6 +122,20 @@ class MemoryStore:
             if removed:
                 self._events = deque(kept, maxlen=self.max_events)
             return removed
+
+    # -- single-use marks -------------------------------------------------------------------
+
+    def spend_once(self, key: str, until: float, now: float) -> bool:
+        with self._lock:
+            self._check_open()
+            if len(self._spent) >= SPENT_SWEEP_AT:
+                # Marks only matter while alive; sweeping the dead keeps the table bounded.
+                self._spent = {k: t for k, t in self._spent.items() if t > now}
+            alive = self._spent.get(key)
+            if alive is not None and alive > now:
+                return False
+            self._spent[key] = until
+            return True
 
     # -- settings ---------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from .errors import StateClosedError, StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # version -> statements that bring a database from version-1 to version. Append, never edit.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -82,6 +82,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT""",
         "CREATE INDEX events_ts ON events (ts)",
         "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT",
+    ),
+    2: (
+        # Single-use marks (spent challenge answers), shared by every process on the host.
+        "CREATE TABLE spent (key TEXT PRIMARY KEY, until REAL NOT NULL) STRICT, WITHOUT ROWID",
+        "CREATE INDEX spent_until ON spent (until)",
     ),
 }
 
@@ -520,6 +525,23 @@ class SQLiteStore:
     def prune_events(self, before: float) -> int:
         deleted: int = self._call(lambda conn: _delete_events_before(conn, float(before), None))
         return deleted
+
+    # -- single-use marks -------------------------------------------------------------------
+
+    def spend_once(self, key: str, until: float, now: float) -> bool:
+        key, until, now = _text(key), float(until), float(now)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            # Dead marks go first (the index makes this cheap), so a key can be spent again
+            # once its mark has expired, and the table stays as small as the live marks.
+            conn.execute("DELETE FROM spent WHERE until <= ?", (now,))
+            cursor = conn.execute(
+                "INSERT INTO spent (key, until) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, until)
+            )
+            return cursor.rowcount == 1
+
+        spent: bool = self._call(write)
+        return spent
 
     # -- settings ---------------------------------------------------------------------------
 

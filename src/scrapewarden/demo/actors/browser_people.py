@@ -112,7 +112,7 @@ async def run_browser_people(
     turns = asyncio.Semaphore(max(1, max_contexts))
 
     async with async_playwright() as playwright:
-        browser = await launch_chromium(playwright)
+        browser = await launch_chromium(playwright, as_person=True)
         user_agent = chrome_user_agent(browser.version)
 
         async def take_turn(index: int, person: BrowserPerson) -> None:

@@ -21,11 +21,23 @@ STEP_TIMEOUT_MS = 10_000
 """Longest a single click or page load may take; a stuck page must not hold a run."""
 
 
-async def launch_chromium(playwright: Playwright) -> Browser:
-    """One headless Chromium for many contexts (each context is a separate person/profile)."""
+async def launch_chromium(playwright: Playwright, *, as_person: bool = False) -> Browser:
+    """One headless Chromium for many contexts (each context is a separate person/profile).
+
+    ``as_person``: ``navigator.webdriver`` false, as in the browser a person uses (the people
+    actors); the scrapers keep Playwright's default, which tells every page it is automated.
+    """
     return await playwright.chromium.launch(
-        executable_path=chromium_executable(), args=list(CHROMIUM_ARGS), headless=True
+        executable_path=chromium_executable(),
+        args=[*CHROMIUM_ARGS, *(PERSON_ARGS if as_person else ())],
+        headless=True,
+        ignore_default_args=["--enable-automation"] if as_person else None,
     )
+
+
+PERSON_ARGS = ("--disable-blink-features=AutomationControlled",)
+"""Headless Chromium under Playwright reports ``navigator.webdriver`` even without
+``--enable-automation``; this switch turns that off, as in a browser a person starts."""
 
 
 def step_timeout_ms(deadline: float) -> float:
