@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +27,8 @@ from scrapewarden.doors.proxy_decider import LocalDecider
 from scrapewarden.warden import Warden
 
 PIECE = 64 * 1024
+DEADLINE = 30.0
+"""Seconds a proxy process may take to start or stop."""
 
 
 @dataclass
@@ -181,3 +187,44 @@ def raw_exchange(url: str, payload: bytes, *, timeout: float = 10.0) -> bytes:
         except TimeoutError:
             pass
     return b"".join(chunks)
+
+
+@contextmanager
+def run_proxy(upstream_port: int, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-c",
+        "from scrapewarden.cli.main import main; main()",
+        "proxy",
+        "--upstream",
+        f"http://127.0.0.1:{upstream_port}",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "info",
+        *args,
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"proxy exited early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("proxy did not start") from None
+            time.sleep(0.05)
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

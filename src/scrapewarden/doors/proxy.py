@@ -689,6 +689,10 @@ class ClientConnection(asyncio.Protocol):
             self.data_received(data[offset:])
 
     def _reject(self, problem: Malformed) -> None:
+        if self.dead:
+            # Already answered and closing (a refusal made inside a parser callback lets the
+            # parser run on over the rest of this read, which may find the same problem again).
+            return
         if problem.status == 413:
             self.stats.too_large += 1
         else:
