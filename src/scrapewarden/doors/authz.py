@@ -50,7 +50,7 @@ from ..core.http_facts import facts_from_http
 from ..warden import Warden
 from .authz_cache import AssetDecisionCache
 from .authz_describe import DEFAULT_ENVOY_PREFIX, FORMATS, Described, describe, direct
-from .own_pages import MAX_FORM, OWN_PATHS, Client, challenge_page, client_of, header, own_reply
+from .own_pages import MAX_FORM, OWN_PREFIX, Client, challenge_page, client_of, header, own_reply
 from .responses import new_reference, refusal, reply_for, wants_html
 
 log = logging.getLogger("scrapewarden.authz")
@@ -525,7 +525,8 @@ class _Connection(asyncio.Protocol):
         method = parser.get_method().decode("latin-1")
         keep_alive = parser.should_keep_alive() and not self._server.stopping
         target = self._url.decode("latin-1")
-        if target.partition("?")[0] in OWN_PATHS:
+        if target.startswith(OWN_PREFIX):
+            # The proxy's /.sw/ route: not an auth request but the request itself.
             self._own(method, target, keep_alive)
             return
         answer = self._server.service.answer(

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from ..challenge.service import PAGE_PATH, VERIFY_PATH, ChallengeService, parse_form, static_reply
+from ..challenge.service import PAGE_PATH, PREFIX, VERIFY_PATH, ChallengeService, parse_form, static_reply
 from ..core.decision import Decision
 from ..core.http_facts import facts_from_http
 from ..core.policy import Policy
@@ -33,9 +33,21 @@ from .responses import Reply
 
 log = logging.getLogger("scrapewarden")
 
-__all__ = ["MAX_FORM", "OWN_PATHS", "Client", "challenge_page", "client_of", "header", "own_reply"]
+__all__ = [
+    "MAX_FORM",
+    "OWN_PATHS",
+    "OWN_PREFIX",
+    "Client",
+    "challenge_page",
+    "client_of",
+    "header",
+    "own_reply",
+]
 
 Header = tuple[bytes, bytes] | tuple[str, str]
+
+OWN_PREFIX = PREFIX
+"""``/.sw/``: a proxy in front of the forward-auth service routes this whole prefix to it."""
 
 
 @dataclass(frozen=True, slots=True)
