@@ -228,3 +228,23 @@ def run_proxy(upstream_port: int, *args: str) -> Iterator[tuple[subprocess.Popen
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class OutputReader:
+    """Collects the proxy's log lines in the background, so tests can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"no log line with {text!r}: {self.lines}"
+            time.sleep(0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import httpx
 import pytest
 import requests
 from challenge_helpers import answer, read_page, zero_bits
-from proxy_fixtures import raw_exchange, run_proxy, serve_proxy, serve_upstream
+from proxy_fixtures import OutputReader, raw_exchange, run_proxy, serve_proxy, serve_upstream
 
 from scrapewarden.core.policy import Policy
 from scrapewarden.demo.actors.programs import chrome_user_agent
@@ -284,6 +285,42 @@ def test_workers_share_one_challenge_key_and_under_attack_takes_effect(upstream,
             assert landed.status_code == 200 and landed.text == f"ok GET /people/{i} 0"
     assert seen.paths == [f"/people/{i}" for i in range(12)]
     assert len(seen.peers) >= 2  # both workers forwarded (each keeps its own upstream connections)
+
+
+def test_after_a_reload_with_a_new_key_every_worker_signs_with_it(upstream, tmp_path):
+    """The decider sends its key again after SIGHUP: a key named in the new policy is used by
+    every worker at once, and cookies signed with the old key stop counting."""
+    port, seen = upstream
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[challenge]\nmin_bits = 10\nmax_bits = 12\n")
+    closing = {**BROWSER, "Connection": "close"}
+
+    def clear(url: str, path: str) -> dict[str, str]:
+        first = requests.get(url + path, headers=closing, timeout=10)
+        verified = requests.post(
+            f"{url}/.sw/verify",
+            data=answer(read_page(first.text)),
+            headers=closing,
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert verified.status_code == 303, verified.text[:300]
+        return {"sw_clearance": verified.cookies["sw_clearance"]}
+
+    with run_proxy(port, "--policy", str(policy), "--workers", "2", "--under-attack") as (proc, url):
+        log = OutputReader(proc)
+        old = clear(url, "/people/0")
+        assert requests.get(f"{url}/people/0", headers=closing, cookies=old, timeout=10).status_code == 200
+        policy.write_text('[challenge]\nmin_bits = 10\nmax_bits = 12\nkey = "a new key from the operator"\n')
+        proc.send_signal(signal.SIGHUP)
+        log.wait_for("decider: policy reloaded")
+        for i in range(1, 9):
+            cookie = clear(url, f"/people/{i}")
+            landed = requests.get(f"{url}/people/{i}", headers=closing, cookies=cookie, timeout=10)
+            assert landed.status_code == 200
+        stale = requests.get(f"{url}/people/0", headers=closing, cookies=old, timeout=10)
+        assert stale.status_code == 403  # signed with the old key
+    assert seen.paths == [f"/people/{i}" for i in range(9)]
 
 
 def test_without_the_switch_the_same_browser_is_let_through(upstream, tmp_path):

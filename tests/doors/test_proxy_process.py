@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from proxy_fixtures import DEADLINE, run_proxy, serve_upstream
+from proxy_fixtures import DEADLINE, OutputReader, run_proxy, serve_upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY_FILE = ROOT / "examples" / "policy.toml"
@@ -31,26 +30,6 @@ BROWSER = {
     "Sec-Fetch-Site": "same-origin",
     "Sec-Fetch-User": "?1",
 }
-
-
-class OutputReader:
-    """Collects the proxy's log lines in the background, so tests can wait for one."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self.thread.start()
-
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, text: str) -> None:
-        deadline = time.monotonic() + DEADLINE
-        while not any(text in line for line in self.lines):
-            assert time.monotonic() < deadline, f"no log line with {text!r}: {self.lines}"
-            time.sleep(0.05)
 
 
 @pytest.fixture
