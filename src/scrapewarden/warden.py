@@ -56,17 +56,29 @@ def build_engine(policy: Policy) -> Engine:
     )
 
 
-def resolve_policy(policy: Policy | str | Path | None) -> Policy:
-    """A Policy from an object, a file path, ``SCRAPEWARDEN_POLICY``, or the defaults (+ env)."""
+def resolve_policy(policy: Policy | str | Path | None, *, under_attack: bool = False) -> Policy:
+    """A Policy from an object, a file path, ``SCRAPEWARDEN_POLICY``, or the defaults (+ env).
+
+    ``under_attack`` (the doors' ``--under-attack`` switch) returns a copy with
+    ``challenge.under_attack`` on, whatever the file says.
+    """
     from .policy_file import load_policy, policy_from_env
 
     if isinstance(policy, Policy):
+        resolved = policy
+    else:
+        if policy is None:
+            policy = os.environ.get("SCRAPEWARDEN_POLICY") or None
+        resolved = policy_from_env() if policy is None else load_policy(policy)
+    return under_attack_policy(resolved) if under_attack else resolved
+
+
+def under_attack_policy(policy: Policy) -> Policy:
+    """A copy of ``policy`` that challenges every visitor without clearance (assets excepted)."""
+    if policy.challenge.under_attack:
         return policy
-    if policy is None:
-        policy = os.environ.get("SCRAPEWARDEN_POLICY") or None
-    if policy is None:
-        return policy_from_env()
-    return load_policy(policy)
+    challenge = policy.challenge.model_copy(update={"under_attack": True})
+    return policy.model_copy(update={"challenge": challenge})
 
 
 class Warden:
@@ -77,8 +89,15 @@ class Warden:
         state: str | StateStore | None = None,
         engine: Engine | None = None,
         clock: Callable[[], float] = time.time,
+        under_attack: bool = False,
     ) -> None:
-        self.policy: Policy = resolve_policy(policy)
+        """``under_attack`` switches the policy's ``challenge.under_attack`` on (a copy; the
+        file is not changed)."""
+        engine_policy = getattr(engine, "policy", None)
+        if under_attack and isinstance(engine_policy, Policy) and not engine_policy.challenge.under_attack:
+            # The engine is what challenges; one built for another policy would silently not.
+            raise ValueError("under_attack needs an engine built for the under-attack policy")
+        self.policy: Policy = resolve_policy(policy, under_attack=under_attack)
         self.engine = engine or build_engine(self.policy)
         self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
         self.clock = clock
@@ -142,12 +161,18 @@ class Warden:
         )
         # A valid clearance cookie (bound to this network and user agent) tells the engine this
         # client passed a challenge; forged, expired or borrowed cookies are simply ignored.
+        self.read_clearance(facts)
+        return self.decide(facts)
+
+    def read_clearance(self, facts: RequestFacts) -> None:
+        """Note in ``facts`` how the client earned its clearance cookie, and what its browser
+        showed meanwhile; forged, expired or borrowed cookies are simply ignored. Every door
+        that builds facts itself calls this before :meth:`decide`."""
         cleared = self.challenges.clearance_for(facts)
         if cleared is not None:
             facts.extra["clearance"] = cleared.how
             if cleared.signals:
                 facts.extra["clearance_signals"] = ",".join(cleared.signals)
-        return self.decide(facts)
 
     def decide(self, facts: RequestFacts) -> Decision:
         now = facts.now

@@ -62,15 +62,9 @@ def protected(tmp_path: Any) -> Iterator[tuple[str, Warden]]:
 
 
 def _launch(playwright: Any, *, as_person: bool) -> Any:
-    from scrapewarden.demo.actors.browsing import PERSON_ARGS
-    from scrapewarden.demo.actors.programs import CHROMIUM_ARGS, chromium_executable
+    from scrapewarden.demo.actors.programs import launch_options
 
-    return playwright.chromium.launch(
-        executable_path=chromium_executable(),
-        args=[*CHROMIUM_ARGS, *(PERSON_ARGS if as_person else ())],
-        headless=True,
-        ignore_default_args=["--enable-automation"] if as_person else None,
-    )
+    return playwright.chromium.launch(**launch_options(as_person=as_person))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Fixtures for the deploy tests live in deploy_helpers.py (test modules import its helpers)."""
 
-from deploy_helpers import stacks, upstream
+from deploy_helpers import browser, stacks, upstream
 
-__all__ = ["stacks", "upstream"]
+__all__ = ["browser", "stacks", "upstream"]

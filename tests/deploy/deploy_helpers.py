@@ -9,9 +9,12 @@ so what is tested is what is documented. Clients connect from distinct loopback 
 
 from __future__ import annotations
 
+import hashlib
+import html
 import http.client
 import http.server
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +25,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -54,6 +59,16 @@ POLICY = """
 pattern = "/people/{id}"
 kind = "profile"
 """
+
+CHALLENGE_POLICY = (
+    POLICY
+    + """
+[challenge]
+min_bits = 10
+max_bits = 12
+"""
+)
+"""Low difficulty, for the tests that do the proof-of-work in Python (the browser tests don't)."""
 
 THROTTLE_POLICY = (
     POLICY
@@ -101,7 +116,13 @@ class Response:
 
 
 def request(
-    port: int, path: str, headers: list[tuple[str, str]], *, source: str = "127.0.0.2", method: str = "GET"
+    port: int,
+    path: str,
+    headers: list[tuple[str, str]],
+    *,
+    source: str = "127.0.0.2",
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> Response:
     """One request from ``source``, headers in exactly the given order."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
@@ -109,7 +130,10 @@ def request(
         connection.putrequest(method, path, skip_accept_encoding=True)
         for name, value in headers:
             connection.putheader(name, value)
-        connection.endheaders()
+        if body is not None:
+            connection.putheader("Content-Type", "application/x-www-form-urlencoded")
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
         response = connection.getresponse()
         body = response.read()
         return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
@@ -259,3 +283,84 @@ def check_trap_blocked(stack: Stack) -> None:
     assert b"Access paused" in response.body  # the block page, passed through
     assert response.headers["content-type"].startswith("text/html")
     assert stack.site.seen == before
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright (skipped where either is missing)."""
+    from scrapewarden.demo.actors.programs import browser_unavailable, launch_options
+
+    reason = browser_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # A person's browser: navigator.webdriver false (an automated one is re-challenged).
+        launched = playwright.chromium.launch(**launch_options(as_person=True))
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+# --- the challenge, through the proxy ------------------------------------------------------------
+
+_CHALLENGE = re.compile(r'data-challenge="([^"]*)"')
+_BITS = re.compile(r'data-bits="(\d+)"')
+_NEXT = re.compile(r'name="next" value="([^"]*)"')
+
+
+def solved_form(page: bytes) -> dict[str, str]:
+    """The form the challenge page's script would post, with the proof-of-work done in Python."""
+    text = page.decode("utf-8")
+    token, bits, target = _CHALLENGE.search(text), _BITS.search(text), _NEXT.search(text)
+    assert token and bits and target, f"not a challenge page: {text[:300]!r}"
+    challenge = html.unescape(token.group(1))
+    nonce = next(
+        n
+        for n in range(1 << 24)
+        if int.from_bytes(hashlib.sha256(f"{challenge}:{n}".encode()).digest(), "big")
+        >> (256 - int(bits.group(1)))
+        == 0
+    )
+    return {
+        "challenge": challenge,
+        "nonce": str(nonce),
+        "next": html.unescape(target.group(1)),
+        "signals": "{}",
+    }
+
+
+def check_challenge_round_trip(stack: Stack, source: str = "127.0.0.8") -> None:
+    """Under attack: the page asked for answers with the challenge page, the answer goes through
+    the proxy's /.sw/ route to authz, and the clearance cookie lets the next pages through."""
+    before = list(stack.site.seen)
+    first = request(stack.proxy, "/people/5?tab=x", BROWSER, source=source)
+    assert first.status == 403 and first.headers["content-type"].startswith("text/html"), first.body[:300]
+    assert "set-cookie" not in first.headers
+    form = solved_form(first.body)
+    assert form["next"] == "/people/5?tab=x"
+    script = request(stack.proxy, "/.sw/worker.js", BROWSER, source=source)
+    assert script.status == 200 and b"swSolve" in script.body
+    # The answer from another address (another /24) is refused: bound to the client the proxy saw.
+    other = request(
+        stack.proxy, "/.sw/verify", BROWSER, source="127.0.1.8", method="POST", body=urlencode(form).encode()
+    )
+    assert other.status == 403 and "set-cookie" not in other.headers
+    verified = request(
+        stack.proxy, "/.sw/verify", BROWSER, source=source, method="POST", body=urlencode(form).encode()
+    )
+    assert verified.status == 303, verified.body[:300]
+    assert verified.headers["location"] == "/people/5?tab=x"
+    cookie = verified.headers["set-cookie"].split(";", 1)[0]
+    assert cookie.startswith("sw_clearance=")
+    cleared = [*BROWSER, ("Cookie", cookie)]
+    for path in ("/people/5?tab=x", "/people/6"):
+        landed = request(stack.proxy, path, cleared, source=source)
+        assert landed.status == 200 and b"the real page" in landed.body
+    # A plain script never gets the page, only the JSON refusal, and never a cookie.
+    walker = request(stack.proxy, "/people/7", WALKER, source=source)
+    assert walker.status == 403 and walker.headers["content-type"] == "application/json"
+    assert stack.site.seen[len(before) :] == ["/people/5?tab=x", "/people/6"]
+    assert not any(path.startswith("/.sw/") for path in stack.site.seen)

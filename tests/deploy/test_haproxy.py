@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from deploy_helpers import (
+    CHALLENGE_POLICY,
     DEPLOY,
     POLICY,
     THROTTLE_POLICY,
     WALKER,
     Stack,
     check_browser_allowed,
+    check_challenge_round_trip,
     check_trap_blocked,
     check_walker_refused,
     free_port,
@@ -79,3 +81,8 @@ def test_challenge_redirects_when_configured(stacks: Callable[..., Stack]) -> No
     assert response.status == 302
     assert response.headers["location"] == "/.sw/check?next=%2Fpeople%2F3%3Ftab%3Dx"
     assert redirecting.site.seen == before
+
+
+def test_under_attack_challenge_round_trip(stacks: Callable[..., Stack]) -> None:
+    need("haproxy")
+    check_challenge_round_trip(stacks(start_haproxy, CHALLENGE_POLICY, "--under-attack"))

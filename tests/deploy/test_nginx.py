@@ -5,15 +5,18 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from deploy_helpers import (
+    CHALLENGE_POLICY,
     DEPLOY,
     POLICY,
     THROTTLE_POLICY,
     WALKER,
     Stack,
     check_browser_allowed,
+    check_challenge_round_trip,
     check_trap_blocked,
     check_walker_refused,
     free_port,
@@ -99,3 +102,87 @@ def test_challenge_redirects_when_configured(stacks: Callable[..., Stack]) -> No
     assert response.status == 302
     assert response.headers["location"] == "/.sw/check?next=%2Fpeople%2F3%3Ftab%3Da%2520b"
     assert redirecting.site.seen == before
+
+
+def test_under_attack_challenge_round_trip(stacks: Callable[..., Stack]) -> None:
+    need("nginx")
+    check_challenge_round_trip(stacks(start_nginx, CHALLENGE_POLICY, "--under-attack"))
+
+
+LAND_TIMEOUT_MS = 30_000
+"""Backstop only: the shipped difficulty (14 bits) is solved in well under a second here."""
+
+
+def _person(browser: Any, **options: Any) -> Any:
+    """A person's browser: Chromium with desktop Chrome's user agent (not HeadlessChrome)."""
+    from scrapewarden.demo.actors.programs import chrome_user_agent
+
+    return browser.new_context(user_agent=chrome_user_agent(browser.version), **options)
+
+
+def _site_pages(stack: Stack, before: int) -> list[str]:
+    return [p for p in stack.site.seen[before:] if p.startswith("/people/")]
+
+
+def test_chromium_solves_the_challenge_and_lands_on_the_page_it_asked_for(
+    stacks: Callable[..., Stack], browser: Any
+) -> None:
+    need("nginx")
+    stack = stacks(start_nginx, POLICY, "--under-attack")
+    base = f"http://127.0.0.1:{stack.proxy}"
+    before = len(stack.site.seen)
+    context = _person(browser)
+    page = context.new_page()
+    first = page.goto(f"{base}/people/1?tab=a")
+    assert first is not None and first.status == 403  # the challenge page, in place
+    page.wait_for_selector("text=the real page", timeout=LAND_TIMEOUT_MS)
+    assert page.url == f"{base}/people/1?tab=a"
+    cookie = next(c for c in context.cookies() if c["name"] == "sw_clearance")
+    assert cookie["httpOnly"] is True
+    # The next page is not challenged again: the cookie comes along in nginx's auth subrequest.
+    second = page.goto(f"{base}/people/2")
+    assert second is not None and second.status == 200
+    assert _site_pages(stack, before) == ["/people/1?tab=a", "/people/2"]
+    context.close()
+
+    # A forged clearance cookie is refused: challenged as if it were not there.
+    # (Without JavaScript, so the page stays as served instead of solving and moving on.)
+    forged = _person(browser, java_script_enabled=False)
+    forged.add_cookies([{"name": "sw_clearance", "value": cookie["value"][:-6] + "AAAAAA", "url": base}])
+    tab = forged.new_page()
+    refused = tab.goto(f"{base}/people/3")
+    assert refused is not None and refused.status == 403
+    assert tab.locator("#sw-challenge").count() == 1
+    forged.close()
+
+    # Plain HTTP clients never obtain clearance: the page means nothing to them.
+    import httpx
+    import requests
+
+    with requests.Session() as walker:
+        reply = walker.get(f"{base}/people/4", timeout=10)
+        assert reply.status_code == 403 and reply.json()["error"] == "challenge"
+        assert not walker.cookies
+    with httpx.Client(headers={"Accept": "text/html"}, follow_redirects=True, timeout=10) as client:
+        reply = client.get(f"{base}/people/4")
+        assert reply.status_code == 403 and "data-challenge" in reply.text
+        assert client.get(f"{base}/people/5").status_code == 403
+        assert not client.cookies
+    assert _site_pages(stack, before) == ["/people/1?tab=a", "/people/2"]
+
+
+def test_chromium_follows_the_challenge_url_redirect_and_lands(
+    stacks: Callable[..., Stack], browser: Any
+) -> None:
+    """--challenge-url still works: a 302 to authz's own page, which leads back."""
+    need("nginx")
+    stack = stacks(start_nginx, POLICY, "--under-attack", "--challenge-url", "/.sw/challenge")
+    base = f"http://127.0.0.1:{stack.proxy}"
+    before = len(stack.site.seen)
+    context = _person(browser)
+    page = context.new_page()
+    page.goto(f"{base}/people/8?x=1")
+    page.wait_for_selector("text=the real page", timeout=LAND_TIMEOUT_MS)
+    assert page.url == f"{base}/people/8?x=1"
+    assert _site_pages(stack, before) == ["/people/8?x=1"]
+    context.close()

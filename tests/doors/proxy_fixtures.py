@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +27,8 @@ from scrapewarden.doors.proxy_decider import LocalDecider
 from scrapewarden.warden import Warden
 
 PIECE = 64 * 1024
+DEADLINE = 30.0
+"""Seconds a proxy process may take to start or stop."""
 
 
 @dataclass
@@ -181,3 +187,64 @@ def raw_exchange(url: str, payload: bytes, *, timeout: float = 10.0) -> bytes:
         except TimeoutError:
             pass
     return b"".join(chunks)
+
+
+@contextmanager
+def run_proxy(upstream_port: int, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-c",
+        "from scrapewarden.cli.main import main; main()",
+        "proxy",
+        "--upstream",
+        f"http://127.0.0.1:{upstream_port}",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "info",
+        *args,
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"proxy exited early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("proxy did not start") from None
+            time.sleep(0.05)
+    try:
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class OutputReader:
+    """Collects the proxy's log lines in the background, so tests can wait for one."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"no log line with {text!r}: {self.lines}"
+            time.sleep(0.05)

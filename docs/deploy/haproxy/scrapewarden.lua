@@ -1,7 +1,8 @@
 -- scrapewarden forward-auth for HAProxy 2.5+ (Debian 12 ships 2.6), with no extra modules:
 -- HAProxy's built-in Lua HTTP client (core.httpclient) asks `scrapewarden authz` about every
--- request, and refusals (429 + Retry-After, 403, or a 302 to the challenge page) are answered
--- by HAProxy with authz's status, headers and body.
+-- request, and refusals (429 + Retry-After, 403, the challenge page, or a 302 to
+-- --challenge-url) are answered by HAProxy with authz's status, headers and body. Route /.sw/
+-- to authz without this action (see haproxy.cfg): the challenge page's answer goes there.
 --
 --   global
 --       lua-load /etc/haproxy/scrapewarden.lua

@@ -47,6 +47,11 @@ def scenario_options(duration: float, persons: int) -> Any:
                 help="Where the protected site keeps bans and events.",
             ),
             click.option(
+                "--under-attack",
+                is_flag=True,
+                help="Run the protected site under attack: everyone without clearance is challenged.",
+            ),
+            click.option(
                 "--json",
                 "json_path",
                 type=click.Path(dir_okay=False, path_type=Path),
@@ -72,6 +77,7 @@ def _config(**kw: Any) -> Any:
         programs=kw["programs"],
         policy=kw["policy"],
         state=kw["state"],
+        under_attack=kw["under_attack"],
     )
 
 

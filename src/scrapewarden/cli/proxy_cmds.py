@@ -85,6 +85,12 @@ def _upstream(text: str) -> tuple[str, int]:
     help="X-Forwarded-Proto to send: https when a TLS terminator sits in front of the proxy.",
 )
 @click.option(
+    "--under-attack",
+    is_flag=True,
+    help="Challenge every visitor without clearance (the policy's challenge.under_attack), "
+    "static assets excepted.",
+)
+@click.option(
     "--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning"])
 )
 def proxy(
@@ -100,6 +106,7 @@ def proxy(
     header_timeout: float,
     grace: float,
     forwarded_proto: str,
+    under_attack: bool,
     log_level: str,
 ) -> None:
     """Reverse proxy: decide on every request, forward what is allowed to UPSTREAM.
@@ -128,7 +135,9 @@ def proxy(
         read_timeout=timeout,
         grace=grace,
     )
-    run(settings, policy=policy, state=state, host=host, port=port, workers=workers)
+    run(
+        settings, policy=policy, state=state, host=host, port=port, workers=workers, under_attack=under_attack
+    )
 
 
 def register(group: click.Group) -> None:

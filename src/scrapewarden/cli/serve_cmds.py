@@ -41,7 +41,14 @@ def register(group: click.Group) -> None:
     "--challenge-url",
     default="",
     metavar="URL",
-    help="Answer challenges with a 302 to this address (with ?next=<original path>) instead of a 403.",
+    help="Answer challenges with a 302 to this address (with ?next=<original path>) instead of the "
+    "challenge page in place (403).",
+)
+@click.option(
+    "--under-attack",
+    is_flag=True,
+    help="Challenge every visitor without clearance (the policy's challenge.under_attack), "
+    "static assets excepted.",
 )
 @click.option(
     "--trusted-hop",
@@ -66,6 +73,7 @@ def authz(
     state_url: str | None,
     fmt: str,
     challenge_url: str,
+    under_attack: bool,
     trusted_hops: tuple[str, ...],
     envoy_prefix: str,
     cache_seconds: float,
@@ -73,6 +81,7 @@ def authz(
 ) -> None:
     """Answer forward-auth requests: 200 to let a request through, 429/403/302 to refuse it.
 
+    Also serves the challenge pages under /.sw/ (route that path from the proxy to here).
     Listens on loopback by default: put it next to the proxy. See docs/deploy/ for nginx,
     HAProxy, Caddy, Traefik and Envoy configurations.
     """
@@ -89,7 +98,11 @@ def authz(
         raise click.BadParameter(str(exc)) from exc
     if challenge_url and not challenge_url.lower().startswith(("http://", "https://", "/")):
         raise click.BadParameter("--challenge-url must be an http(s) URL or a site path")
-    warden = Warden(policy, state=state_url)
+    warden = Warden(policy, state=state_url, under_attack=under_attack)
+    if warden.policy.challenge.under_attack:
+        logging.getLogger("scrapewarden.authz").warning(
+            "under attack: every visitor without clearance is challenged (static assets excepted)"
+        )
     config = AuthzConfig(
         format=fmt,
         trusted_hops=hops or DEFAULT_TRUSTED_HOPS,

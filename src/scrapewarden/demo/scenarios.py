@@ -55,6 +55,8 @@ class ScenarioConfig:
     """Multiplies people's think times, so a one-minute demo holds many clicks."""
     policy: str | None = None
     state: str = "memory://"
+    under_attack: bool = False
+    """Run the protected site under attack: everyone without clearance is challenged."""
     regimes: tuple[str, ...] = REGIMES
 
 
@@ -94,6 +96,8 @@ def site_process(regime: str, config: ScenarioConfig) -> Any:
     ]
     if config.policy:
         cmd += ["--policy", config.policy]
+    if config.under_attack and regime == "protected":
+        cmd.append("--under-attack")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

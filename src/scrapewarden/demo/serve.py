@@ -20,12 +20,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--regime", choices=("protected", "per_ip", "none"), default="protected")
     parser.add_argument("--policy", default=None, help="TOML policy for the protected regime")
     parser.add_argument("--state", default="memory://")
+    parser.add_argument(
+        "--under-attack",
+        action="store_true",
+        help="protected regime: challenge every visitor without clearance (static assets excepted)",
+    )
     args = parser.parse_args(argv)
 
     from .site import create_app
 
     app = create_app(
-        seed=args.seed, people=args.people, regime=args.regime, policy=args.policy, state=args.state
+        seed=args.seed,
+        people=args.people,
+        regime=args.regime,
+        policy=args.policy,
+        state=args.state,
+        under_attack=args.under_attack,
     )
     logging.basicConfig(level=logging.WARNING)
     uvicorn.run(

@@ -340,12 +340,14 @@ def create_app(
     policy: Policy | str | Path | None = None,
     state: str | StateStore | None = None,
     clock: Callable[[], float] = time.time,
+    under_attack: bool = False,
 ) -> Any:
     """The demo site as an ASGI app, bare or behind scrapewarden or the per-IP baseline.
 
     ``policy`` (protected only) defaults to the shipped demo policy; ``state`` is the Warden's
     store (``memory://`` when None). ``clock`` stamps sign-ups and drives the Warden, so a
-    test can move time. The :class:`DemoSite` behind any of them is :func:`site_of`.
+    test can move time. ``under_attack`` (protected only) challenges every visitor without
+    clearance. The :class:`DemoSite` behind any of them is :func:`site_of`.
     """
     site = DemoSite(seed, people, clock)
     if regime == "none":
@@ -355,7 +357,7 @@ def create_app(
     if regime != "protected":
         raise ValueError(f"regime must be one of {', '.join(REGIMES)}, not {regime!r}")
     resolved = demo_policy() if policy is None else policy
-    warden = Warden(resolved, state=state, clock=clock)
+    warden = Warden(resolved, state=state, clock=clock, under_attack=under_attack)
     if pages.TRAP_PATH not in warden.policy.traps.paths:
         log.warning("the demo links %s as a trap but the policy does not list it", pages.TRAP_PATH)
     return ScrapeWardenMiddleware(

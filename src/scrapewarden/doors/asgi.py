@@ -40,7 +40,8 @@ class ScrapeWardenMiddleware:
     ``policy`` is a :class:`Policy`, a path to a TOML policy file, or None for the defaults.
     Pass ``warden`` instead to share one Warden between several doors. ``account_id`` and
     ``account_created`` are optional callables taking the ASGI scope; they win over the
-    headers and cookies named in the policy's ``identity`` section.
+    headers and cookies named in the policy's ``identity`` section. ``under_attack=True``
+    challenges every visitor without clearance (the policy's ``challenge.under_attack``).
     """
 
     def __init__(
@@ -52,9 +53,12 @@ class ScrapeWardenMiddleware:
         warden: Warden | None = None,
         account_id: Callable[[Scope], str | None] | None = None,
         account_created: Callable[[Scope], float | None] | None = None,
+        under_attack: bool = False,
     ) -> None:
+        if warden is not None and under_attack and not warden.policy.challenge.under_attack:
+            raise ValueError("under_attack applies to the Warden: pass Warden(..., under_attack=True)")
         self.app = app
-        self.warden = warden if warden is not None else Warden(policy, state=state)
+        self.warden = warden if warden is not None else Warden(policy, state=state, under_attack=under_attack)
         self.account_id = account_id
         self.account_created = account_created
 

@@ -5,10 +5,15 @@ For every request the proxy receives, it sends us a description of it (see
 
 - allow: ``200``, empty body, ``X-ScrapeWarden-Score`` and ``X-ScrapeWarden-Action`` for the
   proxy's access log;
-- throttle: ``429`` with ``Retry-After``; block: ``403``; challenge: ``403``, or a ``302`` to
-  ``challenge_url`` when one is configured. Bodies are the same explanations the middleware
-  sends (:func:`.responses.reply_for`), so a proxy that passes them on (Caddy, Traefik, Envoy,
-  our HAProxy Lua action) shows people the same page.
+- throttle: ``429`` with ``Retry-After``; block: ``403``; challenge: ``403`` with the challenge
+  page for browsers (``Accept: text/html``), or a ``302`` to ``challenge_url`` when one is
+  configured. Bodies are the same pages the middleware sends (:func:`.responses.reply_for`, the
+  challenge page), so a proxy that passes them on (Caddy, Traefik, Envoy, our HAProxy Lua
+  action) shows people the same page.
+
+The proxy also routes ``/.sw/`` to us (not as an auth request: the request itself), and we
+answer the challenge page, its scripts and ``POST /.sw/verify`` there (:mod:`.own_pages`). A
+valid clearance cookie on an auth request tells the engine the client passed a challenge.
 
 nginx is the exception: ``auth_request`` accepts only 2xx, 401 and 403 from us (anything else
 becomes a 500) and drops our body. For nginx-format requests every refusal is therefore a bare
@@ -39,12 +44,14 @@ from urllib.parse import quote
 import httptools
 
 from ..core.decision import Action, Decision
+from ..core.facts import RequestFacts
 from ..core.fingerprint import fingerprint
 from ..core.http_facts import facts_from_http
 from ..warden import Warden
 from .authz_cache import AssetDecisionCache
-from .authz_describe import DEFAULT_ENVOY_PREFIX, FORMATS, Described, describe
-from .responses import new_reference, refusal, reply_for
+from .authz_describe import DEFAULT_ENVOY_PREFIX, FORMATS, Described, describe, direct
+from .own_pages import MAX_FORM, OWN_PREFIX, Client, challenge_page, client_of, header, own_reply
+from .responses import new_reference, refusal, reply_for, wants_html
 
 log = logging.getLogger("scrapewarden.authz")
 
@@ -81,6 +88,8 @@ class AuthzConfig:
     trusted_hops: tuple[str, ...] = DEFAULT_TRUSTED_HOPS
     """CIDRs allowed to describe requests, in addition to the policy's ``network.trusted_proxies``."""
     challenge_url: str = ""
+    """When set, challenges are a 302 to this address (``?next=`` the original path and query)
+    instead of the challenge page in place."""
     envoy_prefix: str = DEFAULT_ENVOY_PREFIX
     cache_seconds: float = 5.0
     cache_uses: int = 8
@@ -92,6 +101,10 @@ class AuthzStats:
     requests: int = 0
     allowed: int = 0
     refused: int = 0
+    challenged: int = 0
+    """Refusals answered with the challenge page."""
+    own: int = 0
+    """Requests for our own pages (``/.sw/...``), passed on by the proxy."""
     cached: int = 0
     bad_descriptions: int = 0
     untrusted_hops: int = 0
@@ -102,9 +115,12 @@ class AuthzStats:
 _STATUS_TEXT = {
     200: "OK",
     302: "Found",
+    303: "See Other",
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
@@ -203,10 +219,44 @@ class AuthzService:
                     _printable(hop_peer),
                     _printable("; ".join(described.problems)),
                 )
-        decision = self._decision(described)
-        return self._render(decision, described)
+        decision, facts = self._decision(described)
+        return self._render(decision, described, facts)
 
-    def _decision(self, described: Described) -> Decision:
+    async def own_answer(
+        self, *, hop_peer: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None
+    ) -> Answer:
+        """Our own page at ``target`` (one of ``/.sw/...``), for the client the proxy saw.
+
+        ``body`` is the request body, None when it was larger than a form may be. Never raises.
+        """
+        self.stats.own += 1
+        try:
+            trusted = self.trusted_hop(hop_peer)
+            described = direct(
+                trusted_hop=trusted, hop_peer=hop_peer, method=method, target=target, raw_headers=headers
+            )
+            client = client_of(
+                self.warden.policy,
+                now=self.warden.clock(),
+                peer=described.peer,
+                headers=described.headers,
+                scheme=described.scheme,
+            )
+            reply = await own_reply(
+                self.warden.challenges,
+                method=described.method,
+                path=described.path,
+                query=described.query,
+                body=body,
+                client=client,
+            )
+        except Exception:
+            self.stats.errors += 1
+            log.exception("authz: answering our own page failed")
+            return Answer(500, [("Content-Type", "text/plain; charset=utf-8")], b"Something went wrong.\n")
+        return Answer(reply.status, list(reply.headers), reply.body)
+
+    def _decision(self, described: Described) -> tuple[Decision, RequestFacts]:
         warden = self.warden
         facts = facts_from_http(
             warden.policy,
@@ -220,20 +270,23 @@ class AuthzService:
         )
         if described.problems:
             facts.malformed = (*facts.malformed, *described.problems)
+        # A valid clearance cookie (bound to this network and user agent) tells the engine the
+        # client passed a challenge, as Warden.decide_http does for the other doors.
+        warden.read_clearance(facts)
         cache = self.cache
         if not (cache.enabled and self._cacheable(described)):
             decision = warden.decide(facts)
             if decision.action is not Action.ALLOW:
                 cache.forget(facts.ip)
-            return decision
+            return decision, facts
         identity = facts.account_id or facts.session_id or fingerprint(facts)
         decision_or_none = cache.get(facts.ip, identity, facts.now)
         if decision_or_none is not None:
             self.stats.cached += 1
-            return decision_or_none
+            return decision_or_none, facts
         decision = warden.decide(facts)
         cache.put(facts.ip, identity, decision, facts.now)
-        return decision
+        return decision, facts
 
     def _cacheable(self, described: Described) -> bool:
         path = described.path
@@ -244,7 +297,7 @@ class AuthzService:
         resources = getattr(self.warden.engine, "resources", None)
         return not resources or resources.match(described.method, path, described.query) is None
 
-    def _render(self, decision: Decision, described: Described) -> Answer:
+    def _render(self, decision: Decision, described: Described, facts: RequestFacts) -> Answer:
         stats = self.stats
         score = f"{decision.score:.0f}"
         if decision.effective is Action.ALLOW:
@@ -258,6 +311,19 @@ class AuthzService:
         accept = described.header("accept")
         if decision.action is Action.CHALLENGE and self.config.challenge_url:
             answer = self._challenge_redirect(described)
+        elif decision.action is Action.CHALLENGE and wants_html(accept):
+            # A browser gets the page that lets it through (its answer comes back to us via the
+            # proxy's /.sw/ route); scripts keep the JSON refusal.
+            client = Client(
+                ip=facts.ip,
+                user_agent=facts.user_agent,
+                https=facts.extra.get("scheme") == "https",
+                lang=header(described.headers, "accept-language") or "en",
+            )
+            target = described.path + ("?" + described.query if described.query else "")
+            page = challenge_page(self.warden.challenges, decision, target=target, client=client)
+            stats.challenged += 1
+            answer = Answer(page.status, list(page.headers), page.body)
         else:
             reply = reply_for(
                 decision, accept=accept, help_url=actions.help_url, retry_after=actions.throttle_retry_after
@@ -329,6 +395,8 @@ def _stats_dict(stats: AuthzStats) -> dict[str, object]:
         "requests": stats.requests,
         "allowed": stats.allowed,
         "refused": stats.refused,
+        "challenged": stats.challenged,
+        "own": stats.own,
         "cached": stats.cached,
         "bad_descriptions": stats.bad_descriptions,
         "untrusted_hops": stats.untrusted_hops,
@@ -371,6 +439,8 @@ class _Connection(asyncio.Protocol):
     """HTTP/1.1 with keep-alive and pipelining, bodies ignored (auth requests have none)."""
 
     __slots__ = (
+        "_body",
+        "_body_over",
         "_closing",
         "_header_bytes",
         "_headers",
@@ -390,6 +460,8 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._header_bytes = 0
+        self._body = bytearray()
+        self._body_over = False
         self._peer = ""
         self._out: deque[list[object]] = deque()
         self._closing = False
@@ -423,6 +495,8 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._header_bytes = 0
+        self._body = bytearray()
+        self._body_over = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -435,10 +509,24 @@ class _Connection(asyncio.Protocol):
             raise _TooLarge
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
+    def on_body(self, body: bytes) -> None:
+        # Only our answer form (POST /.sw/verify) has a body worth reading; anything past the
+        # form limit is dropped unread and the request refused as too large.
+        if self._body_over or len(self._body) + len(body) > MAX_FORM:
+            self._body_over = True
+            self._body = bytearray()
+        else:
+            self._body += body
+
     def on_message_complete(self) -> None:
         parser = self._parser
         method = parser.get_method().decode("latin-1")
         keep_alive = parser.should_keep_alive() and not self._server.stopping
+        target = self._url.decode("latin-1")
+        if target.startswith(OWN_PREFIX):
+            # The proxy's /.sw/ route: not an auth request but the request itself.
+            self._own(method, target, keep_alive)
+            return
         answer = self._server.service.answer(
             hop_peer=self._peer, method=method, target=self._url.decode("latin-1"), headers=self._headers
         )
@@ -446,7 +534,31 @@ class _Connection(asyncio.Protocol):
             encode_answer(answer, keep_alive=keep_alive, head=method == "HEAD"), answer.delay, keep_alive
         )
 
-    # writing, in request order even when one answer is held back (tarpit)
+    def _own(self, method: str, target: str, keep_alive: bool) -> None:
+        """Our own page: answered by a task (verifying may wait on the network), in order."""
+        item: list[object] = [b"", False, keep_alive]
+        self._out.append(item)
+        coroutine = self._server.service.own_answer(
+            hop_peer=self._peer,
+            method=method,
+            target=target,
+            headers=self._headers,
+            body=None if self._body_over else bytes(self._body),
+        )
+        task = self._loop.create_task(coroutine)
+        tasks = self._server.tasks
+        tasks.add(task)
+
+        def done(finished: asyncio.Task[Answer]) -> None:
+            tasks.discard(finished)
+            if finished.cancelled():
+                return
+            item[0] = encode_answer(finished.result(), keep_alive=keep_alive, head=method == "HEAD")
+            self._release(item)
+
+        task.add_done_callback(done)
+
+    # writing, in request order even when one answer is held back (tarpit, our own pages)
 
     def _send(self, data: bytes, delay: float, keep_alive: bool) -> None:
         item: list[object] = [data, delay <= 0, keep_alive]
@@ -497,6 +609,8 @@ class AuthzServer:
     def __init__(self, service: AuthzService) -> None:
         self.service = service
         self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task[Answer]] = set()
+        """Answers to our own pages in progress (a reference keeps each task alive)."""
         self.stopping = False
         self._server: asyncio.Server | None = None
 

@@ -263,3 +263,38 @@ def _strip_port(token: str) -> str:
         if port.isdigit():
             return host
     return token
+
+
+def direct(
+    *, trusted_hop: bool, hop_peer: str, method: str, target: str, raw_headers: list[tuple[str, str]]
+) -> Described:
+    """A request the proxy passed on to us as it is (our own ``/.sw/`` pages), not a description.
+
+    The client is whom the proxy says it saw, read by the same rules as a description, so a
+    challenge answered here binds to the same address as the challenge issued in an auth request:
+    ``X-Real-IP`` where the proxy sets it (our nginx and HAProxy snippets, Traefik), else the
+    last ``X-Forwarded-For`` entry (Caddy, Traefik and Envoy append the address they saw). Only
+    from a trusted hop; from anyone else the connection's own address is the client.
+    """
+    problems: list[str] = []
+    first: dict[str, str] = {}
+    for name, value in raw_headers:
+        first.setdefault(name, value)
+    fmt: Format = "nginx" if "x-real-ip" in first else "caddy"
+    path, _, query = target.partition("?")
+    headers = [(n, v) for n, v in raw_headers if n not in _DESCRIPTION_HEADERS]
+    peer = _peer(fmt, trusted_hop, hop_peer, first, headers, problems)
+    scheme = "http"
+    proto = first.get("x-forwarded-proto")
+    if proto and trusted_hop:
+        scheme = "https" if proto.split(",")[0].strip().lower() == "https" else "http"
+    return Described(
+        format="direct",
+        method=method or "GET",
+        path=path or "/",
+        query=query,
+        headers=headers,
+        peer=peer,
+        scheme=scheme,
+        problems=problems,
+    )

@@ -14,12 +14,16 @@ One client connection (:class:`ClientConnection`) handles its requests in order.
    leaves out (smuggling, Host, sizes). Anything malformed gets a 400 (413/431 for sizes) and
    the connection is closed; the upstream never sees it;
 2. the engine decides (``Warden.decide_http``); a refusal is answered with the same pages the
-   middleware uses (:func:`responses.reply_for`). Observe mode lets everything through;
+   middleware uses (:func:`responses.reply_for`), and a challenge to a browser (``Accept:
+   text/html``) with the challenge page itself. Observe mode lets everything through;
 3. the request goes to the upstream on a pooled keep-alive connection with hop-by-hop headers
    removed and ``X-Forwarded-For``/``-Proto``/``-Host`` set; bodies stream in both directions
    with flow control (a slow reader pauses the other side, nothing is collected in memory);
 4. a WebSocket handshake is decided like any request; once the upstream answers 101 the two
    sockets are piped together.
+
+scrapewarden's own pages (``/.sw/challenge``, its scripts, ``POST /.sw/verify``; see
+:mod:`.own_pages`) are answered by the proxy and never forwarded.
 
 Upstream failures answer 502 (refused, reset, garbage) or 504 (connect or read timeout), each
 with one log line. SIGTERM/SIGINT: stop accepting, finish in-flight requests for up to the grace
@@ -41,6 +45,7 @@ from typing import Any
 import httptools
 
 from ..core.decision import Action, Decision
+from .own_pages import MAX_FORM, OWN_PATHS, Client, challenge_page, client_of, own_reply
 from .proxy_decider import Decider
 from .proxy_http import (
     LAST_CHUNK,
@@ -56,12 +61,14 @@ from .proxy_http import (
     valid_token,
 )
 from .proxy_upstream import UpstreamConnection, UpstreamPool
-from .responses import reply_for
+from .responses import Reply, reply_for, wants_html
 
 log = logging.getLogger("scrapewarden.proxy")
 
 HIGH_WATER = 256 * 1024
 """Request body bytes held while the decision or the upstream connection is pending."""
+
+OWN_TARGETS = frozenset(path.encode("ascii") for path in OWN_PATHS)
 
 
 @dataclass(slots=True)
@@ -91,6 +98,10 @@ class ProxyStats:
     proxied: int = 0
     refused: int = 0
     """Answered from the engine's decision (429/403/decoy) without contacting the upstream."""
+    challenged: int = 0
+    """Of those, answered with the challenge page."""
+    own: int = 0
+    """Requests for scrapewarden's own pages (``/.sw/...``), answered here."""
     malformed: int = 0
     too_large: int = 0
     bad_gateway: int = 0
@@ -103,6 +114,8 @@ class ProxyStats:
             "requests": self.requests,
             "proxied": self.proxied,
             "refused": self.refused,
+            "challenged": self.challenged,
+            "own": self.own,
             "malformed": self.malformed,
             "too_large": self.too_large,
             "bad_gateway": self.bad_gateway,
@@ -132,6 +145,7 @@ class Exchange:
         "headers",
         "keep_alive",
         "method",
+        "own",
         "pending",
         "response_started",
         "shape",
@@ -159,6 +173,8 @@ class Exchange:
         self.chunked_out = False
         self.close_after = False
         self.websocket_tail: bytearray | None = None
+        self.own: bytes | None = None
+        """The query string, when this is a request for one of our own pages (answered here)."""
 
 
 class ClientConnection(asyncio.Protocol):
@@ -314,6 +330,8 @@ class ClientConnection(asyncio.Protocol):
         ex.body_size += len(body)
         if ex.body_size > self.settings.max_body:
             raise Malformed(413, "body larger than the limit")
+        if ex.own is not None and ex.body_size > MAX_FORM:
+            raise Malformed(413, "form larger than the limit")
         upstream = ex.upstream
         if upstream is not None:
             upstream.write(chunk(body) if ex.shape.chunked else body)
@@ -335,6 +353,8 @@ class ClientConnection(asyncio.Protocol):
             if ex.shape.chunked:
                 upstream.write(LAST_CHUNK)
             upstream.request_sent()
+        elif ex.own is not None and self.exchanges and self.exchanges[0] is ex:
+            self._own_answer(ex)  # its body (the answer form) is complete now
         if len(self.exchanges) > 1:
             self._pause_reading(1)  # pipelining: one request ahead is enough
 
@@ -351,6 +371,9 @@ class ClientConnection(asyncio.Protocol):
         query = url.query or b""
         # Absolute-form targets (``GET http://host/x``) go upstream in origin form.
         ex.target = path + b"?" + query if query else path
+        if path in OWN_TARGETS:
+            self._own_begin(ex, query)
+            return
         try:
             result = self.server.decider.decide(
                 self.peer,
@@ -374,31 +397,85 @@ class ClientConnection(asyncio.Protocol):
         if decision.action is Action.ALLOW or not decision.enforced:
             self._forward(ex)
             return
-        accept = next((v for n, v in ex.headers if n == b"accept"), None)
-        actions = self.server.decider.policy.actions
-        reply = reply_for(
-            decision,
-            accept=accept.decode("latin-1") if accept is not None else None,
-            help_url=actions.help_url,
-            retry_after=actions.throttle_retry_after,
-        )
+        raw_accept = next((v for n, v in ex.headers if n == b"accept"), None)
+        accept = raw_accept.decode("latin-1") if raw_accept is not None else None
+        decider = self.server.decider
+        actions = decider.policy.actions
+        reply: Reply | None
+        if decision.action is Action.CHALLENGE and wants_html(accept) and not ex.shape.websocket:
+            # A browser gets the page that lets it through; scripts keep the JSON refusal.
+            try:
+                reply = challenge_page(
+                    decider.challenges, decision, target=ex.target.decode("latin-1"), client=self._client(ex)
+                )
+                self.stats.challenged += 1
+            except Exception:
+                log.exception("proxy: the challenge page failed; refusing plainly")
+                reply = reply_for(decision, accept=None, help_url=actions.help_url)
+        else:
+            reply = reply_for(
+                decision, accept=accept, help_url=actions.help_url, retry_after=actions.throttle_retry_after
+            )
         if reply is None:
             self._forward(ex)
             return
         self.stats.refused += 1
         close = not ex.body_done or not ex.keep_alive or self.server.closing
-        raw = simple_response(
-            reply.status,
-            reply.body,
-            content_type=next(v for n, v in reply.headers if n == "Content-Type").encode("latin-1"),
-            extra=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers],
-            close=close,
-            head=ex.method == b"HEAD",
-        )
+        raw = _reply_bytes(reply, close=close, head=ex.method == b"HEAD")
         if decision.tarpit_seconds > 0 and reply.status != 429:
             self.loop.call_later(decision.tarpit_seconds, self._send_own, ex, raw, close)
         else:
             self._send_own(ex, raw, close)
+
+    # -- our own pages -----------------------------------------------------------------------------
+
+    def _client(self, ex: Exchange) -> Client:
+        """The client as the engine sees it (trusted proxies applied): challenges bind to it."""
+        return client_of(
+            self.server.decider.policy,
+            now=0.0,
+            peer=self.peer,
+            headers=ex.headers,
+            scheme=self.settings.scheme,
+        )
+
+    def _own_begin(self, ex: Exchange, query: bytes) -> None:
+        """A request for ``/.sw/...``: answered here once its (small) body is in."""
+        self.stats.own += 1
+        ex.own = query
+        length = ex.shape.content_length
+        if ex.body_size > MAX_FORM or (length is not None and length > MAX_FORM):
+            # Not worth reading: answer now and close (the rest of the body is discarded).
+            self._reject(Malformed(413, "form larger than the limit"))
+            return
+        if ex.body_done:
+            self._own_answer(ex)
+
+    def _own_answer(self, ex: Exchange) -> None:
+        if ex.response_started:
+            return
+        ex.response_started = True  # answered exactly once, even if the parser calls again
+        body, ex.body, ex.pending = b"".join(ex.body), [], 0
+        self._resume_reading(2)
+        path = ex.target.split(b"?", 1)[0].decode("latin-1")
+        coroutine = own_reply(
+            self.server.decider.challenges,
+            method=ex.method.decode("latin-1"),
+            path=path,
+            query=(ex.own or b"").decode("latin-1"),
+            body=body,
+            client=self._client(ex),
+        )
+        task = self.loop.create_task(coroutine)
+        self.server.tasks.add(task)
+        task.add_done_callback(lambda done: self._own_done(ex, done))
+
+    def _own_done(self, ex: Exchange, task: asyncio.Task[Reply]) -> None:
+        self.server.tasks.discard(task)
+        if task.cancelled() or self.dead or not self.exchanges or self.exchanges[0] is not ex:
+            return
+        close = not ex.keep_alive or self.server.closing
+        self._send_own(ex, _reply_bytes(task.result(), close=close, head=ex.method == b"HEAD"), close)
 
     def _send_own(self, ex: Exchange, raw: bytes, close: bool) -> None:
         """Answer ``ex`` ourselves (refusal or error) and move on."""
@@ -612,6 +689,10 @@ class ClientConnection(asyncio.Protocol):
             self.data_received(data[offset:])
 
     def _reject(self, problem: Malformed) -> None:
+        if self.dead:
+            # Already answered and closing (a refusal made inside a parser callback lets the
+            # parser run on over the rest of this read, which may find the same problem again).
+            return
         if problem.status == 413:
             self.stats.too_large += 1
         else:
@@ -698,6 +779,19 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
 
 
+def _reply_bytes(reply: Reply, *, close: bool, head: bool) -> bytes:
+    """A door :class:`Reply` (refusal, challenge page, own page) as HTTP/1.1 bytes."""
+    content_type = next((v for n, v in reply.headers if n.lower() == "content-type"), "text/plain")
+    return simple_response(
+        reply.status,
+        reply.body,
+        content_type=content_type.encode("latin-1"),
+        extra=[(n.encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers],
+        close=close,
+        head=head,
+    )
+
+
 class ProxyServer:
     """Listens, owns the upstream pool and the decider, and shuts down gracefully."""
 
@@ -715,6 +809,8 @@ class ProxyServer:
             connect_timeout=settings.connect_timeout,
         )
         self.connections: set[ClientConnection] = set()
+        self.tasks: set[asyncio.Task[Reply]] = set()
+        """Answers to ``/.sw/verify`` being checked (a reference keeps each task alive)."""
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
         self._drained: asyncio.Event | None = None

@@ -17,7 +17,13 @@ send them once per event-loop turn, and the decider answers everything it read i
 under load one round trip carries many decisions.
 
 Request:  ``(id, peer, method, path, query, scheme, headers)``
-Answer:   ``(id, action, enforced, retry_after, tarpit_seconds, decoy, record)``
+Answer:   ``(id, action, enforced, retry_after, tarpit_seconds, decoy, record, challenge_bits)``
+
+The challenge key. Workers answer the challenge pages themselves (rendering a page or checking
+an answer needs no engine), but a challenge issued by one worker must verify in any other, and
+the clearance it earns must satisfy the decider. So the decider's key is the only key: a worker
+asks for it once connected (request ``("key",)``, answer ``("key", key_bytes)``), and the decider
+sends it again to every worker after a policy reload, in case the policy named a new one.
 
 Bans go through the state store as always: the decider imposes them and every process
 (including the CLI) sees them there.
@@ -34,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..challenge.service import ChallengeService
 from ..core.decision import Action, Decision
 from ..core.policy import Policy
 from ..warden import Warden, build_engine
@@ -49,6 +56,11 @@ class Decider(Protocol):
     """The proxy's view of the engine."""
 
     policy: Policy
+
+    @property
+    def challenges(self) -> ChallengeService:
+        """Challenge pages and answers, signed with the key the engine checks clearance with."""
+        ...
 
     def decide(
         self,
@@ -82,6 +94,10 @@ class LocalDecider:
     def __init__(self, warden: Warden) -> None:
         self.warden = warden
         self.policy = warden.policy
+
+    @property
+    def challenges(self) -> ChallengeService:
+        return self.warden.challenges
 
     def decide(
         self,
@@ -137,6 +153,10 @@ class _DeciderConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.service.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.service.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -158,8 +178,14 @@ class DeciderService:
     def __init__(self, warden: Warden) -> None:
         self.warden = warden
         self.answered = 0
+        self.connections: set[_DeciderConnection] = set()
+
+    def key_frame(self) -> bytes:
+        return _encode(("key", self.warden.challenges.key))
 
     def answer(self, request: Any) -> bytes:
+        if request == ("key",):
+            return self.key_frame()
         try:
             req_id, peer, method, path, query, scheme, headers = request
             decision = self.warden.decide_http(
@@ -168,7 +194,7 @@ class DeciderService:
         except Exception:
             log.exception("decider: deciding failed; answering allow")
             req_id = request[0] if isinstance(request, tuple) and request else -1
-            return _encode((req_id, 0, False, 0, 0.0, False, None))
+            return _encode((req_id, 0, False, 0, 0.0, False, None, 0))
         self.answered += 1
         return _encode(
             (
@@ -179,11 +205,16 @@ class DeciderService:
                 decision.tarpit_seconds,
                 decision.decoy,
                 decision.record,
+                decision.challenge_bits,
             )
         )
 
     def reload(self, policy: Policy) -> None:
         self.warden = reloaded_warden(self.warden, policy)
+        frame = self.key_frame()
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.write(frame)
 
     async def serve(self, path: Path) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
@@ -220,6 +251,9 @@ class RemoteDecider:
         self.path = path
         self.policy = policy
         self.loop = loop
+        self._key: bytes | None = None
+        self._key_known: asyncio.Event = asyncio.Event()
+        self._challenges: ChallengeService | None = None
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, asyncio.Future[Decision]] = {}
         self.outbox: list[bytes] = []
@@ -234,10 +268,29 @@ class RemoteDecider:
                 self.transport, _ = await self.loop.create_unix_connection(
                     lambda: _DeciderClient(self), str(self.path)
                 )
-                return
+                break
             except OSError:
                 await asyncio.sleep(0.05)
-        raise ConnectionError(f"decider not reachable at {self.path}")
+        else:
+            raise ConnectionError(f"decider not reachable at {self.path}")
+        self.transport.write(_encode(("key",)))
+        try:
+            async with asyncio.timeout(30.0):
+                await self._key_known.wait()
+        except TimeoutError:
+            raise ConnectionError("the decider did not send the challenge key") from None
+
+    @property
+    def challenges(self) -> ChallengeService:
+        """This worker's challenge service, signing with the decider's key."""
+        if self._challenges is None:
+            raise RuntimeError("not connected to the decider yet")
+        return self._challenges
+
+    def _set_key(self, key: bytes) -> None:
+        self._key = key
+        self._challenges = keyed_challenges(self.policy, key)
+        self._key_known.set()
 
     def decide(
         self,
@@ -268,7 +321,10 @@ class RemoteDecider:
         self.outbox.clear()
 
     def resolve(self, answer: Any) -> None:
-        req_id, action, enforced, retry_after, tarpit, decoy, record = answer
+        if answer[0] == "key":
+            self._set_key(bytes(answer[1]))
+            return
+        req_id, action, enforced, retry_after, tarpit, decoy, record, bits = answer
         future = self.pending.pop(req_id, None)
         if future is None or future.done():
             return
@@ -281,6 +337,7 @@ class RemoteDecider:
                 tarpit_seconds=tarpit,
                 decoy=decoy,
                 record=(record[0], record[1]) if record else None,
+                challenge_bits=bits,
             )
         )
 
@@ -302,9 +359,24 @@ class RemoteDecider:
             log.error("proxy: %s", message)
 
     def reload(self, policy: Policy) -> None:
-        # The decider reloads its own engine; the worker only needs the reply settings.
+        # The decider reloads its own engine; the worker only needs the reply and page settings
+        # (and the decider sends its key again once it has reloaded).
         self.policy = policy
+        if self._key is not None:
+            self._challenges = keyed_challenges(policy, self._key)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def keyed_challenges(policy: Policy, key: bytes) -> ChallengeService:
+    """A challenge service for ``policy`` that signs and checks with ``key`` (the decider's).
+
+    Without a store the service makes up a key of its own; it is replaced before first use. Each
+    worker keeps its own memory of spent challenges: see the caveat in
+    :mod:`scrapewarden.challenge.service`.
+    """
+    service = ChallengeService(policy, None)
+    service.key = key
+    return service

@@ -177,8 +177,11 @@ def response_headers(headers: list[tuple[bytes, bytes]], *, switching: bool) -> 
 
 
 _STATUS_TEXT = {
+    200: "OK",
+    303: "See Other",
     400: "Bad Request",
     403: "Forbidden",
+    404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
     413: "Content Too Large",

@@ -44,10 +44,12 @@ def _install_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _load_policy(source: str | None) -> Policy | None:
-    """The policy from ``source`` (a file, or None for env/defaults); None (logged) when unusable."""
+def _load_policy(source: str | None, under_attack: bool) -> Policy | None:
+    """The policy from ``source`` (a file, or None for env/defaults); None (logged) when unusable.
+
+    ``under_attack`` (``--under-attack``) holds across reloads, whatever the file says."""
     try:
-        return resolve_policy(source)
+        return resolve_policy(source, under_attack=under_attack)
     except Exception as exc:
         log.error("proxy: policy reload failed, keeping the current policy: %s", exc)
         return None
@@ -63,22 +65,31 @@ async def _until_stopped(on_reload: Callable[[], None]) -> None:
 
 
 async def serve_single(
-    settings: ProxySettings, *, policy: str | None, state: str | None, host: str, port: int
+    settings: ProxySettings,
+    *,
+    policy: str | None,
+    state: str | None,
+    host: str,
+    port: int,
+    under_attack: bool = False,
 ) -> None:
     loop = asyncio.get_running_loop()
-    decider = LocalDecider(Warden(policy, state=state))
+    decider = LocalDecider(Warden(policy, state=state, under_attack=under_attack))
     server = ProxyServer(settings, decider, loop)
     bound = await server.start(host, port)
     log.warning(
-        "scrapewarden proxy on http://%s:%d -> %s:%d (policy mode: %s)",
+        "scrapewarden proxy on http://%s:%d -> %s:%d (policy mode: %s%s)",
         *bound,
         settings.upstream_host,
         settings.upstream_port,
         decider.policy.mode,
+        ", under attack: challenging everyone without clearance"
+        if decider.policy.challenge.under_attack
+        else "",
     )
 
     def reload() -> None:
-        new = _load_policy(policy)
+        new = _load_policy(policy, under_attack)
         if new is not None:
             decider.reload(new)
             log.warning("proxy: policy reloaded (mode: %s)", new.mode)
@@ -91,16 +102,16 @@ async def serve_single(
 # -- several processes ----------------------------------------------------------------------------
 
 
-def _decider_main(socket_path: str, policy: str | None, state: str | None) -> None:
+def _decider_main(socket_path: str, policy: str | None, state: str | None, under_attack: bool) -> None:
     _install_loop()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s decider %(levelname)s %(message)s")
 
     async def run() -> None:
-        service = DeciderService(Warden(policy, state=state))
+        service = DeciderService(Warden(policy, state=state, under_attack=under_attack))
         server = await service.serve(Path(socket_path))
 
         def reload() -> None:
-            new = _load_policy(policy)
+            new = _load_policy(policy, under_attack)
             if new is not None:
                 service.reload(new)
                 log.warning("decider: policy reloaded (mode: %s)", new.mode)
@@ -112,20 +123,22 @@ def _decider_main(socket_path: str, policy: str | None, state: str | None) -> No
     asyncio.run(run())
 
 
-def _worker_main(settings: ProxySettings, socket_path: str, policy: str | None, host: str, port: int) -> None:
+def _worker_main(
+    settings: ProxySettings, socket_path: str, policy: str | None, host: str, port: int, under_attack: bool
+) -> None:
     _install_loop()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(levelname)s %(message)s")
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
-        first = resolve_policy(policy)
+        first = resolve_policy(policy, under_attack=under_attack)
         decider = RemoteDecider(Path(socket_path), first, loop)
         await decider.connect()
         server = ProxyServer(settings, decider, loop)
         await server.start(host, port, reuse_port=True)
 
         def reload() -> None:
-            new = _load_policy(policy)
+            new = _load_policy(policy, under_attack)
             if new is not None:
                 decider.reload(new)
 
@@ -137,7 +150,14 @@ def _worker_main(settings: ProxySettings, socket_path: str, policy: str | None, 
 
 
 def serve_workers(
-    settings: ProxySettings, *, policy: str | None, state: str | None, host: str, port: int, workers: int
+    settings: ProxySettings,
+    *,
+    policy: str | None,
+    state: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    under_attack: bool = False,
 ) -> None:
     """Run the decider and ``workers`` proxy processes until SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")
@@ -150,23 +170,28 @@ def serve_workers(
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((host, port))
         port = holder.getsockname()[1]
-        decider = context.Process(target=_decider_main, args=(socket_path, policy, state), name="decider")
+        decider = context.Process(
+            target=_decider_main, args=(socket_path, policy, state, under_attack), name="decider"
+        )
         decider.start()
         procs = [
             context.Process(
-                target=_worker_main, args=(settings, socket_path, policy, host, port), name=f"worker-{i + 1}"
+                target=_worker_main,
+                args=(settings, socket_path, policy, host, port, under_attack),
+                name=f"worker-{i + 1}",
             )
             for i in range(workers)
         ]
         for proc in procs:
             proc.start()
         log.warning(
-            "scrapewarden proxy on http://%s:%d -> %s:%d with %d workers and one decider",
+            "scrapewarden proxy on http://%s:%d -> %s:%d with %d workers and one decider%s",
             host,
             port,
             settings.upstream_host,
             settings.upstream_port,
             workers,
+            " (under attack: challenging everyone without clearance)" if under_attack else "",
         )
         stopping = False
 
@@ -212,10 +237,21 @@ def run(
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int = 1,
+    under_attack: bool = False,
 ) -> None:
     """Blocking entry point used by ``scrapewarden proxy``."""
     if workers > 1:
-        serve_workers(settings, policy=policy, state=state, host=host, port=port, workers=workers)
+        serve_workers(
+            settings,
+            policy=policy,
+            state=state,
+            host=host,
+            port=port,
+            workers=workers,
+            under_attack=under_attack,
+        )
         return
     _install_loop()
-    asyncio.run(serve_single(settings, policy=policy, state=state, host=host, port=port))
+    asyncio.run(
+        serve_single(settings, policy=policy, state=state, host=host, port=port, under_attack=under_attack)
+    )

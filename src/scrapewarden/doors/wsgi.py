@@ -48,9 +48,12 @@ class ScrapeWardenWSGIMiddleware:
         warden: Warden | None = None,
         account_id: Callable[[Environ], str | None] | None = None,
         account_created: Callable[[Environ], float | None] | None = None,
+        under_attack: bool = False,
     ) -> None:
+        if warden is not None and under_attack and not warden.policy.challenge.under_attack:
+            raise ValueError("under_attack applies to the Warden: pass Warden(..., under_attack=True)")
         self.app = app
-        self.warden = warden if warden is not None else Warden(policy, state=state)
+        self.warden = warden if warden is not None else Warden(policy, state=state, under_attack=under_attack)
         self.account_id = account_id
         self.account_created = account_created
 

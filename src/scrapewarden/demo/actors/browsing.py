@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .base import ActorResult
-from .programs import CHROMIUM_ARGS, chromium_executable
+from .programs import launch_options
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Playwright, Response
@@ -22,22 +22,9 @@ STEP_TIMEOUT_MS = 10_000
 
 
 async def launch_chromium(playwright: Playwright, *, as_person: bool = False) -> Browser:
-    """One headless Chromium for many contexts (each context is a separate person/profile).
-
-    ``as_person``: ``navigator.webdriver`` false, as in the browser a person uses (the people
-    actors); the scrapers keep Playwright's default, which tells every page it is automated.
-    """
-    return await playwright.chromium.launch(
-        executable_path=chromium_executable(),
-        args=[*CHROMIUM_ARGS, *(PERSON_ARGS if as_person else ())],
-        headless=True,
-        ignore_default_args=["--enable-automation"] if as_person else None,
-    )
-
-
-PERSON_ARGS = ("--disable-blink-features=AutomationControlled",)
-"""Headless Chromium under Playwright reports ``navigator.webdriver`` even without
-``--enable-automation``; this switch turns that off, as in a browser a person starts."""
+    """One headless Chromium for many contexts (each context is a separate person/profile);
+    see :func:`.programs.launch_options` for ``as_person``."""
+    return await playwright.chromium.launch(**launch_options(as_person=as_person))
 
 
 def step_timeout_ms(deadline: float) -> float:

@@ -15,6 +15,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import addresses
 
@@ -30,6 +31,25 @@ CHROMIUM_ARGS = (
     "--disable-sync",
 )
 """Chromium flags for every browser actor. Playwright gives each launch a fresh profile dir."""
+
+PERSON_ARGS = ("--disable-blink-features=AutomationControlled",)
+"""Headless Chromium under Playwright reports ``navigator.webdriver`` even without
+``--enable-automation``; this switch turns that off, as in a browser a person starts."""
+
+
+def launch_options(*, as_person: bool) -> dict[str, Any]:
+    """Keyword arguments for Playwright's ``chromium.launch``: headless Debian Chromium.
+
+    ``as_person``: ``navigator.webdriver`` false, as in the browser a person uses (the people
+    actors, and tests of what people see); scrapers keep Playwright's default, which tells every
+    page it is automated.
+    """
+    return {
+        "executable_path": chromium_executable(),
+        "args": [*CHROMIUM_ARGS, *(PERSON_ARGS if as_person else ())],
+        "headless": True,
+        "ignore_default_args": ["--enable-automation"] if as_person else None,
+    }
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
