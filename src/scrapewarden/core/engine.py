@@ -20,7 +20,7 @@ import hashlib
 from typing import Protocol
 
 from .bans import BanTable, ban_ttl
-from .clearance import bits_for_score
+from .clearance import bits_for_score, clearance_suffices, kind_for_score
 from .counters import ActorState, ActorTable, DistinctCount, SharedNetworks, SlidingCount
 from .decision import Action, Decision, Evidence
 from .detectors.assets import FLEET_ASSET_SHARE, fleet_evidence, no_assets_evidence
@@ -198,7 +198,7 @@ class Engine:
 
         score = combine(evidence)
         action = action_for(score, policy.thresholds)
-        if action is Action.CHALLENGE and cleared:
+        if action is Action.CHALLENGE and cleared and clearance_suffices(cleared, score, policy):
             # A client that passed a challenge is not asked again until its clearance expires;
             # throttling and blocking still apply.
             action = Action.ALLOW
@@ -218,6 +218,7 @@ class Engine:
             evidence.append(Evidence("under_attack", 0.0, "under-attack mode: no clearance yet"))
         if action is Action.CHALLENGE:
             decision.challenge_bits = bits_for_score(score, policy)
+            decision.challenge_kind = kind_for_score(score, policy)
         return decision
 
     def _is_asset(self, path: str) -> bool:
