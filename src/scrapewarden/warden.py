@@ -143,7 +143,12 @@ class Warden:
         cleared = self.challenges.clearance_for(facts)
         if cleared is not None:
             facts.extra["clearance"] = cleared
-        return self.decide(facts)
+        decision = self.decide(facts)
+        if decision.action is Action.CHALLENGE:
+            # Whatever the door answers (page or JSON), a direct GET of the challenge page must
+            # not then hand this client an easier challenge than the one it was just owed.
+            self.challenges.note_demand(facts.ip, facts.user_agent, decision)
+        return decision
 
     def decide(self, facts: RequestFacts) -> Decision:
         now = facts.now

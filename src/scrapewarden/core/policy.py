@@ -288,6 +288,7 @@ class PrivacyPolicy(_Strict):
 
 CaptchaProvider = Literal["", "turnstile", "hcaptcha", "recaptcha"]
 
+
 def _check_provider_url(value: str) -> str:
     """An https URL, or http to a loopback address (a stand-in for tests): the secret key travels
     to this URL, and over plain http it could be read on the way."""

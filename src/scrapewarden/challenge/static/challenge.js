@@ -7,6 +7,10 @@
  * and Set-Cookie take the person straight back to the page they asked for.
  *
  * Each tab solves its own challenge; the only state shared between tabs is the cookie jar.
+ *
+ * On a CAPTCHA page (data-kind="captcha") there is nothing to solve here: the provider's script
+ * draws its widget inside the form and calls window.swCaptchaDone (the widget's data-callback)
+ * once the person passes; that submits the form. The Continue button does the same by hand.
  */
 (function () {
   "use strict";
@@ -124,8 +128,19 @@
     document.head.appendChild(script);
   }
 
-  if (!cookiesWork()) { show("sw-cookies"); return; }
-  if (looping()) { show("sw-loop"); return; }
+  function captcha() {
+    var sent = false;
+    window.swCaptchaDone = function () {
+      if (sent) return;
+      sent = true;
+      if (status) status.textContent = data.done || "";
+      form.submit();
+    };
+  }
+
+  if (!cookiesWork()) { show("sw-cookies"); if (data.kind === "captcha") form.hidden = true; return; }
+  if (looping()) { show("sw-loop"); if (data.kind === "captcha") form.hidden = true; return; }
+  if (data.kind === "captcha") { captcha(); return; }
 
   if (progressBox) progressBox.hidden = false;
   if (status) status.textContent = data.working || "";
