@@ -253,5 +253,6 @@ class Warden:
             log.exception("could not record an event")
 
     def close(self) -> None:
+        self.challenges.close()
         self.store.flush()
         self.store.close()

@@ -270,6 +270,11 @@ class ChallengeService:
         ).encode("utf-8")
         return _html_reply(403 if decision is not None else 200, body, reference)
 
+    def close(self) -> None:
+        """Close the CAPTCHA provider's connections, if any."""
+        if self.captcha is not None:
+            self.captcha.close()
+
     # -- owed challenges -------------------------------------------------------------------------
 
     def _client_key(self, ip: str, ua: str) -> tuple[str, str]:
