@@ -162,6 +162,7 @@ def test_failure_answers_say_whose_fault_it_is(
         (200, b'{"success": true, "x": "' + b"a" * 70000 + b'"}', "too large"),
         (500, b'{"success": true}', "HTTP 500"),
         (429, b"", "HTTP 429"),
+        (200, b'{"success": true, "score": NaN}', "not a number"),
     ],
 )
 def test_answers_that_are_not_the_documented_format_count_as_no_answer(

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -156,24 +157,36 @@ def read_answer(
         return CaptchaResult("unreachable", "answer has no true/false 'success'")
     raw_codes = data.get("error-codes") or []
     codes = tuple(str(code)[:64] for code in raw_codes[:10]) if isinstance(raw_codes, list) else ()
-    hostname = data.get("hostname") if isinstance(data.get("hostname"), str) else ""
-    stamp = data.get("challenge_ts") if isinstance(data.get("challenge_ts"), str) else ""
+    hostname = _text(data.get("hostname"))
+    stamp = _text(data.get("challenge_ts"))
     raw_score = data.get("score")
     score = (
         float(raw_score) if isinstance(raw_score, int | float) and not isinstance(raw_score, bool) else None
     )
-    found = {"codes": codes, "hostname": hostname[:253], "challenge_ts": stamp[:40], "score": score}
+    if score is not None and not math.isfinite(score):
+        return CaptchaResult("unreachable", "answer has a score that is not a number")
+    found = CaptchaResult(
+        "ok", "" if score is None else f"score {score:g}", codes, hostname[:253], stamp[:40], score
+    )
     if not data["success"]:
         outcome: Outcome = "misconfigured" if CONFIG_ERRORS.intersection(codes) else "refused"
-        return CaptchaResult(outcome, "error codes: " + (", ".join(codes) or "none given"), **found)
+        return replace(found, outcome=outcome, detail="error codes: " + (", ".join(codes) or "none given"))
     if hostnames and hostname.lower() not in hostnames:
-        return CaptchaResult("refused", f"solved on another host ({hostname[:253] or 'none given'})", **found)
+        return replace(
+            found, outcome="refused", detail=f"solved on another host ({found.hostname or 'none given'})"
+        )
     action = data.get("action")
     if isinstance(action, str) and action and action != ACTION:
-        return CaptchaResult("refused", f"token was made for another action ({action[:64]!r})", **found)
+        return replace(
+            found, outcome="refused", detail=f"token was made for another action ({action[:64]!r})"
+        )
     if provider.has_score and score is not None and score < min_score:
-        return CaptchaResult("refused", f"score {score:g} below the minimum {min_score:g}", **found)
-    return CaptchaResult("ok", "" if score is None else f"score {score:g}", **found)
+        return replace(found, outcome="refused", detail=f"score {score:g} below the minimum {min_score:g}")
+    return found
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class CaptchaVerifier:
