@@ -8,8 +8,10 @@ fresh one-time token into a hidden input named after the provider's response fie
 calls the widget's ``data-callback``. Every token it hands out is remembered; siteverify accepts a
 remembered token once, for the right secret, and answers like the provider would otherwise.
 
-Knobs on :class:`StandIn`: ``mode`` ("normal", "slow", "bad_json", "http_500"), ``score`` (the
-reCAPTCHA v3 score to report; None for a v2 key), ``hostname``, ``action``.
+Knobs on :class:`StandIn`: ``mode`` ("normal", "slow", "bad_json", "http_500"; for the widget,
+"bad_token" hands out tokens siteverify does not know and "callback_only" passes the token to
+the callback without filling the field), ``score`` (the reCAPTCHA v3 score to report; None for
+a v2 key), ``hostname``, ``action``.
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ WIDGET_JS = """(function () {
     var boxes = document.querySelectorAll(".%(klass)s");
     for (var i = 0; i < boxes.length; i++) {
       var box = boxes[i];
-      var input = document.createElement("input");
-      input.type = "hidden";
-      input.name = "%(field)s";
-      input.value = token;
-      box.appendChild(input);
+      if (%(fill)s) {
+        var input = document.createElement("input");
+        input.type = "hidden";
+        input.name = "%(field)s";
+        input.value = token;
+        box.appendChild(input);
+      }
       var label = document.createElement("p");
       label.id = "standin-widget";
       label.textContent = "stand-in %(provider)s widget for " + box.getAttribute("data-sitekey");
@@ -140,7 +144,14 @@ def app(state: StandIn) -> Starlette:
         klass, name = FIELDS[provider]
         state.scripts_served += 1
         token = state.token() if state.mode != "bad_token" else "made-up-" + secrets.token_hex(8)
-        body = WIDGET_JS % {"token": f'"{token}"', "klass": klass, "field": name, "provider": provider}
+        fill = "false" if state.mode == "callback_only" else "true"
+        body = WIDGET_JS % {
+            "token": f'"{token}"',
+            "klass": klass,
+            "field": name,
+            "provider": provider,
+            "fill": fill,
+        }
         return Response(body, media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
     return Starlette(

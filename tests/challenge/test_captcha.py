@@ -282,8 +282,10 @@ def test_score_in_the_captcha_band_gets_the_widget_lower_gets_work_and_no_provid
     assert page.status_code == 403
     assert 'data-kind="captcha"' in page.text and 'class="cf-turnstile"' in page.text
     assert f'data-sitekey="{SITE_KEY}"' in page.text
-    assert f'<script src="{standin.url("turnstile", "api.js")}" async defer>' in page.text
+    assert f'<script src="{standin.url("turnstile", "api.js")}" defer>' in page.text
     assert 'name="nonce"' not in page.text and 'name="nojs"' not in page.text
+    # Ours first, both deferred: the callback exists before the widget can call it.
+    assert page.text.index("/.sw/challenge.js") < page.text.index(standin.url("turnstile", "api.js"))
     assert "This check needs JavaScript" in page.text
 
     url, _ = door(make_policy(standin, from_score=65))
@@ -563,6 +565,19 @@ def test_browser_passes_the_captcha_and_lands_on_the_page_it_asked_for(
     # Cleared: the next pages come straight through.
     again = page.goto(f"{url}/users/bob")
     assert again is not None and again.status == 200
+    context.close()
+
+
+def test_a_token_handed_only_to_the_callback_is_posted_too(door: Any, standin: StandIn, browser: Any) -> None:
+    standin.mode = "callback_only"
+    url, _ = door(make_policy(standin, "hcaptcha"))
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{url}/users/erin")
+    page.wait_for_function(
+        "document.body.innerText.startsWith('the page /users/erin')", timeout=LAND_TIMEOUT_MS
+    )
+    assert standin.calls[0]["response"] in standin.seen
     context.close()
 
 

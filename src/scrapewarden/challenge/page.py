@@ -17,10 +17,12 @@ Three paths through the page:
   clearance cannot be remembered and the person would be challenged again and again.
 
 For the riskiest clients the page shows a third-party CAPTCHA widget instead (``widget``): the
-provider's script is then the one external resource, the form carries the same signed challenge
-(so the answer stays bound to this client and single-use) plus ``kind=captcha``, and the script
-submits it as soon as the widget reports success (``data-callback``). A CAPTCHA needs
-JavaScript; the ``<noscript>`` block says so instead of offering the wait.
+provider's script is then the one external resource (``defer`` and after ours, never ``async``:
+deferred scripts run in order, so ``window.swCaptchaDone`` exists before the widget can call it),
+the form carries the same signed challenge (so the answer stays bound to this client and
+single-use) plus ``kind=captcha``, and the script submits it as soon as the widget reports
+success (``data-callback``). A CAPTCHA needs JavaScript; the ``<noscript>`` block says so
+instead of offering the wait.
 """
 
 from __future__ import annotations
@@ -263,11 +265,11 @@ def _render_captcha(
 <title>{esc(text["title"])}</title>
 <style>{_STYLE}</style>
 <script src="{SCRIPT_PATH}" defer></script>
-<script src="{esc(widget.script_url)}" async defer></script>
+<script src="{esc(widget.script_url)}" defer></script>
 </head>
 <body>
 <main id="sw-challenge" data-kind="captcha" data-challenge="{esc(challenge)}" data-next="{esc(target)}" \
-data-lang="{code}" data-done="{esc(text["done"])}">
+data-field="{esc(widget.response_field)}" data-lang="{code}" data-done="{esc(text["done"])}">
 <h1>{esc(text["title"])}</h1>
 <p>{esc(text["captcha_why"])}</p>
 <p>{esc(text["going_to"])} <code>{esc(target)}</code>.</p>

@@ -130,9 +130,19 @@
 
   function captcha() {
     var sent = false;
-    window.swCaptchaDone = function () {
+    window.swCaptchaDone = function (token) {
       if (sent) return;
       sent = true;
+      // The widgets put their token into the form themselves; should one only hand it to the
+      // callback, carry it in a field of the provider's name all the same.
+      var field = data.field && form.elements[data.field];
+      if (typeof token === "string" && token && data.field && !(field && field.value)) {
+        var input = document.createElement("input");
+        input.type = "hidden";
+        input.name = data.field;
+        input.value = token;
+        form.appendChild(input);
+      }
       if (status) status.textContent = data.done || "";
       form.submit();
     };
