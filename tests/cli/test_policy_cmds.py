@@ -62,13 +62,13 @@ def test_check_summary_names_the_challenge_bands_but_never_the_captcha_secret(
 ) -> None:
     (tmp_path / "policy.toml").write_text(starter_policy_text(), encoding="utf-8")
     plain = _runner().invoke(main, ["check", "policy.toml"])
-    assert "proof-of-work 14-20 bits from 50" in plain.stdout and "CAPTCHA" not in plain.stdout
+    assert "proof-of-work 14-20 bits from score 50" in plain.stdout and "CAPTCHA" not in plain.stdout
     monkeypatch.setenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__PROVIDER", "turnstile")
     monkeypatch.setenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__SITE_KEY", "1x00000000000000000000AA")
     monkeypatch.setenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__SECRET_KEY", "1x0000000000000000000000000000000AA")
     result = _runner().invoke(main, ["check", "policy.toml"])
     assert result.exit_code == 0, result.output
-    assert "CAPTCHA (turnstile) from 65" in result.stdout
+    assert "turnstile from score 65" in result.stdout
     assert "1x0000000000000000000000000000000AA" not in result.output
     monkeypatch.delenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__SECRET_KEY")
     missing = _runner().invoke(main, ["check", "policy.toml"])

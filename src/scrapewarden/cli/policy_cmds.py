@@ -108,7 +108,7 @@ def _summarise(path: Path, policy: Policy, console: Console) -> None:
             f"throttle {thresholds.throttle:g}, challenge {thresholds.challenge:g}, "
             f"block {thresholds.block:g}",
         ),
-        ("challenges", _challenges(policy)),
+        *_challenges(policy),
         ("partners", str(len(policy.identity.partners))),
     ]
     console.print(Text.assemble(("valid: ", "green"), (str(path), "bold")))
@@ -121,15 +121,19 @@ def _summarise(path: Path, policy: Policy, console: Console) -> None:
     console.print(table)
 
 
-def _challenges(policy: Policy) -> str:
+def _challenges(policy: Policy) -> list[tuple[str, str]]:
     """Which challenge each risk band gets (never the CAPTCHA secret)."""
     challenge = policy.challenge
-    work = (
-        f"proof-of-work {challenge.min_bits}-{challenge.max_bits} bits from {policy.thresholds.challenge:g}"
-    )
-    if not challenge.captcha.provider:
-        return work
-    return f"{work}; CAPTCHA ({challenge.captcha.provider}) from {captcha_from(policy):g}"
+    rows = [
+        (
+            "challenge",
+            f"proof-of-work {challenge.min_bits}-{challenge.max_bits} bits from score "
+            f"{policy.thresholds.challenge:g}",
+        )
+    ]
+    if challenge.captcha.provider:
+        rows.append(("CAPTCHA", f"{challenge.captcha.provider} from score {captcha_from(policy):g}"))
+    return rows
 
 
 def _budget(per_hour: int, per_day: int, per_minute: int) -> str:
