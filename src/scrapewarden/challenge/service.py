@@ -381,7 +381,7 @@ class ChallengeService:
         return Reply(status=303, headers=headers, body=b"", reference="")
 
     def _ask_provider(self, form: Mapping[str, str], ip: str) -> str:
-        """ "ok" when the CAPTCHA provider confirms the form's token, else the refusal reason."""
+        """Ask the CAPTCHA provider about the form's token: "ok", or why it was not accepted."""
         verifier = self.captcha
         if verifier is None:  # issued before a policy reload removed the provider
             return "captcha_off"
