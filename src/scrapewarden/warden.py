@@ -186,6 +186,10 @@ class Warden:
         self.actions[decision.action] += 1
         if decision.action is not Action.ALLOW:
             self._record(facts, decision)
+            if decision.action is Action.CHALLENGE and decision.enforced:
+                # Whatever the door answers (page or JSON), a direct GET of the challenge page
+                # must not then hand this client an easier challenge than the one it was owed.
+                self.challenges.note_demand(facts.ip, facts.user_agent, decision)
         return decision
 
     # -- bans --------------------------------------------------------------------------------------
@@ -294,5 +298,6 @@ class Warden:
         )
 
     def close(self) -> None:
+        self.challenges.close()
         self.store.flush()
         self.store.close()

@@ -57,6 +57,24 @@ def test_check_valid_policy_prints_a_summary(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
+def test_check_summary_names_the_challenge_bands_but_never_the_captcha_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "policy.toml").write_text(starter_policy_text(), encoding="utf-8")
+    plain = _runner().invoke(main, ["check", "policy.toml"])
+    assert "proof-of-work 14-20 bits from score 50" in plain.stdout and "CAPTCHA" not in plain.stdout
+    monkeypatch.setenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__PROVIDER", "turnstile")
+    monkeypatch.setenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__SITE_KEY", "1x00000000000000000000AA")
+    monkeypatch.setenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__SECRET_KEY", "1x0000000000000000000000000000000AA")
+    result = _runner().invoke(main, ["check", "policy.toml"])
+    assert result.exit_code == 0, result.output
+    assert "turnstile from score 65" in result.stdout
+    assert "1x0000000000000000000000000000000AA" not in result.output
+    monkeypatch.delenv("SCRAPEWARDEN_CHALLENGE__CAPTCHA__SECRET_KEY")
+    missing = _runner().invoke(main, ["check", "policy.toml"])
+    assert missing.exit_code == 2 and "SCRAPEWARDEN_CHALLENGE__CAPTCHA__SECRET_KEY" in missing.stderr
+
+
 def test_check_invalid_policy_lists_issues_on_stderr_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "policy.toml").write_text(BAD_POLICY + "\n[privacy]\nkye = 'x'\n", encoding="utf-8")
     result = _runner().invoke(main, ["check", "policy.toml"])

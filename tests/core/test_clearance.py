@@ -10,8 +10,13 @@ import pytest
 from scrapewarden.core.clearance import (
     CHALLENGE_SECONDS,
     bits_for_score,
+    captcha_from,
+    check_captcha_challenge,
     check_solution,
+    check_wait,
     clearance_of,
+    clearance_suffices,
+    kind_for_score,
     leading_zero_bits,
     new_challenge,
     new_clearance,
@@ -158,3 +163,106 @@ def test_no_js_wait_counts_from_the_challenge() -> None:
         "forged",
         "malformed",
     }
+
+
+# -- CAPTCHA challenges and the risk bands ------------------------------------------------------
+
+
+def captcha_policy(**captcha: object) -> Policy:
+    return Policy(
+        challenge={
+            "captcha": {"provider": "turnstile", "site_key": "site", "secret_key": "s3cret", **captcha}
+        }
+    )
+
+
+def captcha_challenge(ip: str = "203.0.113.9", ua: str = UA, now: float = NOW) -> str:
+    return new_challenge(
+        KEY, now=now, ip=ip, user_agent=ua, bits=8, rng_bytes=bytes(range(16)), kind="captcha"
+    )
+
+
+def test_a_captcha_challenge_is_checked_for_signature_age_binding_and_kind() -> None:
+    token = captcha_challenge()
+    ok = check_captcha_challenge(KEY, token, now=NOW + 1, ip="203.0.113.9", user_agent=UA)
+    assert ok.ok and ok.id == bytes(range(16)).hex()
+    assert check_captcha_challenge(KEY, token, now=NOW + 1, ip="203.0.113.200", user_agent=UA).ok  # same /24
+    assert (
+        check_captcha_challenge(KEY, token, now=NOW + 1, ip="198.51.100.9", user_agent=UA).reason == "network"
+    )
+    assert check_captcha_challenge(KEY, token, now=NOW + 1, ip="203.0.113.9", user_agent="curl/8").reason == (
+        "user_agent"
+    )
+    late = NOW + CHALLENGE_SECONDS
+    assert check_captcha_challenge(KEY, token, now=late, ip="203.0.113.9", user_agent=UA).reason == "expired"
+    assert (
+        check_captcha_challenge(b"x" * 32, token, now=NOW, ip="203.0.113.9", user_agent=UA).reason == "forged"
+    )
+    # A proof-of-work challenge is not a CAPTCHA challenge.
+    pow_token = challenge()
+    assert check_captcha_challenge(KEY, pow_token, now=NOW, ip="203.0.113.9", user_agent=UA).reason == (
+        "wrong_kind"
+    )
+
+
+def test_a_captcha_challenge_cannot_be_answered_with_work_or_the_no_js_wait() -> None:
+    token = captcha_challenge()
+    nonce = solve(token, 8)
+    verdict = check_solution(KEY, token, nonce, now=NOW + 1, ip="203.0.113.9", user_agent=UA)
+    assert verdict.reason == "wrong_kind"
+    waited = check_wait(KEY, token, now=NOW + 60, ip="203.0.113.9", user_agent=UA, delay=5)
+    assert waited.reason == "wrong_kind"
+    # Proof-of-work challenges still carry no kind field and still pass.
+    assert "k" not in (verify(KEY, challenge(), NOW) or {"k": "missing"})
+    assert check_solution(
+        KEY, challenge(), solve(challenge(), 8), now=NOW, ip="203.0.113.9", user_agent=UA
+    ).ok
+
+
+def test_challenge_kind_follows_the_risk_band() -> None:
+    banded = captcha_policy(from_score=65)
+    assert [kind_for_score(s, banded) for s in (50, 64.9, 65, 79)] == ["pow", "pow", "captcha", "captcha"]
+    # Unset: halfway between the challenge (50) and block (80) thresholds.
+    halfway = captcha_policy()
+    assert captcha_from(halfway) == 65
+    assert kind_for_score(64, halfway) == "pow" and kind_for_score(66, halfway) == "captcha"
+    # No provider: always proof-of-work, however risky.
+    assert kind_for_score(79.9, Policy()) == "pow"
+
+
+def test_only_a_captcha_clearance_spares_a_client_in_the_captcha_band() -> None:
+    banded = captcha_policy(from_score=65)
+    assert clearance_suffices("pow", 60, banded) and clearance_suffices("nojs", 60, banded)
+    assert not clearance_suffices("pow", 70, banded) and not clearance_suffices("nojs", 70, banded)
+    assert clearance_suffices("captcha", 70, banded)
+    assert clearance_suffices("pow", 79, Policy())  # no provider: any clearance will do
+
+
+@pytest.mark.parametrize(
+    ("captcha", "thresholds", "message"),
+    [
+        ({"from_score": 90}, {}, "must lie between thresholds.challenge (50) and thresholds.block (80)"),
+        ({"from_score": 40}, {}, "must lie between"),
+        ({"from_score": 30}, {"throttle": 10, "challenge": 35, "block": 60}, "(35)"),
+        ({"secret_key": ""}, {}, "needs site_key and secret_key"),
+        ({"verify_url": "http://captcha.example/siteverify"}, {}, "https://"),
+        ({"script_url": "http://127.evil.example/api.js"}, {}, "https://"),
+        ({"verify_url": "ftp://127.0.0.1/x"}, {}, "https://"),
+    ],
+)
+def test_bad_captcha_settings_are_refused_clearly(captcha: dict, thresholds: dict, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Policy(
+            thresholds=thresholds,
+            challenge={
+                "captcha": {"provider": "hcaptcha", "site_key": "k", "secret_key": "s3cret", **captcha}
+            },
+        )
+    assert message in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_loopback_provider_urls_are_allowed_and_the_secret_stays_out_of_repr() -> None:
+    policy = captcha_policy(verify_url="http://127.0.0.1:9/siteverify", script_url="http://[::1]:9/api.js")
+    assert policy.challenge.captcha.verify_url == "http://127.0.0.1:9/siteverify"
+    assert "s3cret" not in repr(policy) and "s3cret" not in str(policy)

@@ -447,3 +447,36 @@ def test_under_attack_lets_verified_crawlers_through():
     real_ip = load_ip_ranges().crawlers["googlebot"]._tree.prefixes()[0].split("/")[0]
     ok = engine.decide(facts(T0, ip=real_ip, path="/users/1", user_agent=GOOGLEBOT, headers=()))
     assert ok.action is Action.ALLOW
+
+
+def test_captcha_band_picks_the_challenge_kind_and_asks_more_than_a_work_clearance() -> None:
+    """A bot user agent scores 60: in the CAPTCHA band from 55, in the proof-of-work band from 65."""
+    from scrapewarden.lists import client_sanity
+
+    def engine(**captcha):
+        p = Policy(
+            challenge={"captcha": {"provider": "turnstile", "site_key": "k", "secret_key": "s", **captcha}}
+        )
+        return Engine(p, client=client_sanity(p))
+
+    def ask(e, cleared=None):
+        f = facts(
+            T0, user_agent="python-requests/2.31.0", headers=(("user-agent", "python-requests/2.31.0"),)
+        )
+        if cleared:
+            f.extra["clearance"] = cleared
+        return e.decide(f)
+
+    high = ask(engine(from_score=55))
+    assert high.action is Action.CHALLENGE and high.score == 60 and high.challenge_kind == "captcha"
+    assert high.challenge_bits > 0
+    low = ask(engine(from_score=65))
+    assert low.action is Action.CHALLENGE and low.challenge_kind == "pow"
+    # Without a provider, every challenge is proof-of-work.
+    plain = Engine(Policy(), client=client_sanity(Policy()))
+    assert ask(plain).challenge_kind == "pow"
+    # A work or no-JS clearance does not spare a client in the CAPTCHA band; a CAPTCHA one does.
+    assert ask(engine(from_score=55), cleared="pow").challenge_kind == "captcha"
+    assert ask(engine(from_score=55), cleared="nojs").action is Action.CHALLENGE
+    assert ask(engine(from_score=55), cleared="captcha").action is Action.ALLOW
+    assert ask(engine(from_score=65), cleared="pow").action is Action.ALLOW

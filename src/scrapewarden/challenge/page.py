@@ -15,11 +15,23 @@ Three paths through the page:
   it would reload this same page and hand out a fresh challenge, which helps nobody.
 * Cookies disabled: the script says so plainly instead of solving; without a cookie the
   clearance cannot be remembered and the person would be challenged again and again.
+
+For the riskiest clients the page shows a third-party CAPTCHA widget instead (``widget``): the
+provider's script is then the one external resource (``defer`` and after ours, never ``async``:
+deferred scripts run in order, so ``window.swCaptchaDone`` exists before the widget can call it),
+the form carries the same signed challenge (so the answer stays bound to this client and
+single-use) plus ``kind=captcha``, and the script submits it as soon as the widget reports
+success (``data-callback``). A CAPTCHA needs JavaScript; the ``<noscript>`` block says so
+instead of offering the wait.
 """
 
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .captcha import Widget
 
 VERIFY_PATH = "/.sw/verify"
 SCRIPT_PATH = "/.sw/challenge.js"
@@ -56,6 +68,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "help_none": "If this page keeps coming back, contact the site's owner.",
         "reference": "Reference",
         "going_to": "You will return to",
+        "captcha_why": (
+            "This site protects the people listed on it from bulk copying. "
+            "Please complete the check below to confirm that a person is asking; "
+            "you will then be taken to the page you asked for."
+        ),
+        "captcha_nojs": (
+            "This check needs JavaScript. Please turn JavaScript on for this site and reload the page."
+        ),
     },
     "fr": {
         "title": "Une vérification rapide est nécessaire",
@@ -91,6 +111,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "help_none": "Si cette page revient sans cesse, contactez le responsable du site.",
         "reference": "Référence",
         "going_to": "Vous reviendrez à",
+        "captcha_why": (
+            "Ce site protège les personnes qui y figurent contre la copie en masse. "
+            "Merci de compléter la vérification ci-dessous pour confirmer qu'une personne fait la "
+            "demande ; vous serez ensuite conduit à la page demandée."
+        ),
+        "captcha_nojs": (
+            "Cette vérification nécessite JavaScript. "
+            "Activez JavaScript pour ce site, puis rechargez la page."
+        ),
     },
 }
 """Page text per language. Add a language by adding a dict with the same keys."""
@@ -144,11 +173,13 @@ def render(
     lang: str = "en",
     help_url: str = "",
     reference: str = "",
+    widget: Widget | None = None,
 ) -> str:
     """The challenge page as one HTML string.
 
     ``next`` is the site path to return to (anything else becomes "/"); ``help_url`` is shown
-    only when it is http(s), mailto or site-relative. Every value is escaped.
+    only when it is http(s), mailto or site-relative. With ``widget`` the page asks for that
+    CAPTCHA instead of proof-of-work. Every value is escaped.
     """
     code = pick_lang(lang)
     text = STRINGS[code]
@@ -169,6 +200,16 @@ def render(
         f'<input type="hidden" name="challenge" value="{esc(challenge)}">'
         f'<input type="hidden" name="next" value="{esc(target)}">'
     )
+    if widget is not None:
+        return _render_captcha(
+            widget,
+            text=text,
+            code=code,
+            challenge=challenge,
+            target=target,
+            hidden=hidden_common,
+            help=help_html,
+        )
     return f"""<!DOCTYPE html>
 <html lang="{code}">
 <head>
@@ -204,6 +245,47 @@ data-done="{esc(text["done"])}" data-working="{esc(text["working"])}">
 </noscript>
 <h2>{esc(text["help_heading"])}</h2>
 {help_html}
+</main>
+</body>
+</html>
+"""
+
+
+def _render_captcha(
+    widget: Widget, *, text: dict[str, str], code: str, challenge: str, target: str, hidden: str, help: str
+) -> str:
+    """The CAPTCHA variant: the provider's widget in a visible form with a Continue button."""
+    esc = html.escape
+    return f"""<!DOCTYPE html>
+<html lang="{code}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="robots" content="noindex,nofollow">
+<title>{esc(text["title"])}</title>
+<style>{_STYLE}</style>
+<script src="{SCRIPT_PATH}" defer></script>
+<script src="{esc(widget.script_url)}" defer></script>
+</head>
+<body>
+<main id="sw-challenge" data-kind="captcha" data-challenge="{esc(challenge)}" data-next="{esc(target)}" \
+data-field="{esc(widget.response_field)}" data-lang="{code}" data-done="{esc(text["done"])}">
+<h1>{esc(text["title"])}</h1>
+<p>{esc(text["captcha_why"])}</p>
+<p>{esc(text["going_to"])} <code>{esc(target)}</code>.</p>
+<p id="sw-status" role="status" aria-live="polite"></p>
+<p id="sw-cookies" class="sw-alert" role="alert" hidden>{esc(text["cookies"])}</p>
+<p id="sw-loop" class="sw-alert" role="alert" hidden>{esc(text["loop"])}</p>
+<p id="sw-failed" class="sw-alert" role="alert" hidden>{esc(text["failed"])}</p>
+<form id="sw-form" method="post" action="{VERIFY_PATH}">{hidden}\
+<input type="hidden" name="kind" value="captcha">
+<div class="{esc(widget.widget_class)}" data-sitekey="{esc(widget.site_key)}" \
+data-action="{esc(widget.action)}" data-callback="swCaptchaDone"></div>
+<p><button type="submit">{esc(text["continue"])}</button></p>
+</form>
+<noscript><p class="sw-alert">{esc(text["captcha_nojs"])}</p></noscript>
+<h2>{esc(text["help_heading"])}</h2>
+{help}
 </main>
 </body>
 </html>

@@ -13,6 +13,20 @@ challenge lives (10 minutes), so no instance sharing the store accepts the same 
 bounded in-memory table answers repeats without a store round trip. If the store cannot be
 reached, the in-memory table alone decides (this instance still refuses replays; another one
 might accept a single replay, bound to the same network and user agent — never a failed request).
+
+Two kinds of challenge (``Decision.challenge_kind``): proof-of-work (with its no-JavaScript
+wait), or a third-party CAPTCHA when the policy names a provider and the risk score is in the
+CAPTCHA band (:mod:`.captcha`). A CAPTCHA answer is checked with the provider over the network,
+so :meth:`ChallengeService.verify` may block for up to the provider timeout: async doors run it
+in a worker thread.
+
+Owed difficulty: ``GET /.sw/challenge`` asked for directly must not be the easy way in. The
+service remembers, per client network and user agent, the challenge its latest challenged
+request was owed (difficulty and kind; bounded table, entries live as long as a challenge), and
+a direct request gets at least that.
+
+Every checked answer is told to ``on_outcome`` (the Warden records it in the event trail, which
+gives the solve rate), with what the browser showed while solving (:mod:`..core.challenge_signals`).
 """
 
 from __future__ import annotations
@@ -21,27 +35,36 @@ import html
 import json
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..core.challenge_signals import read_report
 from ..core.clearance import (
     CHALLENGE_SECONDS,
+    ChallengeKind,
     Clearance,
     Verdict,
+    check_captcha_challenge,
     check_solution,
     check_wait,
     new_challenge,
     new_clearance,
     read_clearance,
+    ua_hash,
 )
-from ..core.decision import Decision
+from ..core.decision import Action, Decision
 from ..core.facts import RequestFacts
+from ..core.fingerprint import network_of
 from ..core.policy import Policy
 from ..doors.responses import Reply, new_reference
 from ..state.base import StateStore
+
+if TYPE_CHECKING:
+    from .captcha import CaptchaVerifier, Widget
 
 log = logging.getLogger("scrapewarden")
 
@@ -54,6 +77,8 @@ MAX_FORM_BYTES = 8192
 MAX_NEXT = 2000
 SPENT_MAX = 200_000
 """Spent challenge ids remembered at most; the oldest go first (they expire anyway)."""
+OWED_MAX = 100_000
+"""Clients (network + user agent) whose owed challenge is remembered at most; the oldest go first."""
 
 _FAILED = {
     "malformed": "The answer was incomplete.",
@@ -64,7 +89,21 @@ _FAILED = {
     "too_few_bits": "The answer was not right.",
     "too_early": "Please wait the few seconds the page asks for before continuing.",
     "replayed": "The check was already used.",
+    "wrong_kind": "This check has to be completed with the puzzle shown on the page, which needs JavaScript.",
+    "captcha_missing": "The puzzle on the page was not completed.",
+    "captcha_refused": "The checking service did not accept the answer. Please try the check again.",
+    "captcha_unreachable": (
+        "The checking service did not answer, so the check could not be confirmed. "
+        "This is not your fault: please try again in a moment."
+    ),
+    "captcha_misconfigured": (
+        "The check could not be confirmed because of a problem on this site's side. "
+        "Please try again later, or contact the site."
+    ),
+    "captcha_off": "This check is no longer in use. Please try again.",
 }
+_NOT_THEIR_FAULT = frozenset({"captcha_unreachable", "captcha_misconfigured"})
+"""Failures answered with 503 (the site or its provider failed) rather than 403."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +164,7 @@ class ChallengeService:
         clock: Callable[[], float] = time.time,
         *,
         spent_max: int = SPENT_MAX,
+        owed_max: int = OWED_MAX,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -134,15 +174,30 @@ class ChallengeService:
         self._v6 = policy.network.ipv6_network_prefix
         self._spent: OrderedDict[str, float] = OrderedDict()
         self._spent_max = spent_max
+        # (network, user agent hash) -> (bits, kind, expires): what the client's latest challenged
+        # request was owed, so a direct GET of the page cannot pick an easier challenge.
+        self._owed: OrderedDict[tuple[str, str], tuple[int, ChallengeKind, float]] = OrderedDict()
+        self._owed_max = owed_max
+        # verify() runs in worker threads for async doors; the tables below are read-modify-write.
+        self._lock = threading.Lock()
+        self.captcha = _verifier(policy)
+        """The CAPTCHA provider's verifier, or None when the policy names no provider."""
         # Checked clearances: (token, ip, user agent) -> (how, checked at). A cleared person sends
         # the cookie with every request; checking its signature each time cost ~12 µs on the hot
         # path. Entries are re-checked after CLEARANCE_RECHECK_S, so an expiry is honoured within
         # that; the table is bounded.
         self._cleared: dict[tuple[str, str, str], tuple[Clearance, float]] = {}
         self.stats: dict[str, int] = {"issued": 0, "passed": 0}
-        """Counts for the solve rate: challenges issued, passed, and refused per reason."""
+        """Counts for the solve rate: challenges ``issued`` and ``passed``, per kind
+        (``issued.pow``, ``issued.captcha``; ``passed.pow``, ``passed.nojs``, ``passed.captcha``;
+        ``failed.<kind>``), and ``refused.<reason>``."""
         self.on_outcome: Callable[[Outcome], None] | None = None
         """Told of every answer checked (the Warden records it in the event trail)."""
+
+    def _count(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self.stats[key] = self.stats.get(key, 0) + 1
 
     @staticmethod
     def _key(policy: Policy, store: StateStore | None) -> bytes:
@@ -197,11 +252,23 @@ class ChallengeService:
 
     def page(self, decision: Decision | None, next: str, ip: str, ua: str, *, lang: str = "en") -> Reply:
         """The challenge page. With a decision (the door refuses a page) it is a 403; asked for
-        directly (``GET /.sw/challenge``) it is a 200. Never cached either way."""
+        directly (``GET /.sw/challenge``) it is a 200 and asks at least what this client's latest
+        challenged request was owed. Never cached either way."""
         policy = self.policy.challenge
         bits = policy.min_bits
-        if decision is not None and decision.challenge_bits:
-            bits = max(bits, min(policy.max_bits, decision.challenge_bits))
+        kind: ChallengeKind = "pow"
+        if decision is not None:
+            self.note_demand(ip, ua, decision)
+            if decision.challenge_bits:
+                bits = max(bits, min(policy.max_bits, decision.challenge_bits))
+            kind = decision.challenge_kind
+        else:
+            owed = self.owed(ip, ua)
+            if owed is not None:
+                bits = max(bits, min(policy.max_bits, owed[0]))
+                kind = owed[1]
+        if self.captcha is None:
+            kind = "pow"
         token = new_challenge(
             self.key,
             now=self.clock(),
@@ -211,8 +278,9 @@ class ChallengeService:
             rng_bytes=secrets.token_bytes(16),
             v4_prefix=self._v4,
             v6_prefix=self._v6,
+            kind=kind,
         )
-        self.stats["issued"] += 1
+        self._count("issued", "issued." + kind)
         reference = new_reference()
         target = safe_next(next)
         body = _render(
@@ -223,19 +291,65 @@ class ChallengeService:
             lang=lang,
             help_url=self.policy.actions.help_url,
             reference=reference,
+            widget=self.captcha.widget if kind == "captcha" and self.captcha is not None else None,
         ).encode("utf-8")
         return _html_reply(403 if decision is not None else 200, body, reference)
+
+    def close(self) -> None:
+        """Close the CAPTCHA provider's connections, if any."""
+        if self.captcha is not None:
+            self.captcha.close()
+
+    # -- owed challenges -------------------------------------------------------------------------
+
+    def _client_key(self, ip: str, ua: str) -> tuple[str, str]:
+        return network_of(ip, self._v4, self._v6), ua_hash(ua)
+
+    def note_demand(self, ip: str, ua: str, decision: Decision) -> None:
+        """Remember the challenge ``decision`` asks of this client (network + user agent), so a
+        direct ``GET /.sw/challenge`` gets no easier one. Doors call it for every enforced
+        challenge decision, whatever the answer's format (the Warden does, in ``decide_http``)."""
+        if decision.action is not Action.CHALLENGE or not decision.enforced:
+            return
+        key = self._client_key(ip, ua)
+        now = self.clock()
+        with self._lock:
+            owed = self._owed
+            owed.pop(key, None)
+            # Entries are added in time order, so expired ones are at the front.
+            while owed and (len(owed) >= self._owed_max or next(iter(owed.values()))[2] <= now):
+                owed.popitem(last=False)
+            owed[key] = (decision.challenge_bits, decision.challenge_kind, now + CHALLENGE_SECONDS)
+
+    def owed(self, ip: str, ua: str) -> tuple[int, ChallengeKind] | None:
+        """(bits, kind) this client's latest challenged request was owed, if within a challenge's
+        lifetime; None otherwise."""
+        with self._lock:
+            found = self._owed.get(self._client_key(ip, ua))
+        if found is None or found[2] <= self.clock():
+            return None
+        return found[0], found[1]
 
     # -- the answer --------------------------------------------------------------------------------
 
     def verify(self, form: Mapping[str, str], ip: str, ua: str, *, secure: bool = False) -> Reply:
         """Check a posted answer: 303 back to ``next`` with the clearance cookie, or a 403 page
-        that says what went wrong and offers a fresh check."""
+        (503 when the CAPTCHA provider failed) that says what went wrong and offers a fresh check.
+
+        A CAPTCHA answer (``kind=captcha``) is checked with the provider over the network: this
+        call then blocks for up to the provider timeout. It never raises for anything posted.
+        """
         now = self.clock()
         target = safe_next(form.get("next", "/"))
         token = form.get("challenge", "")
         signals: tuple[str, ...] = ()
-        if form.get("nojs") == "1":
+        how: str
+        if form.get("kind") == "captcha":
+            how = "captcha"
+            verdict = check_captcha_challenge(
+                self.key, token, now=now, ip=ip, user_agent=ua, v4_prefix=self._v4, v6_prefix=self._v6
+            )
+        elif form.get("nojs") == "1":
             # No script ran, so there is no browser report; the wait and the halved budgets
             # that come with a no-JS clearance stand in for it.
             how = "nojs"
@@ -263,13 +377,17 @@ class ChallengeService:
                 v6_prefix=self._v6,
             )
         reason: str = verdict.reason
+        # Spent before the provider is asked: one challenge buys one question to the provider,
+        # however many copies of the form are posted at once.
         if verdict.ok and not self._spend(verdict, now):
             reason = "replayed"
+        if reason == "ok" and how == "captcha":
+            reason = self._ask_provider(form, ip)
         if reason != "ok":
-            self.stats["refused." + reason] = self.stats.get("refused." + reason, 0) + 1
+            self._count("refused." + reason, "failed." + how)
             self._tell(Outcome(now, ip, ua, passed=False, how=how, detail=(reason,)))
             return self._failed(reason, target)
-        self.stats["passed"] += 1
+        self._count("passed", "passed." + how)
         self._tell(Outcome(now, ip, ua, passed=True, how=how, detail=signals))
         hours = self.policy.challenge.clearance_hours
         cookie = new_clearance(
@@ -301,16 +419,28 @@ class ChallengeService:
             except Exception:  # the record of an answer must never cost the person the answer
                 log.exception("could not record a challenge outcome")
 
+    def _ask_provider(self, form: Mapping[str, str], ip: str) -> str:
+        """Ask the CAPTCHA provider about the form's token: "ok", or why it was not accepted."""
+        verifier = self.captcha
+        if verifier is None:  # issued before a policy reload removed the provider
+            return "captcha_off"
+        result = verifier.verify(verifier.token_of(form), ip)
+        if result.ok:
+            return "ok"
+        log.info("scrapewarden: CAPTCHA answer not accepted (%s): %s", result.outcome, result.detail)
+        return "captcha_" + result.outcome
+
     def _spend(self, verdict: Verdict, now: float) -> bool:
         """Mark a challenge used; False if it already was."""
-        spent = self._spent
-        if verdict.id in spent:
-            return False
-        # Entries are added in time order, so expired ones are at the front.
-        while spent and (len(spent) >= self._spent_max or next(iter(spent.values())) <= now):
-            spent.popitem(last=False)
         until = now + CHALLENGE_SECONDS + 10
-        spent[verdict.id] = until
+        with self._lock:
+            spent = self._spent
+            if verdict.id in spent:
+                return False
+            # Entries are added in time order, so expired ones are at the front.
+            while spent and (len(spent) >= self._spent_max or next(iter(spent.values())) <= now):
+                spent.popitem(last=False)
+            spent[verdict.id] = until
         if self.store is not None:
             try:
                 return self.store.spend_once("challenge:" + verdict.id, until, now)
@@ -326,7 +456,15 @@ class ChallengeService:
             again=html.escape(again, quote=True),
             reference=html.escape(reference),
         ).encode("utf-8")
-        return _html_reply(403, body, reference)
+        return _html_reply(503 if reason in _NOT_THEIR_FAULT else 403, body, reference)
+
+
+def _verifier(policy: Policy) -> CaptchaVerifier | None:
+    if not policy.challenge.captcha.provider:
+        return None
+    from .captcha import CaptchaVerifier
+
+    return CaptchaVerifier(policy.challenge.captcha)
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -365,6 +503,7 @@ def _render(
     lang: str,
     help_url: str,
     reference: str,
+    widget: Widget | None = None,
 ) -> str:
     """The browser-side page when it is installed, else a minimal page with the same form."""
     try:
@@ -381,6 +520,7 @@ def _render(
             lang=lang,
             help_url=help_url,
             reference=reference,
+            widget=widget,
         )
     esc = html.escape
     return _PLACEHOLDER.format(

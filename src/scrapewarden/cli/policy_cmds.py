@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..core.clearance import captcha_from
 from ..core.policy import Policy
 from ..policy_file import PolicyError, load_policy, starter_policy_text
 
@@ -107,6 +108,7 @@ def _summarise(path: Path, policy: Policy, console: Console) -> None:
             f"throttle {thresholds.throttle:g}, challenge {thresholds.challenge:g}, "
             f"block {thresholds.block:g}",
         ),
+        *_challenges(policy),
         ("partners", str(len(policy.identity.partners))),
     ]
     console.print(Text.assemble(("valid: ", "green"), (str(path), "bold")))
@@ -117,6 +119,21 @@ def _summarise(path: Path, policy: Policy, console: Console) -> None:
         # Text, not a markup string: a pattern such as /a/[b]/{id} must print as written.
         table.add_row(label, Text(value))
     console.print(table)
+
+
+def _challenges(policy: Policy) -> list[tuple[str, str]]:
+    """Which challenge each risk band gets (never the CAPTCHA secret)."""
+    challenge = policy.challenge
+    rows = [
+        (
+            "challenge",
+            f"proof-of-work {challenge.min_bits}-{challenge.max_bits} bits from score "
+            f"{policy.thresholds.challenge:g}",
+        )
+    ]
+    if challenge.captcha.provider:
+        rows.append(("CAPTCHA", f"{challenge.captcha.provider} from score {captcha_from(policy):g}"))
+    return rows
 
 
 def _budget(per_hour: int, per_day: int, per_minute: int) -> str:

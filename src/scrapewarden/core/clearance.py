@@ -7,7 +7,9 @@ costs a base64 decode, one HMAC and (for a solution) one SHA-256.
 
 - A challenge payload is ``{"v":1,"id":..,"iat":..,"d":..,"net":..,"ua":..}``; it is valid for
   :data:`CHALLENGE_SECONDS`. Its ``id`` lets the door refuse a second use (replay); that memory
-  is the door's job, not this module's.
+  is the door's job, not this module's. A CAPTCHA challenge also carries ``"k":"captcha"``: it
+  can only be answered by the CAPTCHA, never by proof-of-work or the no-JavaScript wait (else a
+  scraper sent to the CAPTCHA would take the cheaper way out).
 - A clearance payload is ``{"v":1,"net":..,"ua":..,"exp":..,"how":..}``.
 
 Both are bound to the client's network (``/24`` or ``/48`` by default, so a person whose address
@@ -38,7 +40,12 @@ MAX_NONCE_LENGTH = 24
 HOW = frozenset({"pow", "nojs", "captcha"})
 """How a clearance was earned."""
 
-Reason = Literal["ok", "malformed", "forged", "expired", "network", "user_agent", "too_few_bits", "too_early"]
+ChallengeKind = Literal["pow", "captcha"]
+"""What a challenge asks for: proof-of-work (or the no-JavaScript wait), or a third-party CAPTCHA."""
+
+Reason = Literal[
+    "ok", "malformed", "forged", "expired", "network", "user_agent", "too_few_bits", "too_early", "wrong_kind"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +137,11 @@ def new_challenge(
     rng_bytes: bytes,
     v4_prefix: int = 24,
     v6_prefix: int = 48,
+    kind: ChallengeKind = "pow",
 ) -> str:
-    """A signed challenge asking for ``bits`` leading zero bits; ``rng_bytes`` (16 random bytes)
-    become its single-use id."""
-    payload = {
+    """A signed challenge asking for ``bits`` leading zero bits (or, with ``kind="captcha"``, for
+    a CAPTCHA); ``rng_bytes`` (16 random bytes) become its single-use id."""
+    payload: dict[str, Any] = {
         "v": 1,
         "id": rng_bytes.hex(),
         "iat": int(now),
@@ -141,13 +149,23 @@ def new_challenge(
         "net": network_of(ip, v4_prefix, v6_prefix),
         "ua": ua_hash(user_agent),
     }
+    if kind != "pow":
+        payload["k"] = kind
     return sign(key, payload)
 
 
 def _check_challenge(
-    key: bytes, challenge: str, *, now: float, ip: str, user_agent: str, v4_prefix: int, v6_prefix: int
+    key: bytes,
+    challenge: str,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    v4_prefix: int,
+    v6_prefix: int,
+    kind: ChallengeKind,
 ) -> tuple[Verdict, int]:
-    """Signature, age and binding of a challenge; the verdict and the challenge's issue time."""
+    """Signature, age, binding and kind of a challenge; the verdict and the challenge's issue time."""
     payload = _open(key, challenge)
     if payload is False:
         return Verdict("forged"), 0
@@ -163,6 +181,8 @@ def _check_challenge(
         return Verdict("network", cid, bits), iat
     if payload.get("ua") != ua_hash(user_agent):
         return Verdict("user_agent", cid, bits), iat
+    if payload.get("k", "pow") != kind:
+        return Verdict("wrong_kind", cid, bits), iat
     return Verdict("ok", cid, bits), iat
 
 
@@ -182,7 +202,14 @@ def check_solution(
     Does not know whether the challenge was used before: the caller checks ``Verdict.id``.
     """
     verdict, _ = _check_challenge(
-        key, challenge, now=now, ip=ip, user_agent=user_agent, v4_prefix=v4_prefix, v6_prefix=v6_prefix
+        key,
+        challenge,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        v4_prefix=v4_prefix,
+        v6_prefix=v6_prefix,
+        kind="pow",
     )
     if not verdict.ok:
         return verdict
@@ -212,10 +239,45 @@ def check_wait(
     The wait stands in for the work: a script pays it for every clearance it wants.
     """
     verdict, iat = _check_challenge(
-        key, challenge, now=now, ip=ip, user_agent=user_agent, v4_prefix=v4_prefix, v6_prefix=v6_prefix
+        key,
+        challenge,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        v4_prefix=v4_prefix,
+        v6_prefix=v6_prefix,
+        kind="pow",
     )
     if verdict.ok and now < iat + delay:
         return Verdict("too_early", verdict.id, verdict.bits)
+    return verdict
+
+
+def check_captcha_challenge(
+    key: bytes,
+    challenge: str,
+    *,
+    now: float,
+    ip: str,
+    user_agent: str,
+    v4_prefix: int = 24,
+    v6_prefix: int = 48,
+) -> Verdict:
+    """Whether ``challenge`` is a genuine, unexpired CAPTCHA challenge issued to this client.
+
+    Only the token: whether the CAPTCHA itself was solved is the provider's answer, fetched by
+    the caller. Does not know about earlier use either: the caller checks ``Verdict.id``.
+    """
+    verdict, _ = _check_challenge(
+        key,
+        challenge,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        v4_prefix=v4_prefix,
+        v6_prefix=v6_prefix,
+        kind="captcha",
+    )
     return verdict
 
 
@@ -309,3 +371,29 @@ def bits_for_score(score: float, policy: Policy) -> int:
         return lo_bits if score < low else hi_bits
     share = min(1.0, max(0.0, (score - low) / (high - low)))
     return lo_bits + int(share * (hi_bits - lo_bits))
+
+
+def captcha_from(policy: Policy) -> float:
+    """The risk score at which challenges become CAPTCHAs: ``challenge.captcha.from_score``, or
+    halfway between the challenge and block thresholds when it is not set."""
+    start = policy.challenge.captcha.from_score
+    if start is not None:
+        return start
+    return (policy.thresholds.challenge + policy.thresholds.block) / 2
+
+
+def kind_for_score(score: float, policy: Policy) -> ChallengeKind:
+    """Which challenge a risk score calls for: a CAPTCHA from :func:`captcha_from` up, when a
+    provider is configured; proof-of-work otherwise (the invisible one, for the milder risks)."""
+    if policy.challenge.captcha.provider and score >= captcha_from(policy):
+        return "captcha"
+    return "pow"
+
+
+def clearance_suffices(how: str, score: float, policy: Policy) -> bool:
+    """Whether a clearance earned ``how`` spares a client the challenge its score calls for.
+
+    Proof-of-work and the no-JavaScript wait do not stand in for a CAPTCHA: a scraper that solved
+    the cheap check once must not keep it while its score climbs into the CAPTCHA band.
+    """
+    return how == "captcha" or kind_for_score(score, policy) == "pow"

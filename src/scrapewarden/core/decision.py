@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Literal
 
 
 class Action(IntEnum):
@@ -52,6 +53,9 @@ class Decision:
     policy's ``actions.bans`` threshold. The door persists them with an escalating expiry."""
     challenge_bits: int = 0
     """Proof-of-work difficulty (leading zero bits) to ask for; 0 unless the action is CHALLENGE."""
+    challenge_kind: Literal["pow", "captcha"] = "pow"
+    """Which challenge to show: proof-of-work, or a CAPTCHA (only with a provider configured and
+    a score in the CAPTCHA band)."""
 
     @property
     def effective(self) -> Action:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from .bans import BanTable, ban_ttl
 from .challenge_signals import evidence_for, parse_codes
-from .clearance import bits_for_score
+from .clearance import bits_for_score, clearance_suffices, kind_for_score
 from .counters import ActorState, ActorTable, DistinctCount, SharedNetworks, SlidingCount
 from .decision import Action, Decision, Evidence
 from .detectors.assets import FLEET_ASSET_SHARE, fleet_evidence, no_assets_evidence
@@ -205,10 +205,14 @@ class Engine:
 
         score = combine(evidence)
         action = action_for(score, policy.thresholds)
-        if action is Action.CHALLENGE and cleared and not shown:
+        exempt = False
+        if cleared and not shown:
+            exempt = clearance_suffices(cleared, score, policy)
+        if action is Action.CHALLENGE and exempt:
             # A client that passed a challenge is not asked again until its clearance expires;
             # throttling and blocking still apply. A clearance earned by a browser that showed
-            # signs of automation proves a browser, not a person: it exempts nothing.
+            # signs of automation proves a browser, not a person: it exempts nothing. Nor does
+            # an easy proof-of-work once the score has reached the CAPTCHA band.
             action = Action.ALLOW
             evidence.append(Evidence("cleared", 0.0, f"passed a challenge ({cleared})"))
         decision = Decision(action, score, evidence, enforced, record=record_pair)
@@ -226,6 +230,7 @@ class Engine:
             evidence.append(Evidence("under_attack", 0.0, "under-attack mode: no clearance yet"))
         if action is Action.CHALLENGE:
             decision.challenge_bits = bits_for_score(score, policy)
+            decision.challenge_kind = kind_for_score(score, policy)
         return decision
 
     def _is_asset(self, path: str) -> bool:

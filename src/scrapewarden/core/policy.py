@@ -10,13 +10,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
     # Unknown keys are errors: a typo in a policy must not silently disable a control.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Inputs stay out of error messages: a policy holds keys (challenge, privacy, CAPTCHA secret).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 def _check_cidrs(values: list[str]) -> list[str]:
@@ -290,6 +292,83 @@ class PrivacyPolicy(_Strict):
     event_retention_days: int = Field(30, gt=0)
 
 
+CaptchaProvider = Literal["", "turnstile", "hcaptcha", "recaptcha"]
+
+
+def _check_provider_url(value: str) -> str:
+    """An https URL, or http to a loopback address (a stand-in for tests): the secret key travels
+    to this URL, and over plain http it could be read on the way."""
+    value = value.strip()
+    if not value:
+        return value
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    if parts is not None and host and parts.scheme == "https":
+        return value
+    if parts is not None and parts.scheme == "http" and _is_loopback(host):
+        return value
+    raise ValueError("must be an https:// URL (plain http:// only to a loopback address)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CaptchaPolicy(_Strict):
+    """A third-party CAPTCHA for the riskiest challenged clients (Turnstile, hCaptcha, reCAPTCHA).
+
+    Off unless ``provider`` is set. Keys come from the provider's dashboard; the secret belongs in
+    the environment (``SCRAPEWARDEN_CHALLENGE__CAPTCHA__SECRET_KEY``), not in the file.
+    """
+
+    provider: CaptchaProvider = ""
+    """"" (none: every challenge is proof-of-work), "turnstile", "hcaptcha" or "recaptcha"."""
+    site_key: str = ""
+    """The public key the widget on the page is drawn with."""
+    secret_key: str = Field("", repr=False)
+    """The key the server proves itself with to the provider. Never shown in logs or pages."""
+    verify_url: str = ""
+    """The provider's siteverify endpoint; empty: the provider's documented one."""
+    script_url: str = ""
+    """The provider's widget script; empty: the provider's documented one."""
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """How long to wait for the provider's answer before telling the person it did not answer."""
+    from_score: float | None = Field(None, ge=0, le=100)
+    """Risk score at and above which a challenge is a CAPTCHA instead of proof-of-work; it must
+    lie between ``thresholds.challenge`` and ``thresholds.block``. None: halfway between them."""
+    min_score: float = Field(0.5, ge=0, le=1)
+    """reCAPTCHA v3 only: answers scored below this (0 bot ... 1 person) are refused."""
+    hostnames: list[str] = Field(default_factory=list)
+    """When set, the hostname the provider says the CAPTCHA was solved on must be one of these."""
+    send_remote_ip: bool = True
+    """Send the visitor's address with the check (the providers' ``remoteip``). The browser already
+    contacts the provider directly; turn this off to share nothing more."""
+
+    _urls = field_validator("verify_url", "script_url")(_check_provider_url)
+
+    @field_validator("hostnames")
+    @classmethod
+    def _lower_hosts(cls, value: list[str]) -> list[str]:
+        return [host.strip().lower() for host in value]
+
+    @model_validator(mode="after")
+    def _keys(self) -> CaptchaPolicy:
+        if self.provider and not (self.site_key and self.secret_key):
+            raise ValueError(
+                f"provider {self.provider!r} needs site_key and secret_key "
+                "(set the secret through SCRAPEWARDEN_CHALLENGE__CAPTCHA__SECRET_KEY)"
+            )
+        return self
+
+
 class ChallengePolicy(_Strict):
     """Proof-of-work challenges and the clearance a passed challenge earns."""
 
@@ -306,6 +385,8 @@ class ChallengePolicy(_Strict):
     """How long the no-JavaScript path makes a visitor wait before its form is accepted."""
     under_attack: bool = False
     """Challenge every visitor who has no clearance yet (for sites in the middle of an attack)."""
+    captcha: CaptchaPolicy = Field(default_factory=CaptchaPolicy)
+    """A CAPTCHA instead of proof-of-work for the riskiest challenged clients (off by default)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> ChallengePolicy:
@@ -331,6 +412,18 @@ class Policy(_Strict):
     traps: TrapPolicy = Field(default_factory=TrapPolicy)
     privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
     challenge: ChallengePolicy = Field(default_factory=ChallengePolicy)
+
+    @model_validator(mode="after")
+    def _captcha_band(self) -> Policy:
+        start = self.challenge.captcha.from_score
+        low, high = self.thresholds.challenge, self.thresholds.block
+        if start is not None and not low <= start <= high:
+            raise ValueError(
+                f"challenge.captcha.from_score ({start:g}) must lie between thresholds.challenge "
+                f"({low:g}) and thresholds.block ({high:g}): below the first nobody is challenged, "
+                "above the second everyone is blocked"
+            )
+        return self
 
     @property
     def observe(self) -> bool:

@@ -8,6 +8,7 @@ decision per request and nothing else. It imports no framework.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -145,7 +146,13 @@ class ScrapeWardenMiddleware:
                         reply = plain_reply(413, "Form too large.")
                     else:
                         ip, ua, https = self._client(scope)
-                        reply = self.warden.challenges.verify(parse_form(body), ip, ua, secure=https)
+                        # A CAPTCHA answer is checked with the provider over the network: in a
+                        # worker thread, so the event loop keeps serving everyone else meanwhile.
+                        reply = await _in_thread(
+                            functools.partial(
+                                self.warden.challenges.verify, parse_form(body), ip, ua, secure=https
+                            )
+                        )
             elif method not in ("GET", "HEAD"):
                 reply = plain_reply(405, "Use GET.", [("Allow", "GET, HEAD")])
             elif path == PAGE_PATH:
@@ -188,6 +195,18 @@ class ScrapeWardenMiddleware:
 OWN_PATHS = frozenset((PAGE_PATH, VERIFY_PATH, *SCRIPT_PATHS))
 """scrapewarden's own paths, answered by the doors themselves (the WSGI door shares these)."""
 MAX_FORM = 8192
+
+
+async def _in_thread(func: Callable[[], Reply]) -> Reply:
+    """Run ``func`` in a worker thread: with anyio when it is there (asyncio or trio servers),
+    else with asyncio's default executor."""
+    try:
+        import anyio.to_thread
+    except ImportError:
+        import asyncio
+
+        return await asyncio.to_thread(func)
+    return await anyio.to_thread.run_sync(func)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
