@@ -1,0 +1,113 @@
+"""Judging an actor from its whole history at once (the log analyzer), with the live engine's rules.
+
+The live engine counts request by request in sliding windows; a log analysis sees everything and
+computes the same quantities exactly, in bulk (peak requests per minute, peak distinct records
+per hour and per day, the share of neighbouring record ids, pages against assets, trap visits).
+The findings come from the same detector functions, so their names, weights and thresholds are
+the policy's and the live engine's: one definition of "scraper" for both.
+
+Pure: numbers in, evidence and a verdict out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .decision import Evidence
+from .detectors.assets import fleet_from_counts, no_assets_from_counts
+from .detectors.budgets import breadth_from_counts, rate_evidence
+from .detectors.enumeration import enumeration_from_fractions
+from .policy import ActorLimits, Policy, Thresholds
+from .scoring import combine
+
+Verdict = Literal["scraper", "suspicious", "human", "verified_bot"]
+ActorKind = Literal["ip", "network", "account", "fingerprint", "campaign"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActorFeatures:
+    """What one actor did over the whole log."""
+
+    kind: ActorKind
+    requests: int = 0
+    pages: int = 0
+    assets: int = 0
+    peak_per_minute: float = 0.0
+    peak_records_hour: float = 0.0
+    """Most distinct protected records in one hour, weighted by sensitivity (normal = 1)."""
+    peak_records_day: float = 0.0
+    order_pairs: int = 0
+    step_fraction: float = 0.0
+    ascending_fraction: float = 0.0
+    trap_hits: int = 0
+
+
+def limits_for(kind: ActorKind, policy: Policy) -> ActorLimits:
+    """The policy's budgets for an actor kind. A campaign is one client build spread over many
+    addresses: the live engine's fingerprint actor, so it has the fingerprint's budgets."""
+    limits = policy.limits
+    return {
+        "ip": limits.per_ip,
+        "network": limits.per_network,
+        "account": limits.per_account,
+        "fingerprint": limits.per_fingerprint,
+        "campaign": limits.per_fingerprint,
+    }[kind]
+
+
+def actor_evidence(features: ActorFeatures, policy: Policy, *, site_has_assets: bool) -> list[Evidence]:
+    """The behavioural findings about one actor (rate, breadth, enumeration, assets, traps).
+
+    ``site_has_assets``: the site served assets at all; otherwise their absence means nothing
+    (the live engine's ``SITE_ASSETS_MIN`` rule).
+    """
+    f = features
+    kind = f.kind
+    limits = limits_for(kind, policy)
+    found: list[Evidence | None] = [
+        rate_evidence(kind, f.peak_per_minute, limits),
+        breadth_from_counts(kind, f.peak_records_hour, f.peak_records_day, limits),
+        enumeration_from_fractions(kind, f.order_pairs, f.step_fraction, f.ascending_fraction),
+    ]
+    if site_has_assets:
+        if kind == "campaign":
+            found.append(fleet_from_counts(f.pages, f.assets, policy.client.fleet_no_assets, "campaign"))
+        else:
+            found.append(no_assets_from_counts(kind, f.pages, f.assets, policy.client.no_assets))
+    if f.trap_hits and kind == "ip":
+        reason = f"requested a trap path {f.trap_hits} time(s)"
+        found.append(Evidence("trap", policy.traps.weight, reason, "ip"))
+    return [e for e in found if e is not None]
+
+
+def strongest(evidence: list[Evidence]) -> list[Evidence]:
+    """The strongest finding per detector, strongest first: one behaviour seen through several
+    actors (address, network, campaign) is one finding, as in the live engine."""
+    best: dict[str, Evidence] = {}
+    for item in evidence:
+        current = best.get(item.detector)
+        if current is None or item.weight > current.weight:
+            best[item.detector] = item
+    return sorted(best.values(), key=lambda e: -e.weight)
+
+
+def verdict_for(score: float, thresholds: Thresholds, *, verified_bot: bool = False) -> Verdict:
+    """Score -> verdict, on the live engine's ladder: what it would block is a scraper, what it
+    would throttle or challenge is suspicious."""
+    if verified_bot:
+        return "verified_bot"
+    if score >= thresholds.block:
+        return "scraper"
+    if score >= thresholds.throttle:
+        return "suspicious"
+    return "human"
+
+
+def judge(
+    evidence: list[Evidence], thresholds: Thresholds, *, verified_bot: bool = False
+) -> tuple[float, Verdict, list[Evidence]]:
+    """Combine findings as the live engine does: (score, verdict, findings kept)."""
+    kept = strongest(evidence)
+    score = 0.0 if verified_bot else combine(kept)
+    return score, verdict_for(score, thresholds, verified_bot=verified_bot), kept
