@@ -28,15 +28,13 @@ import duckdb
 from .fallback import Row, parse_line
 from .formats import Format, JsonMapping, detect, json_mapping, sample
 
-TABLE_SQL = """
-CREATE OR REPLACE TABLE requests (
-    ip VARCHAR, ts DOUBLE, method VARCHAR, path VARCHAR, query VARCHAR,
-    status INTEGER, bytes BIGINT, referer VARCHAR, ua VARCHAR, account VARCHAR
-)
-"""
 COLUMNS = {"combined": 10, "common": 8}
 _IP_PORT = r"^(\d+\.\d+\.\d+\.\d+):\d+$"
 """An IPv4 address with its port, as load balancers log the client (``client:port``)."""
+_OK = """(substr(c3, 1, 1) = '[' AND substr(c4, -1) = ']' AND c0 <> ''
+    AND (c6 = '-' OR try_cast(c6 AS INTEGER) IS NOT NULL)
+    AND try_cast(substr(c3, 9, 4) AS BIGINT) IS NOT NULL)"""
+"""A usable row: the time is where it belongs and the status is a number (else the columns shifted)."""
 _MONTHS = "['Jan','Feb','Mar','Apr','May','Jun','Jul','Aug','Sep','Oct','Nov','Dec']"
 
 
@@ -101,15 +99,16 @@ def _text_select(paths: Sequence[str | Path], fmt: str) -> str:
              ELSE '' END AS query,
         try_cast(c6 AS INTEGER) AS status,
         try_cast(c7 AS BIGINT) AS bytes,
-        CASE WHEN {referer} = '-' THEN '' ELSE coalesce({referer}, '') END AS referer,
-        CASE WHEN {ua} = '-' THEN '' ELSE coalesce({ua}, '') END AS ua,
+        CASE WHEN {referer} = '-' THEN '' ELSE split_part(coalesce({referer}, ''), chr(10), 1) END AS referer,
+        CASE WHEN {ua} = '-' THEN '' ELSE split_part(coalesce({ua}, ''), chr(10), 1) END AS ua,
         CASE WHEN c2 = '-' THEN NULL ELSE c2 END AS account,
-        (length(c0) - length(replace(c0, chr(10), '')))
+        {_OK} AS _ok,
+        -- bad physical lines this row stands for: itself when unusable, plus any lines an
+        -- unterminated quote swallowed (each shows as a newline inside a field)
+        (NOT {_OK})::INTEGER
           + (length(c5) - length(replace(c5, chr(10), '')))
           + (length(coalesce({referer}, '')) - length(replace(coalesce({referer}, ''), chr(10), '')))
-          + (length(coalesce({ua}, '')) - length(replace(coalesce({ua}, ''), chr(10), ''))) AS swallowed,
-        substr(c3, 1, 1) = '[' AND substr(c4, -1) = ']'
-          AND (c6 = '-' OR try_cast(c6 AS INTEGER) IS NOT NULL) AS framed
+          + (length(coalesce({ua}, '')) - length(replace(coalesce({ua}, ''), chr(10), ''))) AS _bad
     FROM read_csv({_file_list(paths)}, delim=' ', quote='"', escape='\\', header=false, columns={cols},
                   store_rejects=true, strict_mode=false, auto_detect=false, max_line_size=1048576)
     """
@@ -144,7 +143,9 @@ def _json_select(paths: Sequence[str | Path], mapping: JsonMapping) -> str:
         status, bytes,
         CASE WHEN referer = '-' THEN '' ELSE coalesce(referer, '') END AS referer,
         CASE WHEN ua = '-' THEN '' ELSE coalesce(ua, '') END AS ua,
-        CASE WHEN account IN ('-', '') THEN NULL ELSE account END AS account
+        CASE WHEN account IN ('-', '') THEN NULL ELSE account END AS account,
+        ip IS NOT NULL AND ip <> '' AND ts IS NOT NULL AS _ok,
+        CASE WHEN ip IS NOT NULL AND ip <> '' AND ts IS NOT NULL THEN 0 ELSE 1 END AS _bad
     FROM (
         SELECT {get("ip")} AS ip, {ts} AS ts, {method} AS method, coalesce({target}, '') AS target,
             try_cast({get("status")} AS INTEGER) AS status, try_cast({get("bytes")} AS BIGINT) AS bytes,
@@ -168,14 +169,23 @@ def resolve_format(paths: Sequence[str | Path], fmt: str = "auto") -> dict[str, 
     return out
 
 
+BASE_COLUMNS = "ip, ts, method, path, query, status, bytes, referer, ua, account"
+
+
 def load(
     con: Any,
     paths: Sequence[str | Path],
     fmt: str = "auto",
     *,
+    derive: str = BASE_COLUMNS,
     progress: Any = None,
 ) -> ReadStats:
     """Fill the ``requests`` table from ``paths``. ``progress(step_name)`` is told each step.
+
+    ``derive``: the table's columns, as SQL select items over the base columns (``ip, ts,
+    method, path, query, status, bytes, referer, ua, account``); computed in the same pass
+    that parses the lines, so a caller that needs only some columns, or values derived from
+    them, never materialises the rest.
 
     Raises ValueError for an unknown or undetectable format and FileNotFoundError for a missing
     file; bad lines are counted, not raised.
@@ -185,43 +195,46 @@ def load(
             raise FileNotFoundError(f"no such log file: {path}")
     formats = resolve_format(paths, fmt)
     stats = ReadStats(formats={k: str(v) for k, v in formats.items()})
-    con.execute(TABLE_SQL)
     groups: dict[str, list[str]] = {}
     for path, f in formats.items():
         groups.setdefault(f, []).append(path)
+    con.execute("DROP TABLE IF EXISTS requests")
     for f, files in groups.items():
         if progress is not None:
             progress(f"reading {len(files)} {f} file(s)")
         if f == "json":
-            _load_json(con, files, stats)
+            select = _json_select(files, json_mapping(sample(files[0])))
         else:
-            _load_text(con, files, f, stats)
+            select = _text_select(files, f)
+        _insert(con, f"SELECT {derive}, _ok, _bad FROM ({select})")
+        if f != "json":
+            _recover(con, derive, stats)
+    total, good, bad = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE _ok), coalesce(sum(_bad), 0) FROM requests"
+    ).fetchone()
+    if len(stats.bad_examples) < 5 and good < total:
+        for (ip,) in con.execute("SELECT ip FROM requests WHERE NOT _ok LIMIT 3").fetchall():
+            stats.bad_examples.append(f"unreadable line from {ip!r}")
+    if good < total:
+        con.execute("DELETE FROM requests WHERE NOT _ok")
+    # Lines: usable rows, plus every bad line (recovered ones are already among the rows).
+    stats.lines += int(good) + int(bad)
+    stats.bad_lines += int(bad)
     return stats
 
 
-def _load_text(con: Any, files: list[str], fmt: str, stats: ReadStats) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_rows AS {_text_select(files, fmt)}")
-    # Rows that swallowed following lines (unterminated quote) keep their first line, cut.
-    good, swallowed, unframed = con.execute(
-        """SELECT count(*) FILTER (WHERE framed AND ts IS NOT NULL AND ip <> ''),
-                  coalesce(sum(swallowed), 0),
-                  count(*) FILTER (WHERE NOT (framed AND ts IS NOT NULL AND ip <> ''))
-           FROM raw_rows"""
-    ).fetchone()
-    con.execute(
-        """INSERT INTO requests
-           SELECT ip, ts, method, path, query, status, bytes,
-                  split_part(referer, chr(10), 1), split_part(ua, chr(10), 1), account
-           FROM raw_rows WHERE framed AND ts IS NOT NULL AND ip <> ''"""
-    )
-    examples = [
-        r[0]
-        for r in con.execute(
-            "SELECT concat_ws(' ', ip, method, path) FROM raw_rows "
-            "WHERE NOT (framed AND ts IS NOT NULL AND ip <> '') LIMIT 3"
-        ).fetchall()
-    ]
-    con.execute("DROP TABLE raw_rows")
+def _insert(con: Any, select: str) -> None:
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'requests' AND temporary"
+    ).fetchone()[0]
+    if exists:
+        con.execute(f"INSERT INTO requests BY NAME {select}")
+    else:
+        con.execute(f"CREATE TEMP TABLE requests AS {select}")
+
+
+def _recover(con: Any, derive: str, stats: ReadStats) -> None:
+    """Lines the CSV reader rejected: read them with the fallback parser, count the rest."""
     rejected = [
         r[0]
         for r in con.execute(
@@ -230,6 +243,8 @@ def _load_text(con: Any, files: list[str], fmt: str, stats: ReadStats) -> None:
     ]
     con.execute("DROP TABLE IF EXISTS reject_errors")
     con.execute("DROP TABLE IF EXISTS reject_scans")
+    if not rejected:
+        return
     recovered: list[Row] = []
     for line in rejected:
         row = parse_line(line or "")
@@ -238,21 +253,26 @@ def _load_text(con: Any, files: list[str], fmt: str, stats: ReadStats) -> None:
                 stats.bad_examples.append((line or "")[:200])
         else:
             recovered.append(row)
-    if recovered:
-        con.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", recovered)
-    stats.bad_examples.extend(examples[: max(0, 5 - len(stats.bad_examples))])
-    bad = int(unframed) + int(swallowed) + len(rejected) - len(recovered)
-    stats.lines += int(good) + int(unframed) + int(swallowed) + len(rejected)
-    stats.bad_lines += bad
+    stats.lines += len(rejected) - len(recovered)
+    stats.bad_lines += len(rejected) - len(recovered)
     stats.recovered += len(recovered)
-
-
-def _load_json(con: Any, files: list[str], stats: ReadStats) -> None:
-    mapping = json_mapping(sample(files[0]))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE raw_rows AS {_json_select(files, mapping)}")
-    valid = "ip IS NOT NULL AND ip <> '' AND ts IS NOT NULL"
-    total, good = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {valid}) FROM raw_rows").fetchone()
-    con.execute(f"INSERT INTO requests SELECT * FROM raw_rows WHERE {valid}")
-    con.execute("DROP TABLE raw_rows")
-    stats.lines += int(total)
-    stats.bad_lines += int(total) - int(good)
+    if not recovered:
+        return
+    columns = list(Row._fields)
+    types = [
+        "VARCHAR",
+        "DOUBLE",
+        "VARCHAR",
+        "VARCHAR",
+        "VARCHAR",
+        "INTEGER",
+        "BIGINT",
+        "VARCHAR",
+        "VARCHAR",
+        "VARCHAR",
+    ]
+    select = ", ".join(f"unnest(?::{t}[]) AS {c}" for c, t in zip(columns, types, strict=True))
+    values = [[getattr(r, c) for r in recovered] for c in columns]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE fallback_rows AS SELECT {select}", values)
+    con.execute(f"INSERT INTO requests BY NAME SELECT {derive}, true AS _ok, 0 AS _bad FROM fallback_rows")
+    con.execute("DROP TABLE fallback_rows")
