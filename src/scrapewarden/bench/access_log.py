@@ -52,10 +52,12 @@ POLICY = Policy(
 SCRAPER_KINDS = ("single_ip", "subnet", "rotating", "bot_ua", "headless")
 
 _CHROME = [
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 "
+    "Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 "
     "Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 "
+    "Mobile Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 "
     "Safari/537.36 Edg/{v}.0.0.0",
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36",
@@ -88,13 +90,18 @@ _BOT_UAS = [
     "Go-http-client/1.1",
     "Mozilla/5.0 (compatible; DataForSeoBot/1.0; +https://dataforseo.com/dataforseo-bot)",
 ]
-_HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/{v}.0.0.0 Safari/537.36"
+_HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/{v}.0.0.0 "
+    "Safari/537.36"
+)
 _LIB_UAS = ["python-requests/2.32.3", "Python-urllib/3.11", "axios/1.6.8", "okhttp/4.12.0"]
 _REFERERS_OUT = ["https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/", ""]
 SITE = "https://people.example"
+_RESIDENTIAL = (24, 47, 68, 71, 73, 76, 79, 82, 86, 88, 90, 93, 95, 98, 109, 151, 176, 188, 189, 201)
+"""First octets of the people's (and the proxy pool's) addresses: large consumer ISP blocks."""
 _WORDS = [
-    "anna", "smith", "berlin", "nurse", "lee", "garcia", "teacher", "london", "miller", "paris", "chen", "jones",
-    "engineer", "madrid", "kim", "brown", "lyon", "muller", "rossi", "designer",
+    "anna", "smith", "berlin", "nurse", "lee", "garcia", "teacher", "london", "miller", "paris", "chen",
+    "jones", "engineer", "madrid", "kim", "brown", "lyon", "muller", "rossi", "designer",
 ]  # fmt: skip
 
 
@@ -140,17 +147,16 @@ class _Ips:
     def residential(self) -> str:
         rng = self.rng
         while True:
-            ip = (
-                f"{rng.choice((24, 47, 68, 71, 73, 76, 79, 82, 86, 88, 90, 93, 95, 98, 109, 151, 176, 188, 189, 201))}."
-                f"{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-            )
+            head = f"{rng.choice(_RESIDENTIAL)}.{rng.randint(0, 255)}"
+            ip = f"{head}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
             if not self._rep.check(ip) and self._take(ip):
                 return ip
 
     def ipv6(self) -> str:
         rng = self.rng
         while True:
-            ip = f"2a02:{rng.randint(0x100, 0xFFF):x}:{rng.randint(0, 0xFFFF):x}:{rng.randint(0, 0xFFFF):x}::{rng.randint(1, 0xFFFF):x}"
+            groups = ":".join(f"{rng.randint(0, 0xFFFF):x}" for _ in range(2))
+            ip = f"2a02:{rng.randint(0x100, 0xFFF):x}:{groups}::{rng.randint(1, 0xFFFF):x}"
             if self._take(ip):
                 return ip
 
@@ -210,7 +216,7 @@ def _human_session(rng: random.Random, ip: str, ua: str, start: float, heavy: bo
         roll = rng.random()
         if i == 0:
             target = f"/users/{_profile_id(rng)}" if from_search else "/"
-        elif heavy and roll < 0.6 or roll < 0.4:
+        elif (heavy and roll < 0.6) or roll < 0.4:
             target = f"/users/{_profile_id(rng)}"
         elif roll < 0.65:
             target = f"/search?q={rng.choice(_WORDS)}+{rng.choice(_WORDS)}"
@@ -260,10 +266,7 @@ def _scrape(
     for i, pid in enumerate(_walk(rng, n)):
         ip = ip_for(i)  # type: ignore[operator]
         ua = ua_for(i)  # type: ignore[operator]
-        if rng.random() < 0.05:
-            target = f"/search?q={rng.choice(_WORDS)}"
-        else:
-            target = f"/users/{pid}"
+        target = f"/search?q={rng.choice(_WORDS)}" if rng.random() < 0.05 else f"/users/{pid}"
         out.append((t, ip, "GET", target, 200, rng.randint(4000, 30000), "", ua))
         if assets and rng.random() < assets:
             for asset in _assets(rng, True)[:2]:
@@ -300,7 +303,7 @@ def generate(spec: LogSpec) -> tuple[list[Line], dict[str, str]]:
         for ip in pool:
             ips.used.add(ip)
             labels[ip] = "subnet"
-        ua = rng.choice(BROWSERS + ["Scrapy/2.11.0 (+https://scrapy.org)"])
+        ua = rng.choice([*BROWSERS, "Scrapy/2.11.0 (+https://scrapy.org)"])
         lines += _scrape(rng, lambda i, pool=pool: rng.choice(pool), lambda i, ua=ua: ua, when(),
                          rng.randint(8000, 25000), rng.uniform(0.3, 1.5), 0.0)  # fmt: skip
     for _ in range(max(1, round(3 * scale))):
