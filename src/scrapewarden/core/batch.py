@@ -41,6 +41,8 @@ class ActorFeatures:
     step_fraction: float = 0.0
     ascending_fraction: float = 0.0
     trap_hits: int = 0
+    peak_ban_window: float = 0.0
+    """Most requests in one ``actions.bans.window_seconds`` window."""
 
 
 def limits_for(kind: ActorKind, policy: Policy) -> ActorLimits:
@@ -79,6 +81,27 @@ def actor_evidence(features: ActorFeatures, policy: Policy, *, site_has_assets: 
         reason = f"requested a trap path {f.trap_hits} time(s)"
         found.append(Evidence("trap", policy.traps.weight, reason, "ip"))
     return [e for e in found if e is not None]
+
+
+def ban_evidence(features: ActorFeatures, score: float, policy: Policy) -> Evidence | None:
+    """The live engine's automatic ban, replayed: an actor judged at the challenge level or above
+    on every request, that sent ``blocks_before_ban`` requests within ``window_seconds``, was
+    banned live (statement: repeated blocks turn into bans). Only for the scopes the policy bans."""
+    bans = policy.actions.bans
+    if (
+        not bans.enabled
+        or features.kind not in bans.scopes
+        or score < policy.thresholds.challenge
+        or features.peak_ban_window < bans.blocks_before_ban
+    ):
+        return None
+    return Evidence(
+        "ban",
+        100.0,
+        f"would have been banned: {features.peak_ban_window:.0f} challenged requests within "
+        f"{bans.window_seconds}s (ban after {bans.blocks_before_ban})",
+        features.kind,
+    )
 
 
 def strongest(evidence: list[Evidence]) -> list[Evidence]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.batch import ActorFeatures, Verdict, actor_evidence, judge
+from ..core.batch import ActorFeatures, Verdict, actor_evidence, ban_evidence, judge
 from ..core.decision import Evidence
 from ..core.engine import SITE_ASSETS_MIN
 from ..core.facts import RequestFacts
@@ -165,7 +165,8 @@ def analyze(
     site_has_assets = int(site_assets) >= SITE_ASSETS_MIN
 
     say("computing actor features")
-    ip_features = actor_features(con, "ip", "ip")
+    ban_window = float(policy.actions.bans.window_seconds)
+    ip_features = actor_features(con, "ip", "ip", ban_window=ban_window)
     shared_nets = (
         "(SELECT * FROM ev WHERE net IN (SELECT net FROM ev GROUP BY net HAVING count(DISTINCT ip) >= 2))"
     )
@@ -223,6 +224,9 @@ def analyze(
         if campaign is not None:
             evidence.extend(campaign.evidence)
         score, verdict, kept = judge(evidence, thresholds, verified_bot=bool(verified))
+        banned = None if verified else ban_evidence(features, score, policy)
+        if banned is not None:
+            score, verdict, kept = judge([*kept, banned], thresholds)
         if verified:
             kept = [
                 Evidence("verified_bot", 0.0, f"verified crawler {claimed} (address in its published ranges)")

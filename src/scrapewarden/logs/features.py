@@ -65,7 +65,9 @@ def fill_networks(con: Any, policy: Policy) -> None:
     con.execute("DROP TABLE netmap")
 
 
-def actor_features(con: Any, key: str, kind: ActorKind, source: str = "ev") -> dict[str, ActorFeatures]:
+def actor_features(
+    con: Any, key: str, kind: ActorKind, source: str = "ev", ban_window: float | None = None
+) -> dict[str, ActorFeatures]:
     """Features per value of the SQL expression ``key`` over the rows of ``source``.
 
     ``source`` must have the columns of ``ev`` (it may be a filtered view of it)."""
@@ -78,6 +80,7 @@ def actor_features(con: Any, key: str, kind: ActorKind, source: str = "ev") -> d
         """
     ).fetchall()
     peak_minute = _peak(con, "count(*)", 60.0, "WHERE NOT is_allowed_path")
+    peak_ban = _peak(con, "count(*)", ban_window, "WHERE NOT is_allowed_path") if ban_window else {}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE frec AS SELECT DISTINCT k, rkind, rid, rfactor, ts FROM fsrc "
         "WHERE k IS NOT NULL AND rid IS NOT NULL"
@@ -102,6 +105,7 @@ def actor_features(con: Any, key: str, kind: ActorKind, source: str = "ev") -> d
             step_fraction=float(steps),
             ascending_fraction=float(ascending),
             trap_hits=int(traps),
+            peak_ban_window=float(peak_ban.get(k, 0.0)),
         )
     return out
 
