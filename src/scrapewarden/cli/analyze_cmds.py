@@ -24,6 +24,7 @@ from ..logs.bans_out import FORMATS
 
 def register(group: click.Group) -> None:
     group.add_command(analyze)
+    group.add_command(watch)
 
 
 def _policy(path: Path | None) -> Any:
@@ -222,3 +223,74 @@ def analyze(
         )
         console.print(Text(f"{ban_format} block list ({len(banned):,} addresses): {ban_path}"))
     console.print(Text(f"done in {time.perf_counter() - started:.1f}s"))
+
+
+@click.command()
+@click.argument("log", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bans", "ban_format", type=click.Choice(FORMATS), required=True, help="Block list format.")
+@click.option(
+    "--out", "ban_path", type=click.Path(dir_okay=False, path_type=Path), help="Keep this block list current."
+)
+@click.option(
+    "--exec",
+    "command",
+    help="Run this shell command when the bans change; {file} is replaced by the block list's path "
+    "(e.g. 'nft -f {file}').",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    envvar="SCRAPEWARDEN_POLICY",
+    help="TOML policy (default: the built-in policy).",
+)
+@click.option(
+    "--state",
+    "state_url",
+    envvar="SCRAPEWARDEN_STATE",
+    help="State store shared with the other doors, e.g. sqlite:////var/lib/scrapewarden/state.db",
+)
+@click.option("--from-start", is_flag=True, help="Read the log from its beginning, not only new lines.")
+@click.option(
+    "--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True, help="Poll interval."
+)
+@click.option("--duration", type=click.FloatRange(0.1), default=None, help="Stop after this many seconds.")
+def watch(
+    log: Path,
+    ban_format: str,
+    ban_path: Path | None,
+    command: str | None,
+    policy_path: Path | None,
+    state_url: str | None,
+    from_start: bool,
+    interval: float,
+    duration: float | None,
+) -> None:
+    """Follow a live access LOG (across rotation and truncation), decide on every line with the
+    live engine, and keep a block list current: written to --out and/or applied with --exec.
+
+    Bans go into the state store with their expiry and escalation, so every door sharing the
+    store (middleware, proxy) enforces them, and bans those doors impose reach the firewall.
+    """
+    from ..logs.tail import Tail
+    from ..logs.watch import Watcher
+    from ..warden import Warden
+
+    if not ban_path and not command:
+        raise click.UsageError("watch needs --out FILE or --exec COMMAND")
+    warden = Warden(_policy(policy_path), state=state_url)
+    watcher = Watcher(warden, Tail(log, from_start=from_start), ban_format, out=ban_path, command=command)
+    console = Console(stderr=True)
+    console.print(Text(f"watching {log} ({ban_format} bans -> {ban_path or command})"))
+    try:
+        stats = watcher.run(interval, duration=duration)
+    except KeyboardInterrupt:
+        stats = watcher.stats
+    finally:
+        warden.close()
+    console.print(
+        Text(
+            f"{stats.lines:,} lines ({stats.bad_lines:,} unreadable), decisions {stats.decisions}, "
+            f"{stats.banned:,} banned, block list pushed {stats.pushes} time(s)"
+        )
+    )
