@@ -11,15 +11,16 @@ Pure: numbers in, evidence and a verdict out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from .decision import Evidence
-from .detectors.assets import fleet_from_counts, no_assets_from_counts
+from .detectors.assets import MIN_PAGES, fleet_from_counts, no_assets_from_counts
 from .detectors.budgets import breadth_from_counts, rate_evidence
-from .detectors.enumeration import enumeration_from_fractions
+from .detectors.enumeration import MIN_PAIRS, enumeration_from_fractions
 from .policy import ActorLimits, Policy, Thresholds
-from .scoring import combine
+from .scoring import LIMIT_WARN_RATIO, combine
 
 Verdict = Literal["scraper", "suspicious", "human", "verified_bot"]
 ActorKind = Literal["ip", "network", "account", "fingerprint", "campaign"]
@@ -81,6 +82,29 @@ def actor_evidence(features: ActorFeatures, policy: Policy, *, site_has_assets: 
         reason = f"requested a trap path {f.trap_hits} time(s)"
         found.append(Evidence("trap", policy.traps.weight, reason, "ip"))
     return [e for e in found if e is not None]
+
+
+def quiet_filter(policy: Policy) -> Callable[[ActorFeatures], bool]:
+    """A cheap test for "this address's behaviour may yield a finding": most addresses in a log
+    are far below every threshold, and skipping :func:`actor_evidence` for them is most of the
+    analysis's speed on the Python side. It is conservative: whatever it lets through is judged
+    in full, and nothing it stops could have produced evidence."""
+    limits = policy.limits.per_ip
+    rate = LIMIT_WARN_RATIO * limits.requests_per_minute
+    hour = LIMIT_WARN_RATIO * limits.profiles_per_hour
+    day = LIMIT_WARN_RATIO * limits.profiles_per_day
+
+    def may_matter(f: ActorFeatures) -> bool:
+        return (
+            f.peak_per_minute >= rate
+            or f.peak_records_hour >= hour
+            or f.peak_records_day >= day
+            or f.order_pairs >= MIN_PAIRS
+            or f.pages >= MIN_PAGES
+            or f.trap_hits > 0
+        )
+
+    return may_matter
 
 
 def ban_evidence(features: ActorFeatures, score: float, policy: Policy) -> Evidence | None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.batch import ActorFeatures, Verdict, actor_evidence, ban_evidence, judge
+from ..core.batch import ActorFeatures, Verdict, actor_evidence, ban_evidence, judge, quiet_filter
 from ..core.decision import Evidence
 from ..core.engine import SITE_ASSETS_MIN
 from ..core.facts import RequestFacts
@@ -188,7 +188,9 @@ def analyze(
             "SELECT ip, net, ua, first_ts, last_ts, requests, records, pages, assets FROM ipinfo"
         ).fetchall()
     }
-    verified_ips = [ip for ip, row in info.items() if judge_.address(ip, judge_.ua(row[1] or "")[1])[1]]
+    # Address checks once per address (list look-ups), user-agent checks once per user agent.
+    checked = {ip: judge_.address(ip, judge_.ua(row[1] or "")[1]) for ip, row in info.items()}
+    verified_ips = [ip for ip, (_, verified) in checked.items() if verified]
     found_campaigns = campaign_finder.find(con, policy, site_has_assets=site_has_assets, exclude=verified_ips)
     campaign_of: dict[str, campaign_finder.Campaign] = {}
     for campaign in found_campaigns:
@@ -202,13 +204,18 @@ def analyze(
             ip_accounts.setdefault(ip, []).append(account)
 
     thresholds = policy.thresholds
+    may_matter = quiet_filter(policy)
     addresses: dict[str, AddressVerdict] = {}
     for ip, (net, ua, _first, _last, _n, _records, pages, assets) in info.items():
         ua_evidence, claimed = judge_.ua(ua or "")
-        rep_evidence, verified = judge_.address(ip, claimed)
+        rep_evidence, verified = checked[ip]
         features = ip_features.get(ip) or ActorFeatures("ip")
         evidence = [
-            *actor_evidence(features, policy, site_has_assets=site_has_assets),
+            *(
+                actor_evidence(features, policy, site_has_assets=site_has_assets)
+                if may_matter(features)
+                else ()
+            ),
             *ua_evidence,
             *rep_evidence,
         ]
@@ -283,11 +290,14 @@ def _group(
             ("campaign", campaign.signature, members, addresses[best].score, addresses[best].verdict, kept)
         )
         placed.update(members)
+    by_net: dict[str, list[str]] = {}
+    for ip in flagged:
+        by_net.setdefault(info[ip][0], []).append(ip)
     for net, evidence in net_evidence.items():
         score, verdict, kept = judge(evidence, thresholds)
         if verdict == "human":
             continue
-        members = [ip for ip, row in info.items() if row[0] == net and ip in flagged and ip not in placed]
+        members = sorted(ip for ip in by_net.get(net, ()) if ip not in placed)
         members = [ip for ip in members if addresses[ip].verdict != "verified_bot"]
         if len(members) < 2:
             continue
