@@ -27,7 +27,7 @@ def _log(tmp_path: Path) -> Path:
 def test_analyze_writes_json_and_bans(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text('[[protected]]\npattern = "/users/{id}"\n')
-    report, bans = tmp_path / "r.json", tmp_path / "bans.txt"
+    report, bans, records = tmp_path / "r.json", tmp_path / "bans.txt", tmp_path / "records.csv"
     result = CliRunner().invoke(
         main,
         [
@@ -37,6 +37,8 @@ def test_analyze_writes_json_and_bans(tmp_path: Path) -> None:
             str(policy),
             "--json",
             str(report),
+            "--records",
+            str(records),
             "--bans",
             "plain",
             "--out",
@@ -53,6 +55,11 @@ def test_analyze_writes_json_and_bans(tmp_path: Path) -> None:
     assert sorted(actor["addresses"]) == ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
     assert actor["distinct_records"] == 900
     assert sum(len(e["records"]) for e in data["records_exposed"]) == 900
+    assert data["records_truncated"] is False
+    csv_lines = records.read_text().splitlines()
+    assert csv_lines[0] == "actor,kind,id,first_ts,last_ts,requests"
+    assert len(csv_lines) == 901
+    assert csv_lines[1].split(",")[1:3] == ["profile", "0"]
     assert bans.read_text().splitlines()[1:] == ["203.0.113.1/32", "203.0.113.2/31"]
 
 

@@ -39,7 +39,14 @@ def _policy(path: Path | None) -> Any:
         raise click.ClickException(f"invalid policy {path}:\n{exc}") from exc
 
 
-def run_with_progress(paths: list[Path], policy: Any, fmt: str, memory_limit: str, console: Console) -> Any:
+def run_with_progress(
+    paths: list[Path],
+    policy: Any,
+    fmt: str,
+    memory_limit: str,
+    console: Console,
+    records_csv: Path | None = None,
+) -> Any:
     """Run the analysis in a worker thread; show its steps and DuckDB's progress meanwhile."""
     from ..logs.analyzer import analyze
     from ..logs.reader import connect
@@ -52,7 +59,12 @@ def run_with_progress(paths: list[Path], policy: Any, fmt: str, memory_limit: st
     def work() -> None:
         try:
             result["analysis"] = analyze(
-                paths, policy, fmt=fmt, con=con, progress=lambda name: step.__setitem__("name", name)
+                paths,
+                policy,
+                fmt=fmt,
+                con=con,
+                records_csv=records_csv,
+                progress=lambda name: step.__setitem__("name", name),
             )
         except BaseException as exc:  # handed to the main thread
             result["error"] = exc
@@ -154,6 +166,12 @@ def print_summary(analysis: Any, console: Console, top: int = 20) -> None:
     "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML report."
 )
 @click.option(
+    "--records",
+    "records_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every record served to each scraper (CSV: actor, kind, id, first_ts, last_ts, requests).",
+)
+@click.option(
     "--bans", "ban_format", type=click.Choice(FORMATS), help="Write a block list in this format (--out)."
 )
 @click.option(
@@ -179,6 +197,7 @@ def analyze(
     policy_path: Path | None,
     json_path: Path | None,
     html_path: Path | None,
+    records_csv: Path | None,
     ban_format: str | None,
     ban_path: Path | None,
     ban_level: str,
@@ -197,7 +216,9 @@ def analyze(
     console = Console(stderr=True)
     policy = _policy(policy_path)
     started = time.perf_counter()
-    analysis = run_with_progress(list(logs), policy, fmt, memory_limit, console)
+    analysis = run_with_progress(list(logs), policy, fmt, memory_limit, console, records_csv)
+    if records_csv:
+        console.print(Text(f"records served to scrapers: {records_csv}"))
     print_summary(analysis, Console(), top)
     if json_path:
         from ..logs.report import to_json

@@ -76,6 +76,8 @@ class Analysis:
     addresses: dict[str, AddressVerdict]
     """Every address in the log with its verdict."""
     records_exposed: list[dict[str, Any]]
+    records_truncated: bool
+    """True when the report lists only the first ``MAX_REPORTED_RECORDS`` (see ``records_csv``)."""
     timeline: list[tuple[float, int, int]]
     """(bucket start, requests, requests by non-human addresses)."""
     timeline_step: float
@@ -149,6 +151,7 @@ def analyze(
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
     con: Any = None,
+    records_csv: Path | None = None,
 ) -> Analysis:
     """Analyse access logs. Raises ValueError/FileNotFoundError for unusable input files."""
     policy = policy or Policy()
@@ -245,7 +248,7 @@ def analyze(
     say("grouping actors")
     actors = _group(con, addresses, found_campaigns, net_evidence, info, policy)
     say("listing exposed records")
-    records = _records_exposed(con, actors) if policy.protected else []
+    records, truncated = _records_exposed(con, actors, records_csv) if policy.protected else ([], False)
     timeline, step = _timeline(con, addresses, first_ts, last_ts)
     return Analysis(
         stats=stats,
@@ -254,6 +257,7 @@ def analyze(
         actors=actors,
         addresses=addresses,
         records_exposed=records,
+        records_truncated=truncated,
         timeline=timeline,
         timeline_step=step,
         seconds=time.perf_counter() - started,
@@ -370,26 +374,57 @@ def _group(
     return actors
 
 
-def _records_exposed(con: Any, actors: list[Actor]) -> list[dict[str, Any]]:
-    """Per scraper or suspicious actor, every record it was served, with first and last time."""
-    wanted = [a.id for a in actors if a.verdict in ("scraper", "suspicious") and a.distinct_records]
-    if not wanted:
-        return []
-    rows = con.execute(
+MAX_REPORTED_RECORDS = 1_000_000
+"""Records listed in the report (JSON/HTML) at most; ``records_csv`` always has all of them."""
+
+
+def _exposed_query(wanted: list[str]) -> tuple[str, list[Any]]:
+    return (
         f"""
-        SELECT m.actor, ev.rkind, ev.rid, min(ev.ts), max(ev.ts), count(*)
+        SELECT m.actor, ev.rkind AS kind, ev.rid AS id, min(ev.ts) AS first_ts, max(ev.ts) AS last_ts,
+               count(*) AS requests
         FROM actor_members m JOIN ev ON ev.ip = m.ip
         WHERE ev.rid IS NOT NULL AND {SERVED} AND m.actor IN (SELECT unnest(?::VARCHAR[]))
         GROUP BY ALL ORDER BY m.actor, min(ev.ts), ev.rkind, ev.rid
         """,
         [wanted],
-    ).fetchall()
+    )
+
+
+def _records_exposed(
+    con: Any, actors: list[Actor], records_csv: Path | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Per scraper or suspicious actor, every record it was served, with first and last time.
+
+    Returns (the list, whether it was cut at ``MAX_REPORTED_RECORDS``). With ``records_csv`` the
+    full list is also written there by DuckDB, in bounded memory, however long it is."""
+    wanted = [a.id for a in actors if a.verdict in ("scraper", "suspicious") and a.distinct_records]
+    if not wanted:
+        if records_csv is not None:
+            records_csv.write_text("actor,kind,id,first_ts,last_ts,requests\n")
+        return [], False
+    sql, params = _exposed_query(wanted)
+    if records_csv is not None:
+        con.execute(f"COPY ({sql}) TO '{str(records_csv).replace(chr(39), chr(39) * 2)}' (HEADER)", params)
+    cursor = con.execute(sql, params)
     by_actor: dict[str, list[dict[str, Any]]] = {}
-    for actor, kind, rid, first, last, n in rows:
-        by_actor.setdefault(actor, []).append(
-            {"kind": kind, "id": rid, "first_ts": first, "last_ts": last, "requests": int(n)}
-        )
-    return [{"actor": a, "records": by_actor[a]} for a in wanted if a in by_actor]
+    taken = 0
+    truncated = False
+    while True:
+        rows = cursor.fetchmany(10_000)
+        if not rows:
+            break
+        for actor, kind, rid, first, last, n in rows:
+            if taken >= MAX_REPORTED_RECORDS:
+                truncated = True
+                break
+            by_actor.setdefault(actor, []).append(
+                {"kind": kind, "id": rid, "first_ts": first, "last_ts": last, "requests": int(n)}
+            )
+            taken += 1
+        if truncated:
+            break
+    return [{"actor": a, "records": by_actor[a]} for a in wanted if a in by_actor], truncated
 
 
 def _timeline(

@@ -57,4 +57,5 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "verdicts": dict(Counter(v.verdict for v in analysis.addresses.values())),
         "actors": [actor_json(a) for a in analysis.actors],
         "records_exposed": analysis.records_exposed,
+        "records_truncated": analysis.records_truncated,
     }
