@@ -223,7 +223,9 @@ def analyze(
     if json_path:
         from ..logs.report import to_json
 
-        json_path.write_text(json.dumps(to_json(analysis), indent=1))
+        # Compact and streamed: a report may list hundreds of thousands of records.
+        with json_path.open("w", encoding="utf-8") as out:
+            json.dump(to_json(analysis), out, separators=(",", ":"))
         console.print(Text(f"JSON report: {json_path}"))
     if html_path:
         from ..logs.html import render_html

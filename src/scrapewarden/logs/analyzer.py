@@ -93,7 +93,7 @@ def _ip_info(con: Any) -> None:
             count(*) FILTER (WHERE NOT is_asset) AS pages, count(*) FILTER (WHERE is_asset) AS assets,
             count(*) FILTER (WHERE rid IS NOT NULL) AS record_pages,
             min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS requests,
-            count(DISTINCT (rkind, rid)) FILTER (WHERE rid IS NOT NULL) AS records
+            count(DISTINCT hash(rkind, rid)) FILTER (WHERE rid IS NOT NULL) AS records
         FROM ev GROUP BY ip
         """
     )
@@ -323,7 +323,7 @@ def _group(
         for r in con.execute(
             f"""
             SELECT m.actor, count(*),
-                   count(DISTINCT (ev.rkind, ev.rid)) FILTER (WHERE ev.rid IS NOT NULL AND {SERVED}),
+                   count(DISTINCT hash(ev.rkind, ev.rid)) FILTER (WHERE ev.rid IS NOT NULL AND {SERVED}),
                    min(ev.ts), max(ev.ts)
             FROM actor_members m JOIN ev ON ev.ip = m.ip GROUP BY m.actor
             """
@@ -374,7 +374,7 @@ def _group(
     return actors
 
 
-MAX_REPORTED_RECORDS = 1_000_000
+MAX_REPORTED_RECORDS = 250_000
 """Records listed in the report (JSON/HTML) at most; ``records_csv`` always has all of them."""
 
 
