@@ -58,6 +58,9 @@ def connect(memory_limit: str = "1GB", threads: int | None = None, spill_dir: st
     con.execute(f"SET temp_directory='{_sql_str(spill_dir or tempfile.gettempdir())}'")
     # Order of rows never matters to the analysis; not keeping it saves memory and time.
     con.execute("SET preserve_insertion_order=false")
+    # Progress is tracked (for ``query_progress()``, which the CLI's bar polls), never printed.
+    con.execute("SET enable_progress_bar=true")
+    con.execute("SET enable_progress_bar_print=false")
     if threads:
         con.execute(f"SET threads={int(threads)}")
     return con
