@@ -31,6 +31,10 @@ from .features import actor_features, ev_columns, prepare
 from .reader import ReadStats, connect, load
 
 TOP_UAS = 3
+UA_DETECTORS = frozenset(
+    {"client.bot_ua", "client.ai_crawler", "client.headless", "client.empty_ua", "client.deny_ua"}
+)
+"""Findings from the user agent alone: addresses flagged by them are grouped by user agent."""
 SERVED = "(status IS NULL OR status BETWEEN 200 AND 299 OR status = 304)"
 """Responses that handed the record out (redirects, 4xx and 5xx did not)."""
 
@@ -40,7 +44,8 @@ class Actor:
     """One reported actor: an address, or a group of addresses judged as one."""
 
     kind: str
-    """ip, network, campaign or account."""
+    """ip, network, campaign, user_agent (a declared bot on several addresses) or crawler (a
+    verified crawler's addresses)."""
     key: str
     addresses: list[str]
     verdict: Verdict
@@ -274,7 +279,8 @@ def _group(
     policy: Policy,
 ) -> list[Actor]:
     """Report each non-human address once: inside its campaign, else inside its network when the
-    network itself was judged, else alone. Verified crawlers are reported (not hidden)."""
+    network itself was judged, else with the other addresses of its declared bot or verified
+    crawler user agent, else alone. Verified crawlers are reported (not hidden)."""
     thresholds = policy.thresholds
     flagged = {ip for ip, v in addresses.items() if v.verdict != "human"}
     groups: list[tuple[str, str, list[str], float, Verdict, list[Evidence]]] = []
@@ -307,6 +313,24 @@ def _group(
             continue
         best = max(members, key=lambda ip: addresses[ip].score)
         groups.append(("network", net, members, addresses[best].score, addresses[best].verdict, kept))
+        placed.update(members)
+    # Declared bots and verified crawlers spread over many addresses: one actor per user agent
+    # (and verdict), judged by what the user agent says about itself.
+    by_ua: dict[tuple[str, Verdict], list[str]] = {}
+    for ip in sorted(flagged - placed):
+        v = addresses[ip]
+        if v.verdict == "verified_bot" or any(e.detector in UA_DETECTORS for e in v.evidence):
+            by_ua.setdefault((info[ip][1] or "", v.verdict), []).append(ip)
+    verdicts_per_ua: dict[str, int] = {}
+    for ua, _verdict in by_ua:
+        verdicts_per_ua[ua] = verdicts_per_ua.get(ua, 0) + 1
+    for (ua, verdict), members in by_ua.items():
+        if len(members) < 2:
+            continue
+        kind = "crawler" if verdict == "verified_bot" else "user_agent"
+        key = ua if verdicts_per_ua[ua] == 1 or kind == "crawler" else f"{ua} ({verdict})"
+        best = max(members, key=lambda ip: addresses[ip].score)
+        groups.append((kind, key, members, addresses[best].score, verdict, addresses[best].evidence))
         placed.update(members)
     for ip in sorted(flagged - placed):
         v = addresses[ip]

@@ -4,7 +4,8 @@ Shape (stable; new keys may be added)::
 
     {"lines", "bad_lines", "recovered_lines", "first_ts", "last_ts", "requests", "seconds",
      "verdicts": {"scraper": n, ...},   # addresses per verdict
-     "actors": [{"ip": "..."} or {"addresses": [...], "kind": "campaign"|"network", "key": ...},
+     "actors": [{"ip": "..."} or {"addresses": [...], "kind": "campaign"|"network"|"user_agent"|"crawler",
+                                  "key": ...},
                  "verdict", "score", "requests", "distinct_records", "reasons", "first_ts",
                  "last_ts", "user_agents"}],
      "records_exposed": [{"actor": "ip:…"|"campaign:…"|"network:…",
