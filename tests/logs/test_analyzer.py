@@ -122,3 +122,18 @@ def test_real_logs_find_the_mass_downloader_and_the_declared_bots() -> None:
     assert sum(v.verdict == "verified_bot" for v in result.addresses.values()) >= 20
     # most addresses are people reading the sites
     assert sum(v.verdict == "human" for v in result.addresses.values()) > len(result.addresses) / 2
+
+
+def test_site_without_assets_app_users_are_not_a_campaign(tmp_path: Path, rng: random.Random) -> None:
+    """Assets on a CDN: none in the log; many people with one browser build open records."""
+    entries = []
+    app = CHROME
+    for n in range(800):
+        ip = f"100.{64 + n // 250}.{n % 250}.9"
+        t = START + rng.uniform(0, 3600)
+        for _ in range(rng.randint(2, 6)):
+            entries.append((t, line(ip, t, f"/users/{rng.randint(1, 400000)}", app)))
+            t += rng.uniform(5, 90)
+    result = analyze([write(tmp_path / "api.log", entries)], POLICY)
+    assert [a for a in result.actors if a.kind == "campaign"] == []
+    assert {v.verdict for v in result.addresses.values()} == {"human"}

@@ -16,6 +16,7 @@ interleaved requests, their combined rate, and the fleet test (pages without ass
 many people keeps loading assets and stays clear.
 
 A campaign needs at least ``MIN_ADDRESSES`` addresses; a smaller group is judged address by address.
+On a site whose log shows no assets at all, only the enumeration test counts for a campaign.
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def find(
             fleet = fleet_from_counts(pages, assets, policy.client.fleet_no_assets, "campaign")
             if fleet is not None:
                 evidence.append(fleet)
+        else:
+            # A site whose log shows no assets (an API, assets on a CDN) cannot tell a scraper's
+            # addresses from its users' by assets: everyone is a candidate, and the users of one
+            # app or browser build would add up to a "campaign". Only the interleaved walk of
+            # neighbouring ids, which users do not produce, still says "one client".
+            evidence = [e for e in evidence if e.detector == "enumeration"]
         if len(sigs) > 1:
             evidence.append(
                 Evidence(
