@@ -211,3 +211,27 @@ def test_real_logs_read_with_no_loss_but_one_broken_line() -> None:
         " count(*) FILTER (WHERE ip = '') FROM requests"
     ).fetchone()
     assert (n, bad_ts, no_ip) == (22076, 0, 0)
+
+
+def test_json_fallback_parser_agrees_with_fast_path(tmp_path: Path) -> None:
+    from scrapewarden.logs.fallback import parse_json_line
+
+    records = [
+        {"remote_addr": "1.2.3.4", "time_iso8601": "2024-01-02T03:04:05+01:00",
+         "request": "GET /a?x=1 HTTP/1.1", "status": "200", "body_bytes_sent": "10",
+         "http_user_agent": 'x"y', "remote_user": "bob"},
+        {"timestamp": "2024-01-02T03:04:05.5Z", "httpRequest": {"requestMethod": "POST", "status": 201,
+         "requestUrl": "https://example.com/users/7?tab=1", "remoteIp": "2001:db8::1", "userAgent": UA}},
+        {"time": "2024-01-02T03:04:05Z", "client_ip": "198.51.100.7:41234", "request_url": "http://h:80/u/8",
+         "elb_status_code": "404", "user_agent": "curl/8"},
+    ]  # fmt: skip
+    for i, record in enumerate(records):
+        log = tmp_path / f"{i}.json"
+        log.write_text(json.dumps(record) + "\n")
+        con = connect()
+        load(con, [log])
+        fast = _rows(con)[0]
+        slow = parse_json_line(json.dumps(record), json_mapping([json.dumps(record)]))
+        assert slow is not None
+        assert tuple(slow) == fast, i
+    assert parse_json_line("not json", json_mapping([json.dumps(records[0])])) is None

@@ -89,3 +89,24 @@ def test_cli_watch_runs_for_a_while(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "203.0.113.9/32 1;" in out.read_text()
     assert "30 lines" in result.output
+
+
+def test_json_lines_log(tmp_path: Path) -> None:
+    import json
+
+    log = tmp_path / "access.json"
+    log.write_text("")
+    out = tmp_path / "bans.txt"
+    warden = Warden(Policy(), state="memory://")
+    watcher = Watcher(warden, Tail(log), "plain", out=out)
+    now = time.time()
+    records = [
+        {"remote_addr": "203.0.113.77", "msec": f"{now + i * 0.1:.3f}", "request": f"GET /p/{i} HTTP/1.1",
+         "status": "200", "http_user_agent": UA}
+        for i in range(30)
+    ]  # fmt: skip
+    _append(log, [json.dumps(r) for r in records] + ["{broken"])
+    watcher.step()
+    assert (watcher.stats.lines, watcher.stats.bad_lines) == (31, 1)
+    assert out.read_text().splitlines()[1:] == ["203.0.113.77/32"]
+    warden.close()

@@ -8,10 +8,12 @@ parser cannot read either is counted as bad and skipped, never fatal.
 from __future__ import annotations
 
 import calendar
+import json
 import re
+from datetime import datetime
 from typing import NamedTuple
 
-from .formats import COMBINED, COMMON
+from .formats import COMBINED, COMMON, JsonMapping, get_path
 
 _MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
 _CLF = re.compile(r"(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?")
@@ -94,4 +96,61 @@ def parse_line(line: str) -> Row | None:
         "" if referer == "-" else referer,
         "" if ua == "-" else ua,
         None if user == "-" else user,
+    )
+
+
+_IP_PORT = re.compile(r"^(\d+\.\d+\.\d+\.\d+):\d+$")
+_URL_HEAD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*")
+
+
+def _json_time(value: object, kind: str) -> float | None:
+    try:
+        if kind == "epoch":
+            return float(value)  # type: ignore[arg-type]
+        if kind == "clf":
+            return clf_time(str(value))
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def parse_json_line(line: str, mapping: JsonMapping) -> Row | None:
+    """One JSON log line -> Row with the same field table the DuckDB path uses; None if unusable."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    p = mapping.paths
+
+    def get(field: str) -> str:
+        value = get_path(obj, p[field]) if field in p else None
+        return "" if value is None or value == "-" else str(value)
+
+    ip = _IP_PORT.sub(r"\1", get("ip"))
+    ts = _json_time(get_path(obj, p["time"]), mapping.time_kind) if "time" in p else None
+    if not ip or ts is None:
+        return None
+    if "uri" in p:
+        method = get("method") or "GET"
+        target = _URL_HEAD.sub("", get("uri"))
+    else:
+        method, _, rest = get("request").partition(" ")
+        target = rest.partition(" ")[0]
+    path, _, query = target.partition("?")
+    status = get("status")
+    size = get("bytes")
+    account = get("account")
+    return Row(
+        ip,
+        ts,
+        method,
+        path,
+        query,
+        int(status) if status.isdigit() else None,
+        int(size) if size.isdigit() else None,
+        get("referer"),
+        get("ua"),
+        account or None,
     )

@@ -125,6 +125,11 @@ def detect(lines: list[str]) -> Format:
     return best  # type: ignore[return-value]
 
 
+def get_path(obj: object, dotted: str) -> object:
+    """The value at a dotted JSON path (``httpRequest.remoteIp``), or None."""
+    return _get(obj, dotted)
+
+
 def _get(obj: object, dotted: str) -> object:
     for part in dotted.split("."):
         if not isinstance(obj, dict) or part not in obj:

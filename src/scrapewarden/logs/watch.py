@@ -1,6 +1,6 @@
 """``scrapewarden watch``: decide on a live log with the live engine and push bans out.
 
-Each new line is parsed (combined or common; see :mod:`.fallback`), turned into request facts
+Each new line is parsed (combined, common or JSON lines; see :mod:`.fallback`), turned into request facts
 and decided by a :class:`~scrapewarden.warden.Warden`, which stores the engine's automatic bans
 in the state store with their escalating expiry. The bans written out are the store's active
 bans of addresses and networks, so bans imposed by the other doors (middleware, proxy, the
@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ..warden import Warden
 from .bans_out import render
-from .fallback import parse_line
+from .fallback import Row, parse_json_line, parse_line
+from .formats import JsonMapping, json_mapping
 from .live import facts_from_row
 from .tail import Tail
 
@@ -60,6 +61,18 @@ class Watcher:
         self.clock = clock
         self.stats = WatchStats()
         self._pushed: frozenset[str] | None = None
+        self._json: JsonMapping | None = None
+        """Field table of a JSON-lines log, picked from its first JSON lines."""
+
+    def _parse(self, text: str) -> Row | None:
+        if not text.lstrip().startswith("{"):
+            return parse_line(text)
+        if self._json is None:
+            try:
+                self._json = json_mapping([text])
+            except ValueError:
+                return None
+        return parse_json_line(text, self._json)
 
     def step(self) -> int:
         """Read and decide on new lines, then push the ban list if it changed. Returns lines read."""
@@ -68,7 +81,7 @@ class Watcher:
             if not text.strip():
                 continue
             self.stats.lines += 1
-            row = parse_line(text)
+            row = self._parse(text)
             if row is None:
                 self.stats.bad_lines += 1
                 continue
