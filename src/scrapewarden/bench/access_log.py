@@ -17,7 +17,9 @@ of ids sequential or shuffled, speed, jitter, user agent, whether assets are fet
 - ``single_ip``: one hosting address, library or spoofed browser user agent;
 - ``subnet``: one /24 of a hosting provider, the work split over its addresses;
 - ``rotating``: a residential proxy pool, thousands of addresses across many networks, a few
-  requests each, a realistic browser user agent (the same ones people use), assets now and then;
+  requests each, a realistic browser user agent (the same ones people use, sometimes two or
+  three at once), assets now and then, some warming each address up on the home page, some
+  sending a fixed referer;
 - ``bot_ua``: self-declared crawlers without published ranges (SEO and AI crawlers, scripts);
 - ``headless``: headless Chrome from a few hosting addresses, fetching assets like a browser.
 
@@ -258,16 +260,33 @@ def _walk(rng: random.Random, n: int) -> Iterator[int]:
 
 
 def _scrape(
-    rng: random.Random, ip_for: object, ua_for: object, start: float, n: int, gap: float, assets: float
+    rng: random.Random,
+    ip_for: object,
+    ua_for: object,
+    start: float,
+    n: int,
+    gap: float,
+    assets: float,
+    *,
+    warm_up: bool = False,
+    referer: str = "",
 ) -> list[Line]:
-    """``n`` record requests; ``ip_for(i)``/``ua_for(i)`` pick the address and user agent."""
+    """``n`` record requests; ``ip_for(i)``/``ua_for(i)`` pick the address and user agent.
+
+    ``warm_up``: each new address first fetches the home page (as tools that collect cookies
+    do); ``referer``: a fixed referer sent with every request (a spoofing habit)."""
     out: list[Line] = []
     t = start
+    seen: set[str] = set()
     for i, pid in enumerate(_walk(rng, n)):
         ip = ip_for(i)  # type: ignore[operator]
         ua = ua_for(i)  # type: ignore[operator]
+        if warm_up and ip not in seen:
+            seen.add(ip)
+            out.append((t, ip, "GET", "/", 200, rng.randint(9000, 14000), referer, ua))
+            t += rng.uniform(0.1, 0.6) * gap
         target = f"/search?q={rng.choice(_WORDS)}" if rng.random() < 0.05 else f"/users/{pid}"
-        out.append((t, ip, "GET", target, 200, rng.randint(4000, 30000), "", ua))
+        out.append((t, ip, "GET", target, 200, rng.randint(4000, 30000), referer, ua))
         if assets and rng.random() < assets:
             for asset in _assets(rng, True)[:2]:
                 out.append((t + 0.05, ip, "GET", asset, 200, 5000, SITE + target, ua))
@@ -321,6 +340,8 @@ def generate(spec: LogSpec) -> tuple[list[Line], dict[str, str]]:
             n,
             rng.uniform(0.3, 1.2),
             rng.choice((0.0, 0.02, 0.05)),
+            warm_up=rng.random() < 0.4,
+            referer=rng.choice(("", "", SITE + "/", "https://www.google.com/")),
         )
     for _ in range(max(2, round(8 * scale))):
         ua = rng.choice(_BOT_UAS)
