@@ -137,3 +137,11 @@ def test_site_without_assets_app_users_are_not_a_campaign(tmp_path: Path, rng: r
     result = analyze([write(tmp_path / "api.log", entries)], POLICY)
     assert [a for a in result.actors if a.kind == "campaign"] == []
     assert {v.verdict for v in result.addresses.values()} == {"human"}
+
+
+def test_an_empty_log_gives_an_empty_report(tmp_path: Path) -> None:
+    log = tmp_path / "empty.log"
+    log.write_text("")
+    result = analyze([log], POLICY)
+    assert (result.stats.lines, result.actors, result.addresses, result.records_exposed) == (0, [], {}, [])
+    assert to_json(result)["first_ts"] is None

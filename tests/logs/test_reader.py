@@ -176,10 +176,6 @@ def test_detection_and_errors(tmp_path: Path) -> None:
         detect(["hello", "world"])
     with pytest.raises(ValueError, match="without ip"):
         json_mapping(['{"a": 1}'])
-    empty = tmp_path / "empty.log"
-    empty.write_text("")
-    with pytest.raises(ValueError, match="empty"):
-        load(connect(), [empty])
     with pytest.raises(FileNotFoundError):
         load(connect(), [tmp_path / "missing.log"])
 
@@ -235,3 +231,41 @@ def test_json_fallback_parser_agrees_with_fast_path(tmp_path: Path) -> None:
         assert slow is not None
         assert tuple(slow) == fast, i
     assert parse_json_line("not json", json_mapping([json.dumps(records[0])])) is None
+
+
+def test_odd_files_empty_gzip_without_suffix_crlf_and_mixed_json(tmp_path: Path) -> None:
+    empty = tmp_path / "access.log"
+    empty.write_text("")  # freshly rotated
+    packed = tmp_path / "access.log.1"  # compressed, no .gz suffix
+    packed.write_bytes(gzip.compress((_combined(1) + "\n").encode()))
+    crlf = tmp_path / "windows.log"
+    crlf.write_bytes((_combined(2) + "\r\n" + _combined(3) + "\r\n").encode())
+    nginx = tmp_path / "nginx.json"
+    nginx.write_text(
+        json.dumps({"remote_addr": "1.1.1.1", "msec": "1704067200.5", "request": "GET /n HTTP/1.1"}) + "\n"
+    )
+    gcp = tmp_path / "gcp.json"
+    gcp.write_text(
+        json.dumps(
+            {"timestamp": "2024-01-01T00:00:00Z", "httpRequest": {"remoteIp": "2.2.2.2", "requestUrl": "/g"}}
+        )
+        + "\n"
+    )
+    con = connect()
+    stats = load(con, [empty, packed, crlf, nginx, gcp])
+    assert stats.formats[str(empty)] == "empty"
+    assert (stats.lines, stats.bad_lines) == (5, 0)
+    paths = dict(con.execute("SELECT ip, path FROM requests").fetchall())
+    assert paths == {"10.0.0.1": "/users/1", "10.0.0.2": "/users/1", "10.0.0.3": "/users/1", "1.1.1.1": "/n",
+                     "2.2.2.2": "/g"}  # fmt: skip
+    uas = {r[0] for r in con.execute("SELECT ua FROM requests WHERE ip LIKE '10.%'").fetchall()}
+    assert uas == {UA}  # no stray carriage return
+
+
+def test_only_empty_files_give_an_empty_table(tmp_path: Path) -> None:
+    empty = tmp_path / "a.log"
+    empty.write_text("\n")
+    con = connect()
+    stats = load(con, [empty])
+    assert (stats.lines, stats.bad_lines) == (0, 0)
+    assert con.execute("SELECT count(*) FROM requests").fetchone() == (0,)

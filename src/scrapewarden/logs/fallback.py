@@ -122,7 +122,7 @@ def parse_json_line(line: str, mapping: JsonMapping) -> Row | None:
         return None
     if not isinstance(obj, dict):
         return None
-    p = mapping.paths
+    p = dict(mapping.paths)
 
     def get(field: str) -> str:
         value = get_path(obj, p[field]) if field in p else None

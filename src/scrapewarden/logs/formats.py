@@ -61,8 +61,14 @@ TimeKind = Literal["epoch", "clf", "iso"]
 class JsonMapping:
     """Which JSON path holds each logical field (absent fields are left out)."""
 
-    paths: dict[str, str]
+    paths: tuple[tuple[str, str], ...]
     time_kind: TimeKind
+
+    def get(self, field: str) -> str | None:
+        for name, path in self.paths:
+            if name == field:
+                return path
+        return None
 
 
 COMBINED = re.compile(
@@ -174,4 +180,4 @@ def json_mapping(lines: list[str]) -> JsonMapping:
         kind = "clf"
     else:
         kind = "iso"
-    return JsonMapping(paths, kind)
+    return JsonMapping(tuple(sorted(paths.items())), kind)

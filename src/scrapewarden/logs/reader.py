@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
@@ -80,7 +80,7 @@ def _file_list(paths: Sequence[str | Path]) -> str:
     return "[" + ", ".join(f"'{_sql_str(str(p))}'" for p in paths) + "]"
 
 
-def _text_select(paths: Sequence[str | Path], fmt: str) -> str:
+def _text_select(paths: Sequence[str | Path], fmt: str, compression: str = "auto") -> str:
     n = COLUMNS[fmt]
     cols = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(n)) + "}"
     referer = "c8" if fmt == "combined" else "NULL"
@@ -113,12 +113,13 @@ def _text_select(paths: Sequence[str | Path], fmt: str) -> str:
           + (length(coalesce({referer}, '')) - length(replace(coalesce({referer}, ''), chr(10), '')))
           + (length(coalesce({ua}, '')) - length(replace(coalesce({ua}, ''), chr(10), ''))) AS _bad
     FROM read_csv({_file_list(paths)}, delim=' ', quote='"', escape='\\', header=false, columns={cols},
-                  store_rejects=true, strict_mode=false, auto_detect=false, max_line_size=1048576)
+                  store_rejects=true, strict_mode=false, auto_detect=false, max_line_size=1048576,
+                  compression='{compression}')
     """
 
 
-def _json_select(paths: Sequence[str | Path], mapping: JsonMapping) -> str:
-    p = mapping.paths
+def _json_select(paths: Sequence[str | Path], mapping: JsonMapping, compression: str = "auto") -> str:
+    p = dict(mapping.paths)
 
     def get(name: str) -> str:
         if name not in p:
@@ -153,23 +154,40 @@ def _json_select(paths: Sequence[str | Path], mapping: JsonMapping) -> str:
         SELECT {get("ip")} AS ip, {ts} AS ts, {method} AS method, coalesce({target}, '') AS target,
             try_cast({get("status")} AS INTEGER) AS status, try_cast({get("bytes")} AS BIGINT) AS bytes,
             {get("referer")} AS referer, {get("ua")} AS ua, {get("account")} AS account
-        FROM read_json_objects({_file_list(paths)}, format='newline_delimited', ignore_errors=true)
+        FROM read_json_objects({_file_list(paths)}, format='newline_delimited', ignore_errors=true,
+                               compression='{compression}')
     )
     """
 
 
-def resolve_format(paths: Sequence[str | Path], fmt: str = "auto") -> dict[str, Format]:
-    """The format of each file: given, or sniffed from its first lines."""
-    out: dict[str, Format] = {}
+def is_gzip(path: str | Path) -> bool:
+    with Path(path).open("rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def resolve_format(paths: Sequence[str | Path], fmt: str = "auto") -> dict[str, Format | Literal["empty"]]:
+    """The format of each file: given, or sniffed from its first lines; ``empty`` for a file
+    with no lines (a freshly rotated log), which is skipped."""
+    out: dict[str, Format | Literal["empty"]] = {}
     for path in paths:
-        if fmt != "auto":
+        lines = sample(path)
+        if not lines:
+            out[str(path)] = "empty"
+        elif fmt != "auto":
             out[str(path)] = fmt  # type: ignore[assignment]
-            continue
-        try:
-            out[str(path)] = detect(sample(path))
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        else:
+            try:
+                out[str(path)] = detect(lines)
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from exc
     return out
+
+
+_EMPTY = (
+    "SELECT NULL::VARCHAR AS ip, NULL::DOUBLE AS ts, NULL::VARCHAR AS method, NULL::VARCHAR AS path, "
+    "NULL::VARCHAR AS query, NULL::INTEGER AS status, NULL::BIGINT AS bytes, NULL::VARCHAR AS referer, "
+    "NULL::VARCHAR AS ua, NULL::VARCHAR AS account, true AS _ok, 0 AS _bad WHERE false"
+)
 
 
 BASE_COLUMNS = "ip, ts, method, path, query, status, bytes, referer, ua, account"
@@ -198,17 +216,23 @@ def load(
             raise FileNotFoundError(f"no such log file: {path}")
     formats = resolve_format(paths, fmt)
     stats = ReadStats(formats={k: str(v) for k, v in formats.items()})
-    groups: dict[str, list[str]] = {}
+    # One DuckDB scan per (format, compression, JSON field table): a scan takes one of each.
+    groups: dict[tuple[str, bool, JsonMapping | None], list[str]] = {}
     for path, f in formats.items():
-        groups.setdefault(f, []).append(path)
+        if f == "empty":
+            continue
+        mapping = json_mapping(sample(path)) if f == "json" else None
+        groups.setdefault((f, is_gzip(path), mapping), []).append(path)
     con.execute("DROP TABLE IF EXISTS requests")
-    for f, files in groups.items():
+    _insert(con, f"SELECT {derive}, _ok, _bad FROM ({_EMPTY})")
+    for (f, gz, mapping), files in groups.items():
         if progress is not None:
             progress(f"reading {len(files)} {f} file(s)")
-        if f == "json":
-            select = _json_select(files, json_mapping(sample(files[0])))
+        compression = "gzip" if gz else "none"
+        if mapping is not None:
+            select = _json_select(files, mapping, compression)
         else:
-            select = _text_select(files, f)
+            select = _text_select(files, f, compression)
         _insert(con, f"SELECT {derive}, _ok, _bad FROM ({select})")
         if f != "json":
             _recover(con, derive, stats)
