@@ -253,7 +253,9 @@ def analyze(
     say("grouping actors")
     actors = _group(con, addresses, found_campaigns, net_evidence, info, policy)
     say("listing exposed records")
-    records, truncated = _records_exposed(con, actors, records_csv) if policy.protected else ([], False)
+    records, truncated = _records_exposed(con, actors, records_csv if policy.protected else None)
+    if records_csv is not None and not policy.protected:
+        records_csv.write_text(RECORDS_CSV_HEADER)  # no protected records named: none exposed
     timeline, step = _timeline(con, addresses, first_ts, last_ts)
     return Analysis(
         stats=stats,
@@ -398,6 +400,7 @@ def _group(
     return actors
 
 
+RECORDS_CSV_HEADER = "actor,kind,id,first_ts,last_ts,requests\n"
 MAX_REPORTED_RECORDS = 250_000
 """Records listed in the report (JSON/HTML) at most; ``records_csv`` always has all of them."""
 
@@ -425,7 +428,7 @@ def _records_exposed(
     wanted = [a.id for a in actors if a.verdict in ("scraper", "suspicious") and a.distinct_records]
     if not wanted:
         if records_csv is not None:
-            records_csv.write_text("actor,kind,id,first_ts,last_ts,requests\n")
+            records_csv.write_text(RECORDS_CSV_HEADER)
         return [], False
     sql, params = _exposed_query(wanted)
     if records_csv is not None:
