@@ -399,7 +399,7 @@ def write(spec: LogSpec, path: Path) -> dict[str, str]:
     lines, labels = generate(spec)
     present = {x[1] for x in lines}
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8") as out:  # type: ignore[operator]
+    with opener(path, "wt", encoding="utf-8") as out:
         buf = []
         for t, ip, method, target, status, size, referer, ua in lines:
             buf.append(

@@ -61,7 +61,11 @@ def _measure(cmd: list[str]) -> dict[str, Any]:
         if gnu_time:
             text = rss.read().strip().splitlines()
             peak_kb = float(text[-1]) if text and text[-1].isdigit() else peak_kb
-    out = {"seconds": round(seconds, 3), "exit": proc.returncode, "peak_rss_mb": round(peak_kb / 1024, 1)}
+    out: dict[str, Any] = {
+        "seconds": round(seconds, 3),
+        "exit": proc.returncode,
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+    }
     if proc.returncode != 0:
         out["stderr_tail"] = err[-500:]
     return out
@@ -85,8 +89,8 @@ def score(
     fp_by_kind: dict[str, int] = {}
     fp_alone = 0
     for ip in flagged & negatives:
-        group = members.get(groups.get(ip, ""), [])
-        kinds = [labels.get(m, "") for m in group if labels.get(m) in SCRAPER_KINDS]
+        reported_with = members.get(groups.get(ip, ""), [])
+        kinds = [labels.get(m, "") for m in reported_with if labels.get(m) in SCRAPER_KINDS]
         if kinds:
             kind = max(set(kinds), key=kinds.count)
             fp_by_kind[kind] = fp_by_kind.get(kind, 0) + 1

@@ -235,9 +235,9 @@ def analyze(
             evidence.extend(net_evidence.get(net, ()))
         for account in ip_accounts.get(ip, ()):
             evidence.extend(acct_evidence.get(account, ()))
-        campaign = campaign_of.get(ip)
-        if campaign is not None:
-            evidence.extend(campaign.evidence)
+        in_campaign = campaign_of.get(ip)
+        if in_campaign is not None:
+            evidence.extend(in_campaign.evidence)
         score, verdict, kept = judge(evidence, thresholds, verified_bot=bool(verified))
         banned = None if verified else ban_evidence(features, score, policy)
         if banned is not None:

@@ -225,16 +225,16 @@ def load(
         groups.setdefault((f, is_gzip(path), mapping), []).append(path)
     con.execute("DROP TABLE IF EXISTS requests")
     _insert(con, f"SELECT {derive}, _ok, _bad FROM ({_EMPTY})")
-    for (f, gz, mapping), files in groups.items():
+    for (kind, gz, mapping), files in groups.items():
         if progress is not None:
-            progress(f"reading {len(files)} {f} file(s)")
+            progress(f"reading {len(files)} {kind} file(s)")
         compression = "gzip" if gz else "none"
         if mapping is not None:
             select = _json_select(files, mapping, compression)
         else:
-            select = _text_select(files, f, compression)
+            select = _text_select(files, kind, compression)
         _insert(con, f"SELECT {derive}, _ok, _bad FROM ({select})")
-        if f != "json":
+        if kind != "json":
             _recover(con, derive, stats)
     total, good, bad = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE _ok), coalesce(sum(_bad), 0) FROM requests"
