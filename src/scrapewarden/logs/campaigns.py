@@ -15,6 +15,9 @@ interleaved requests, their combined rate, and the fleet test (pages without ass
 *everyone* with that signature, as the live engine counts it: a popular browser build used by
 many people keeps loading assets and stays clear.
 
+Only a signature that carries far more candidates than its other users predict is considered
+(see :func:`_outstanding`): on a busy site, people who happen to fetch records without assets add
+up, per popular browser, to any breadth one cares to name, and must not become a "campaign".
 A campaign needs at least ``MIN_ADDRESSES`` addresses; a smaller group is judged address by address.
 On a site whose log shows no assets at all, only the enumeration test counts for a campaign.
 """
@@ -34,6 +37,12 @@ MIN_ADDRESSES = 3
 CANDIDATE = "(record_pages > 0 AND assets * 2 < pages AND record_pages * 2 >= pages)"
 """An address that asked for records, mostly records, and fetched few assets (a browser fetches
 several per page on a first visit and, with a warm cache, still some of each page's images)."""
+OUTSTANDING = 4.0
+"""How many times the expected number of candidate addresses a user agent must carry."""
+WELL_USED = 20
+"""User agents with at least this many non-candidate addresses set the expected share."""
+DEFAULT_ODDS = 0.5
+"""Expected candidates per other address when no user agent is well used (tiny logs)."""
 SYNC_MIN_MINUTES = 30
 """A group must be busy this many minutes before its timing says anything."""
 BUSY_REQUESTS = 3
@@ -65,16 +74,21 @@ def find(
     con.execute(
         "CREATE OR REPLACE TEMP TABLE campaign_exclude AS SELECT unnest(?::VARCHAR[]) AS ip", [exclude or []]
     )
+    counts = con.execute(
+        f"""
+        SELECT ua, count(*) FILTER (WHERE {CANDIDATE}), count(*) FILTER (WHERE NOT {CANDIDATE})
+        FROM ipinfo WHERE ip NOT IN (SELECT ip FROM campaign_exclude) GROUP BY ua
+        """
+    ).fetchall()
+    outstanding = _outstanding({ua: (int(c), int(o)) for ua, c, o in counts})
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE cand AS
         SELECT ip, ua AS sig FROM ipinfo
         WHERE {CANDIDATE} AND ip NOT IN (SELECT ip FROM campaign_exclude)
-          AND ua IN (
-              SELECT ua FROM ipinfo WHERE {CANDIDATE} AND ip NOT IN (SELECT ip FROM campaign_exclude)
-              GROUP BY ua HAVING count(*) >= {MIN_ADDRESSES}
-          )
-        """
+          AND ua IN (SELECT unnest(?::VARCHAR[]))
+        """,
+        [outstanding],
     )
     by_sig: dict[str, list[str]] = {}
     for ip, sig in con.execute("SELECT ip, sig FROM cand ORDER BY sig, ip").fetchall():
@@ -136,6 +150,33 @@ def find(
         out.append(
             Campaign(sorted(sigs, key=lambda s: -len(by_sig[s]))[0], addresses, f, evidence, sorted(sigs))
         )
+    return out
+
+
+def _outstanding(counts: dict[str, tuple[int, int]]) -> list[str]:
+    """User agents with far more candidate addresses than their other users predict.
+
+    On any site some visitors fetch records without assets (warm caches, text browsers), about
+    the same share of every user agent's visitors. A user agent whose candidates outnumber
+    ``OUTSTANDING`` times what that share predicts from its other addresses is carrying
+    something else: a client spread over many addresses. The share is the median over the
+    *other* well-used user agents, so a campaign does not raise its own bar."""
+    odds = {
+        ua: c / o for ua, (c, o) in counts.items() if o >= WELL_USED and ua
+    }  # candidates per other address
+    ordered = sorted(odds.values())
+    out = []
+    for ua, (candidates, others) in counts.items():
+        if candidates < MIN_ADDRESSES:
+            continue
+        if ua in odds:
+            rest = list(ordered)
+            rest.remove(odds[ua])
+        else:
+            rest = ordered
+        share = rest[len(rest) // 2] if rest else DEFAULT_ODDS
+        if candidates > OUTSTANDING * share * others:
+            out.append(ua)
     return out
 
 
