@@ -145,3 +145,37 @@ def test_an_empty_log_gives_an_empty_report(tmp_path: Path) -> None:
     result = analyze([log], POLICY)
     assert (result.stats.lines, result.actors, result.addresses, result.records_exposed) == (0, [], {}, [])
     assert to_json(result)["first_ts"] is None
+
+
+def test_campaign_signature_uses_logged_fingerprint_fields(tmp_path: Path, rng: random.Random) -> None:
+    import json
+
+    def record(ip: str, ts: float, path: str, lang: str) -> tuple[float, str]:
+        return ts, json.dumps(
+            {"remote_addr": ip, "msec": f"{ts:.3f}", "request": f"GET {path} HTTP/1.1", "status": 200,
+             "http_user_agent": CHROME, "http_accept_language": lang}
+        )  # fmt: skip
+
+    entries = []
+    for n in range(200):  # people: same browser build, their own languages, pages with assets
+        ip, t, lang = f"81.1.{n}.7", START + rng.uniform(0, 7200), rng.choice(["de-DE", "fr-FR", "en-GB"])
+        for _ in range(4):
+            entries.append(record(ip, t, f"/users/{rng.randint(1, 100000)}", lang))
+            entries.append(record(ip, t + 0.1, "/static/app.css", lang))
+            t += rng.uniform(5, 60)
+    t = START + 600
+    for i in range(3000):  # the pool: same browser build, one language, records only
+        t += rng.uniform(0.3, 1.0)
+        entries.append(
+            record(
+                f"{20 + i // 10 % 200}.{i // 2000}.{i // 10 % 250}.9",
+                t,
+                f"/users/{rng.randint(1, 400000)}",
+                "en-US",
+            )
+        )
+    result = analyze([write(tmp_path / "a.json", entries)], POLICY)
+    (campaign,) = [a for a in result.actors if a.kind == "campaign"]
+    assert campaign.key == f"{CHROME} | en-US"
+    assert campaign.verdict == "scraper"
+    assert not [ip for ip in campaign.addresses if ip.endswith(".7")]  # no person in it

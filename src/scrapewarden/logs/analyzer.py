@@ -94,7 +94,7 @@ def _ip_info(con: Any) -> None:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE ipinfo AS
-        SELECT ip, any_value(net) AS net, mode(ua) AS ua,
+        SELECT ip, any_value(net) AS net, mode(ua) AS ua, mode(sig) AS sig,
             count(*) FILTER (WHERE NOT is_asset) AS pages, count(*) FILTER (WHERE is_asset) AS assets,
             count(*) FILTER (WHERE rid IS NOT NULL) AS record_pages,
             min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS requests,

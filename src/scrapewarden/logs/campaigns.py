@@ -68,25 +68,25 @@ def find(
 ) -> list[Campaign]:
     """Candidate groups with at least ``MIN_ADDRESSES`` addresses, each with its findings.
 
-    Needs the ``ev`` table (:func:`.features.prepare`) and ``ipinfo`` (ip, ua: the address's
-    main user agent, pages, assets, record_pages). ``exclude``: addresses never grouped
+    Needs the ``ev`` table (:func:`.features.prepare`) and ``ipinfo`` (ip, sig: the address's
+    main client signature, pages, assets, record_pages). ``exclude``: addresses never grouped
     (verified crawlers: they are who they say they are)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE campaign_exclude AS SELECT unnest(?::VARCHAR[]) AS ip", [exclude or []]
     )
     counts = con.execute(
         f"""
-        SELECT ua, count(*) FILTER (WHERE {CANDIDATE}), count(*) FILTER (WHERE NOT {CANDIDATE})
-        FROM ipinfo WHERE ip NOT IN (SELECT ip FROM campaign_exclude) GROUP BY ua
+        SELECT sig, count(*) FILTER (WHERE {CANDIDATE}), count(*) FILTER (WHERE NOT {CANDIDATE})
+        FROM ipinfo WHERE ip NOT IN (SELECT ip FROM campaign_exclude) GROUP BY sig
         """
     ).fetchall()
     outstanding = _outstanding({ua: (int(c), int(o)) for ua, c, o in counts})
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE cand AS
-        SELECT ip, ua AS sig FROM ipinfo
+        SELECT ip, sig FROM ipinfo
         WHERE {CANDIDATE} AND ip NOT IN (SELECT ip FROM campaign_exclude)
-          AND ua IN (SELECT unnest(?::VARCHAR[]))
+          AND sig IN (SELECT unnest(?::VARCHAR[]))
         """,
         [outstanding],
     )
@@ -108,14 +108,14 @@ def find(
     ua_totals = {
         ua: (int(p), int(a))
         for ua, p, a in con.execute(
-            "SELECT ua, sum(pages), sum(assets) FROM ipinfo WHERE ua IN (SELECT sig FROM cand) GROUP BY ua"
+            "SELECT sig, sum(pages), sum(assets) FROM ipinfo WHERE sig IN (SELECT sig FROM cand) GROUP BY sig"
         ).fetchall()
     }
     features = actor_features(
         con,
         "cid",
         "campaign",
-        "(SELECT ev.*, cand_c.cid FROM ev JOIN cand_c ON ev.ip = cand_c.ip AND ev.ua = cand_c.sig)",
+        "(SELECT ev.*, cand_c.cid FROM ev JOIN cand_c ON ev.ip = cand_c.ip AND ev.sig = cand_c.sig)",
     )
     out: list[Campaign] = []
     for cid, sigs in signatures.items():
@@ -188,7 +188,7 @@ def _merge_synchronised(con: Any) -> dict[str, str]:
         f"""
         SELECT sig, list(m) FROM (
             SELECT cand.sig, floor(ev.ts / 60)::BIGINT AS m FROM ev JOIN cand
-            ON ev.ip = cand.ip AND ev.ua = cand.sig GROUP BY ALL HAVING count(*) >= {BUSY_REQUESTS}
+            ON ev.ip = cand.ip AND ev.sig = cand.sig GROUP BY ALL HAVING count(*) >= {BUSY_REQUESTS}
         ) GROUP BY sig
         """
     ).fetchall():

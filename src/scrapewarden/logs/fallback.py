@@ -33,6 +33,8 @@ class Row(NamedTuple):
     referer: str
     ua: str
     account: str | None
+    fp: str | None = None
+    """Fingerprint fields beyond the user agent (JSON logs that carry them), else None."""
 
 
 def clf_time(text: str) -> float | None:
@@ -142,6 +144,7 @@ def parse_json_line(line: str, mapping: JsonMapping) -> Row | None:
     status = get("status")
     size = get("bytes")
     account = get("account")
+    fp = " | ".join(v for v in (get("accept_language"), get("client_hints")) if v) or None
     return Row(
         ip,
         ts,
@@ -153,4 +156,5 @@ def parse_json_line(line: str, mapping: JsonMapping) -> Row | None:
         get("referer"),
         get("ua"),
         account or None,
+        fp,
     )

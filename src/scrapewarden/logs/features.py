@@ -34,6 +34,9 @@ def ev_columns(policy: Policy) -> str:
     computed while the lines are parsed (see ``reader.load(derive=...)``)."""
     return (
         f"ip, {network_sql(policy.network.ipv4_network_prefix)} AS net, ts, ua, account, status, "
+        # The client signature campaigns group by: the user agent, plus the fingerprint fields
+        # when the log has them.
+        "coalesce(ua || ' | ' || fp, ua) AS sig, "
         f"{asset_condition(policy)} AS is_asset, {trap_condition(policy)} AS is_trap, "
         f"{allow_path_condition(policy)} AS is_allowed_path, {record_columns(policy)}"
     )

@@ -52,6 +52,10 @@ JSON_FIELDS: dict[str, tuple[str, ...]] = {
     "referer": ("http_referer", "httpRequest.referer", "referer", "referrer"),
     "ua": ("http_user_agent", "httpRequest.userAgent", "user_agent", "userAgent"),
     "account": ("remote_user", "account", "user_id", "user"),
+    # Client-fingerprint fields some sites log: with them, a campaign's signature is more than
+    # its user agent.
+    "accept_language": ("http_accept_language", "accept_language", "httpRequest.acceptLanguage"),
+    "client_hints": ("http_sec_ch_ua", "sec_ch_ua"),
 }
 
 TimeKind = Literal["epoch", "clf", "iso"]

@@ -105,6 +105,7 @@ def _text_select(paths: Sequence[str | Path], fmt: str, compression: str = "auto
         CASE WHEN {referer} = '-' THEN '' ELSE split_part(coalesce({referer}, ''), chr(10), 1) END AS referer,
         CASE WHEN {ua} = '-' THEN '' ELSE split_part(coalesce({ua}, ''), chr(10), 1) END AS ua,
         CASE WHEN c2 = '-' THEN NULL ELSE c2 END AS account,
+        NULL::VARCHAR AS fp,
         {_OK} AS _ok,
         -- bad physical lines this row stands for: itself when unusable, plus any lines an
         -- unterminated quote swallowed (each shows as a newline inside a field)
@@ -126,6 +127,9 @@ def _json_select(paths: Sequence[str | Path], mapping: JsonMapping, compression:
             return "NULL"
         return f"json_extract_string(json, '$.{_sql_str(p[name])}')"
 
+    # Fingerprint fields beyond the user agent, when the log has them (NULL otherwise).
+    extra = [get(name) for name in ("accept_language", "client_hints") if name in p]
+    fingerprint = f"nullif(concat_ws(' | ', {', '.join(extra)}), '')" if extra else "NULL::VARCHAR"
     if mapping.time_kind == "epoch":
         ts = f"try_cast({get('time')} AS DOUBLE)"
     elif mapping.time_kind == "clf":
@@ -148,12 +152,14 @@ def _json_select(paths: Sequence[str | Path], mapping: JsonMapping, compression:
         CASE WHEN referer = '-' THEN '' ELSE coalesce(referer, '') END AS referer,
         CASE WHEN ua = '-' THEN '' ELSE coalesce(ua, '') END AS ua,
         CASE WHEN account IN ('-', '') THEN NULL ELSE account END AS account,
+        fp,
         ip IS NOT NULL AND ip <> '' AND ts IS NOT NULL AS _ok,
         CASE WHEN ip IS NOT NULL AND ip <> '' AND ts IS NOT NULL THEN 0 ELSE 1 END AS _bad
     FROM (
         SELECT {get("ip")} AS ip, {ts} AS ts, {method} AS method, coalesce({target}, '') AS target,
             try_cast({get("status")} AS INTEGER) AS status, try_cast({get("bytes")} AS BIGINT) AS bytes,
-            {get("referer")} AS referer, {get("ua")} AS ua, {get("account")} AS account
+            {get("referer")} AS referer, {get("ua")} AS ua, {get("account")} AS account,
+            {fingerprint} AS fp
         FROM read_json_objects({_file_list(paths)}, format='newline_delimited', ignore_errors=true,
                                compression='{compression}')
     )
@@ -186,11 +192,11 @@ def resolve_format(paths: Sequence[str | Path], fmt: str = "auto") -> dict[str, 
 _EMPTY = (
     "SELECT NULL::VARCHAR AS ip, NULL::DOUBLE AS ts, NULL::VARCHAR AS method, NULL::VARCHAR AS path, "
     "NULL::VARCHAR AS query, NULL::INTEGER AS status, NULL::BIGINT AS bytes, NULL::VARCHAR AS referer, "
-    "NULL::VARCHAR AS ua, NULL::VARCHAR AS account, true AS _ok, 0 AS _bad WHERE false"
+    "NULL::VARCHAR AS ua, NULL::VARCHAR AS account, NULL::VARCHAR AS fp, true AS _ok, 0 AS _bad WHERE false"
 )
 
 
-BASE_COLUMNS = "ip, ts, method, path, query, status, bytes, referer, ua, account"
+BASE_COLUMNS = "ip, ts, method, path, query, status, bytes, referer, ua, account, fp"
 
 
 def load(
@@ -204,7 +210,8 @@ def load(
     """Fill the ``requests`` table from ``paths``. ``progress(step_name)`` is told each step.
 
     ``derive``: the table's columns, as SQL select items over the base columns (``ip, ts,
-    method, path, query, status, bytes, referer, ua, account``); computed in the same pass
+    method, path, query, status, bytes, referer, ua, account, fp``: fingerprint fields beyond the
+    user agent, JSON logs only); computed in the same pass
     that parses the lines, so a caller that needs only some columns, or values derived from
     them, never materialises the rest.
 
@@ -294,6 +301,7 @@ def _recover(con: Any, derive: str, stats: ReadStats) -> None:
         "VARCHAR",
         "INTEGER",
         "BIGINT",
+        "VARCHAR",
         "VARCHAR",
         "VARCHAR",
         "VARCHAR",
