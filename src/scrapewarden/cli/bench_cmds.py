@@ -271,3 +271,75 @@ def _print_proxy(report: dict[str, Any]) -> None:
             "vs nginx: req/s over nginx_limit_req's; added p99: p99 minus the upstream's"
         )
     )
+
+
+@bench.command("analyze")
+@click.option(
+    "--lines",
+    type=click.IntRange(10_000, 50_000_000),
+    default=1_000_000,
+    show_default=True,
+    help="Lines of the generated log.",
+)
+@click.option("--seed", default=1, show_default=True, help="Seed of the generated log.")
+@click.option(
+    "--f2b-lines",
+    type=click.IntRange(1000, 10_000_000),
+    default=100_000,
+    show_default=True,
+    help="Lines fed to fail2ban-regex (it reads a few thousand lines per second).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the log and reports go (default: a new temporary directory).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def analyze_bench(lines: int, seed: int, f2b_lines: int, workdir: Path | None, as_json: bool) -> None:
+    """The log analyzer on a generated, labelled log of people, verified crawlers and five kinds
+    of scrapers: lines per second end to end, peak memory, and precision/recall per scraper kind,
+    next to GoAccess, fail2ban-regex and a per-address limiter measured in the same run."""
+    from ..bench.analyze_bench import run
+
+    try:
+        report = run(lines=lines, seed=seed, f2b_lines=f2b_lines, workdir=workdir, progress=_progress)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    console = Console()
+    table = Table(
+        title=Text(f"bench analyze: {report['lines']:,} lines ({report['log_mb']} MB), seed {seed}")
+    )
+    for column in ("tool", "lines/s", "seconds", "peak MB", "detection F1"):
+        table.add_column(column, justify="left" if column == "tool" else "right")
+    sw = report["scrapewarden"]
+    table.add_row("scrapewarden analyze", f"{sw['lines_per_s']:,}", f"{sw['seconds']:.2f}",
+                  f"{sw['peak_rss_mb']:.0f}", f"{report['detection']['f1']:.4f}")  # fmt: skip
+    for name in ("goaccess", "fail2ban_regex"):
+        other = report[name]
+        if "skipped" in other:
+            table.add_row(name, Text("skipped", style="yellow"), "", "", "")
+        else:
+            table.add_row(name, f"{other['lines_per_s']:,}", f"{other['seconds']:.2f}",
+                          f"{other['peak_rss_mb']:.0f}", "no detection")  # fmt: skip
+    table.add_row("per-address limit", "", "", "", f"{report['baseline_per_ip_limit']['f1']:.4f}")
+    console.print(table)
+    kinds = Table(title="detection per scraper kind (addresses)")
+    for column in ("kind", "addresses", "detected", "recall", "F1"):
+        kinds.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, row in report["detection"]["kinds"].items():
+        kinds.add_row(
+            kind, str(row["addresses"]), str(row["detected"]), f"{row['recall']:.4f}", f"{row['f1']:.4f}"
+        )
+    console.print(kinds)
+    det = report["detection"]
+    console.print(
+        Text(
+            f"precision {det['precision']:.4f}, recall {det['recall']:.4f}; "
+            f"people and crawlers wrongly flagged: {det['false_positives']} of {det['negatives']}; "
+            f"ratios: {report['ratios']}"
+        )
+    )

@@ -16,7 +16,15 @@ def _register() -> None:
     # and one broken optional module cannot take the whole CLI down.
     import importlib
 
-    for name in ("policy_cmds", "state_cmds", "bench_cmds", "demo_cmds", "serve_cmds", "proxy_cmds"):
+    for name in (
+        "policy_cmds",
+        "state_cmds",
+        "bench_cmds",
+        "demo_cmds",
+        "serve_cmds",
+        "proxy_cmds",
+        "analyze_cmds",
+    ):
         try:
             module = importlib.import_module(f"scrapewarden.cli.{name}")
         except ModuleNotFoundError as exc:

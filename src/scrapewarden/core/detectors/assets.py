@@ -13,10 +13,12 @@ MIN_PAGES = 10
 
 
 def no_assets_evidence(actor: str, state: ActorState, weight: float) -> Evidence | None:
-    if state.pages >= MIN_PAGES and state.assets == 0 and weight:
-        return Evidence(
-            "client.no_assets", weight, f"{actor}: {state.pages} pages and no assets loaded", actor
-        )
+    return no_assets_from_counts(actor, state.pages, state.assets, weight)
+
+
+def no_assets_from_counts(actor: str, pages: int, assets: int, weight: float) -> Evidence | None:
+    if pages >= MIN_PAGES and assets == 0 and weight:
+        return Evidence("client.no_assets", weight, f"{actor}: {pages} pages and no assets loaded", actor)
     return None
 
 
@@ -32,11 +34,15 @@ def fleet_evidence(state: ActorState, weight: float) -> Evidence | None:
     so its fingerprint accumulates what no single address shows. A popular browser build shared
     by many people keeps loading assets (new visitors have empty caches), so it stays clear.
     """
-    if state.pages >= FLEET_MIN_PAGES and state.assets * FLEET_ASSET_SHARE < state.pages and weight:
+    return fleet_from_counts(state.pages, state.assets, weight)
+
+
+def fleet_from_counts(pages: int, assets: int, weight: float, actor: str = "fingerprint") -> Evidence | None:
+    if pages >= FLEET_MIN_PAGES and assets * FLEET_ASSET_SHARE < pages and weight:
         return Evidence(
             "client.fleet_no_assets",
             weight,
-            f"this client build fetched {state.pages} pages and {state.assets} assets across addresses",
-            "fingerprint",
+            f"this client build fetched {pages} pages and {assets} assets across addresses",
+            actor,
         )
     return None

@@ -32,9 +32,14 @@ def breadth_evidence(actor: str, state: ActorState, limits: ActorLimits, sensiti
 
     Reads the estimates left by the latest ``ActorState.add_record``.
     """
+    return breadth_from_counts(actor, state.seen_hour, state.seen_day, limits, sensitivity)
+
+
+def breadth_from_counts(
+    actor: str, per_hour: float, per_day: float, limits: ActorLimits, sensitivity: int = 2
+) -> Evidence | None:
+    """The breadth finding from counts of distinct records (live estimates or exact batch counts)."""
     factor = SENSITIVITY_FACTOR.get(sensitivity, 1.0)
-    per_hour = state.seen_hour
-    per_day = state.seen_day
     hour_ratio = per_hour * factor / limits.profiles_per_hour
     day_ratio = per_day * factor / limits.profiles_per_day
     if hour_ratio >= day_ratio:

@@ -14,10 +14,14 @@ ASCENDING_FRACTION = 0.9
 
 
 def enumeration_evidence(actor: str, order: OrderTracker) -> Evidence | None:
-    pairs = order.pairs
+    return enumeration_from_fractions(actor, order.pairs, order.step_fraction, order.ascending_fraction)
+
+
+def enumeration_from_fractions(actor: str, pairs: int, steps: float, ascending: float) -> Evidence | None:
+    """The enumeration finding from the share of neighbour steps and of ascending pairs among
+    ``pairs`` consecutive record requests (the live engine's last 24, or a whole log)."""
     if pairs < MIN_PAIRS:
         return None
-    steps = order.step_fraction
     if steps >= STEP_FRACTION:
         weight = 40.0 + 30.0 * (steps - STEP_FRACTION) / (1.0 - STEP_FRACTION)
         return Evidence(
@@ -26,7 +30,6 @@ def enumeration_evidence(actor: str, order: OrderTracker) -> Evidence | None:
             f"{actor}: {steps:.0%} of the last {pairs} record ids were neighbours (sequential walk)",
             actor,
         )
-    ascending = order.ascending_fraction
     if ascending >= ASCENDING_FRACTION and pairs >= 2 * MIN_PAIRS:
         return Evidence(
             "enumeration",
