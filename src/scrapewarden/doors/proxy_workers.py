@@ -9,9 +9,16 @@
                  └── worker N
 
 The kernel spreads new connections over the workers; every worker asks the same engine, so a
-scraper's budget is the same whatever worker its connections land on. Signals go to the
-supervisor: SIGTERM/SIGINT drain the workers (grace period) and then stop the decider; SIGHUP is
-passed on to everyone (the decider reloads the engine, workers reload the reply settings).
+scraper's budget is the same whatever worker its connections land on, and every answer to the
+challenge is checked (and spent) by that engine too. Signals go to the supervisor: SIGTERM/SIGINT
+drain the workers (grace period) and then stop the decider; SIGHUP is passed on to everyone (the
+decider reloads the engine, workers reload the reply settings).
+
+If the decider dies, the supervisor starts a new one (logged; its counters start afresh, bans
+and the challenge key come back from the state store) and the workers reconnect; meanwhile they
+let requests through and answer ``/.sw/verify`` with a 503 page. A decider that dies within
+:data:`DECIDER_MIN_LIFE` seconds of starting is not restarted (a policy it cannot load, say):
+the whole proxy stops, as it does when a worker dies.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from .proxy import ProxyServer, ProxySettings
 from .proxy_decider import DeciderService, LocalDecider, RemoteDecider
 
 log = logging.getLogger("scrapewarden.proxy")
+
+DECIDER_MIN_LIFE = 5.0
+"""Seconds a decider must have run for the supervisor to start a new one when it dies."""
 
 
 def _install_loop() -> None:
@@ -118,6 +128,8 @@ def _decider_main(socket_path: str, policy: str | None, state: str | None, under
 
         await _until_stopped(reload)
         server.close()
+        await service.drain()
+        log.warning("decider: stopping after %s", service.summary())
         service.warden.close()
 
     asyncio.run(run())
@@ -145,6 +157,10 @@ def _worker_main(
         await _until_stopped(reload)
         await server.shutdown()
         decider.close()
+        if decider.unchecked:
+            log.warning(
+                "worker: %d answers got a 503 because the decider could not check them", decider.unchecked
+            )
 
     asyncio.run(run())
 
@@ -170,10 +186,16 @@ def serve_workers(
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((host, port))
         port = holder.getsockname()[1]
-        decider = context.Process(
-            target=_decider_main, args=(socket_path, policy, state, under_attack), name="decider"
-        )
-        decider.start()
+
+        def start_decider() -> multiprocessing.process.BaseProcess:
+            started = context.Process(
+                target=_decider_main, args=(socket_path, policy, state, under_attack), name="decider"
+            )
+            started.start()
+            return started
+
+        decider = start_decider()
+        decider_since = time.monotonic()
         procs = [
             context.Process(
                 target=_worker_main,
@@ -193,6 +215,7 @@ def serve_workers(
             workers,
             " (under attack: challenging everyone without clearance)" if under_attack else "",
         )
+        log.warning("proxy: decider pid %s, worker pids %s", decider.pid, [proc.pid for proc in procs])
         stopping = False
 
         def forward(signum: int, _frame: object) -> None:
@@ -209,7 +232,24 @@ def serve_workers(
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGHUP, forward)
         try:
-            while not stopping and all(proc.is_alive() for proc in [decider, *procs]):
+            while not stopping and all(proc.is_alive() for proc in procs):
+                if not decider.is_alive():
+                    lived = time.monotonic() - decider_since
+                    if lived < DECIDER_MIN_LIFE:
+                        log.error(
+                            "proxy: the decider exited after %.1fs (code %s); stopping",
+                            lived,
+                            decider.exitcode,
+                        )
+                        break
+                    log.error(
+                        "proxy: the decider (pid %s) exited (code %s); starting a new one",
+                        decider.pid,
+                        decider.exitcode,
+                    )
+                    decider = start_decider()
+                    decider_since = time.monotonic()
+                    log.warning("proxy: decider pid %s", decider.pid)
                 time.sleep(0.2)
         finally:
             for proc in procs:
