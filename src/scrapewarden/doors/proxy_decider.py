@@ -478,11 +478,11 @@ class RemoteDecider:
             async with asyncio.timeout(self.verify_wait):
                 reply = await future
         except TimeoutError:
-            reply = None
+            return self._unchecked("the decider did not check an answer in time; it got a 503")
         finally:
             self.verifying.pop(req_id, None)
         if reply is None:
-            return self._unchecked("the decider did not check an answer in time; it got a 503")
+            return self._unchecked("the decider went away while checking an answer; it got a 503")
         return reply
 
     def _unchecked(self, message: str) -> Reply:

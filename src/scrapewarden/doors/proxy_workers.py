@@ -16,9 +16,10 @@ decider reloads the engine, workers reload the reply settings).
 
 If the decider dies, the supervisor starts a new one (logged; its counters start afresh, bans
 and the challenge key come back from the state store) and the workers reconnect; meanwhile they
-let requests through and answer ``/.sw/verify`` with a 503 page. A decider that dies within
-:data:`DECIDER_MIN_LIFE` seconds of starting is not restarted (a policy it cannot load, say):
-the whole proxy stops, as it does when a worker dies.
+let requests through and answer ``/.sw/verify`` with a 503 page. A decider that dies before it
+listens is not restarted (a policy or state it cannot load, say): the whole proxy stops, as it
+does when a worker dies. Restarts are at least :data:`DECIDER_RESTART_GAP` seconds apart, so a
+decider that keeps dying costs a log line every few seconds, not a busy loop.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from .proxy_decider import DeciderService, LocalDecider, RemoteDecider
 
 log = logging.getLogger("scrapewarden.proxy")
 
-DECIDER_MIN_LIFE = 5.0
-"""Seconds a decider must have run for the supervisor to start a new one when it dies."""
+DECIDER_RESTART_GAP = 5.0
+"""Seconds at least between two starts of the decider."""
 
 
 def _install_loop() -> None:
@@ -217,6 +218,7 @@ def serve_workers(
         )
         log.warning("proxy: decider pid %s, worker pids %s", decider.pid, [proc.pid for proc in procs])
         stopping = False
+        restarting = False
 
         def forward(signum: int, _frame: object) -> None:
             nonlocal stopping
@@ -234,22 +236,26 @@ def serve_workers(
         try:
             while not stopping and all(proc.is_alive() for proc in procs):
                 if not decider.is_alive():
-                    lived = time.monotonic() - decider_since
-                    if lived < DECIDER_MIN_LIFE:
+                    if not restarting:
+                        if not os.path.exists(socket_path):
+                            log.error(
+                                "proxy: the decider exited before it was ready (code %s)", decider.exitcode
+                            )
+                            break
                         log.error(
-                            "proxy: the decider exited after %.1fs (code %s); stopping",
-                            lived,
+                            "proxy: the decider (pid %s) exited (code %s); starting a new one",
+                            decider.pid,
                             decider.exitcode,
                         )
-                        break
-                    log.error(
-                        "proxy: the decider (pid %s) exited (code %s); starting a new one",
-                        decider.pid,
-                        decider.exitcode,
-                    )
-                    decider = start_decider()
-                    decider_since = time.monotonic()
-                    log.warning("proxy: decider pid %s", decider.pid)
+                        restarting = True
+                    if time.monotonic() >= decider_since + DECIDER_RESTART_GAP:
+                        # Its socket tells the next death apart from a failed start.
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(socket_path)
+                        decider = start_decider()
+                        decider_since = time.monotonic()
+                        restarting = False
+                        log.warning("proxy: decider pid %s", decider.pid)
                 time.sleep(0.2)
         finally:
             for proc in procs:
