@@ -189,8 +189,8 @@ def test_without_the_decider_answers_get_a_503_the_proxy_keeps_serving_and_recov
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
             for _ in range(8):
-                # Well inside the workers' wait for a slow decider (15 s): a dead one is known at once.
-                refused = _post(url, form, timeout=5)
+                # Inside the workers' wait for a slow decider (15 s): a dead one is known at once.
+                refused = _post(url, form, timeout=10)
                 assert refused.status_code == 503, refused.text[:300]
                 assert refused.headers["Retry-After"] == "5" and "Set-Cookie" not in refused.headers
                 assert (
