@@ -379,7 +379,8 @@ def test_chromium_is_challenged_solves_lands_and_browses_on(upstream, browser):
         context.close()
 
         # A forged clearance cookie is refused: the page is challenged as if there were none.
-        forged = browser.new_context(user_agent=chrome_user_agent(browser.version))
+        # (Scripts off, so the page does not solve itself and land before the context closes.)
+        forged = browser.new_context(user_agent=chrome_user_agent(browser.version), java_script_enabled=False)
         forged.add_cookies([{"name": "sw_clearance", "value": "eyJ2IjoxfQ.AAAA", "url": url}])
         tab = forged.new_page()
         refused = tab.goto(f"{url}/people/5")
