@@ -84,10 +84,17 @@ def _worker_pids(output: str) -> list[int]:
     return [int(pid) for pid in found[0].split(",")]
 
 
-def _decider_pid(log: OutputReader) -> int:
-    log.wait_for("decider pid ")
-    line = next(line for line in reversed(log.lines) if "decider pid " in line)
-    return int(re.search(r"decider pid (\d+)", line).group(1))  # type: ignore[union-attr]
+def _decider_with_both_workers(log: OutputReader, known: int = 0) -> int:
+    """The pid of the (newest) decider, once both workers have connected to it."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        pids = [int(pid) for line in log.lines for pid in re.findall(r"decider pid (\d+)", line)]
+        if pids and pids[-1] != known:
+            joined = [line for line in log.lines if f"decider[{pids[-1]}] WARNING decider: worker" in line]
+            if len(joined) == 2:
+                return pids[-1]
+        assert time.monotonic() < deadline, f"no decider with both workers: {log.lines}"
+        time.sleep(0.05)
 
 
 def _events_summary(state: str) -> dict[str, Any]:
@@ -178,7 +185,7 @@ def test_without_the_decider_answers_get_a_503_the_proxy_keeps_serving_and_recov
     unavailable = 0
     with run_proxy(port, *args) as (proc, url):
         log = OutputReader(proc)
-        decider = _decider_pid(log)
+        decider = _decider_with_both_workers(log)
         form = _challenged(url, "/people/1")
         # The supervisor is held still, so the decider stays dead until we let it go on.
         proc.send_signal(signal.SIGSTOP)
@@ -212,10 +219,8 @@ def test_without_the_decider_answers_get_a_503_the_proxy_keeps_serving_and_recov
             assert time.monotonic() < deadline, "the workers never reached the new decider"
             time.sleep(0.1)
         assert reply.status_code == 303, reply.text[:300]
-        deadline = time.monotonic() + DEADLINE
-        while sum("reached the decider again" in line for line in log.lines) < 2:
-            assert time.monotonic() < deadline, "a worker never reached the new decider"
-            time.sleep(0.05)
+        _decider_with_both_workers(log, known=decider)
+        assert sum("reached the decider again" in line for line in log.lines) == 2, "".join(log.lines)
         for _ in range(8):  # both workers are back: a replay is refused whichever gets it
             again = _post(url, form)
             assert again.status_code == 403 and "already used" in again.text

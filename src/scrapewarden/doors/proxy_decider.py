@@ -246,6 +246,7 @@ class DeciderService:
         if kind == "key":
             if connection is not None and len(request) > 1 and isinstance(request[1], int):
                 connection.worker = request[1]
+                log.warning("decider: worker %d connected (%d in all)", request[1], len(self.connections))
             return self.key_frame()
         if kind == "issued":
             if len(request) == 2 and isinstance(request[1], int):
@@ -373,20 +374,19 @@ class RemoteDecider:
         self._flush_scheduled = False
         self._last_complaint = 0.0
         self._closed = False
+        self._lost = False
         self._reconnecting: asyncio.Task[None] | None = None
 
-    async def connect(self, attempts: int = 100) -> None:
-        for _ in range(attempts):
-            if await self._try_connect():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise ConnectionError(f"decider not reachable at {self.path}")
+    async def connect(self, timeout: float = 30.0) -> None:
+        """Reach the decider and learn its key, waiting up to ``timeout`` seconds (it may be
+        starting, or being restarted: a connection lost meanwhile is retried)."""
         try:
-            async with asyncio.timeout(30.0):
+            async with asyncio.timeout(timeout):
+                while not await self._try_connect():
+                    await asyncio.sleep(0.05)
                 await self._key_known.wait()
         except TimeoutError:
-            raise ConnectionError("the decider did not send the challenge key") from None
+            raise ConnectionError(f"no challenge key from a decider at {self.path}") from None
 
     async def _try_connect(self) -> bool:
         try:
@@ -400,12 +400,13 @@ class RemoteDecider:
         return True
 
     async def _reconnect(self) -> None:
-        """Until closed: reach the decider again (the supervisor restarts one that died)."""
+        """Until closed: reach the decider again (the supervisor restarts one that died). The
+        decider's key answer (:meth:`resolve`) is what says it is really back."""
         try:
-            while not self._closed and not await self._try_connect():
+            while not self._closed:
                 await asyncio.sleep(RECONNECT_EVERY)
-            if not self._closed:
-                log.warning("proxy: reached the decider again")
+                if await self._try_connect():
+                    return
         finally:
             self._reconnecting = None
 
@@ -505,6 +506,9 @@ class RemoteDecider:
     def resolve(self, answer: Any) -> None:
         kind = answer[0]
         if kind == "key":
+            if self._lost:
+                self._lost = False
+                log.warning("proxy: reached the decider again")
             self._set_key(bytes(answer[1]))
             return
         if kind == "verified":
@@ -545,6 +549,7 @@ class RemoteDecider:
         for waiting in verifying.values():
             if not waiting.done():
                 waiting.set_result(None)
+        self._lost = True
         if not self._closed and self._reconnecting is None:
             log.error("proxy: lost the decider; letting requests through until it is back")
             self._reconnecting = self.loop.create_task(self._reconnect())

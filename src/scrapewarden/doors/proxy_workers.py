@@ -115,7 +115,9 @@ async def serve_single(
 
 def _decider_main(socket_path: str, policy: str | None, state: str | None, under_attack: bool) -> None:
     _install_loop()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s decider %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s decider[%(process)d] %(levelname)s %(message)s"
+    )
 
     async def run() -> None:
         service = DeciderService(Warden(policy, state=state, under_attack=under_attack))
@@ -140,7 +142,9 @@ def _worker_main(
     settings: ProxySettings, socket_path: str, policy: str | None, host: str, port: int, under_attack: bool
 ) -> None:
     _install_loop()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
+    )
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
