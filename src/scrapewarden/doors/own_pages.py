@@ -13,14 +13,19 @@ They are never forwarded to the site, which knows nothing about them.
 Answers are bound to the client's address and user agent, so both doors must work the address
 out exactly as they do when deciding (trusted proxies included): :func:`client_of` is that one
 place. ``ChallengeService.verify`` may wait on the network (a CAPTCHA provider's check), so it
-runs in a worker thread and the event loop keeps serving everyone else meanwhile.
+runs in a worker thread (:func:`check_answer`) and the event loop keeps serving everyone else
+meanwhile.
+
+Who checks an answer can be chosen (``verify``): the proxy always asks its decider, which checks
+it in its own process (one process) or in the decider process (``--workers N``), so that every
+answer is spent once in one place and reaches the event trail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -38,7 +43,9 @@ __all__ = [
     "OWN_PATHS",
     "OWN_PREFIX",
     "Client",
+    "Verifier",
     "challenge_page",
+    "check_answer",
     "client_of",
     "header",
     "own_reply",
@@ -93,6 +100,16 @@ def challenge_page(challenges: ChallengeService, decision: Decision, *, target: 
     return challenges.page(decision, target, client.ip, client.user_agent, lang=client.lang)
 
 
+Verifier = Callable[[Mapping[str, str], Client], Awaitable[Reply]]
+"""Checks a posted answer form for a client and gives the reply (303 with clearance, or 403)."""
+
+
+async def check_answer(challenges: ChallengeService, form: Mapping[str, str], client: Client) -> Reply:
+    """``challenges.verify`` for ``client``, in a thread: it may ask a CAPTCHA provider over the
+    network, and the caller's event loop must keep serving meanwhile."""
+    return await asyncio.to_thread(challenges.verify, form, client.ip, client.user_agent, secure=client.https)
+
+
 async def own_reply(
     challenges: ChallengeService,
     *,
@@ -101,10 +118,12 @@ async def own_reply(
     query: str,
     body: bytes | None,
     client: Client,
+    verify: Verifier | None = None,
 ) -> Reply:
     """The answer for one of :data:`OWN_PATHS`. ``body`` is None when the form was too large.
 
-    Never raises: a failure is a plain 500, logged.
+    Answers to ``POST /.sw/verify`` go to ``verify`` (default: :func:`check_answer` with
+    ``challenges``, in this process). Never raises: a failure is a plain 500, logged.
     """
     try:
         if path == VERIFY_PATH:
@@ -113,10 +132,9 @@ async def own_reply(
             if body is None:
                 return plain_reply(413, "Form too large.")
             form = parse_form(body)
-            # In a thread: verifying may ask a CAPTCHA provider over the network.
-            return await asyncio.to_thread(
-                challenges.verify, form, client.ip, client.user_agent, secure=client.https
-            )
+            if verify is None:
+                return await check_answer(challenges, form, client)
+            return await verify(form, client)
         if method not in ("GET", "HEAD"):
             return plain_reply(405, "Use GET.", [("Allow", "GET, HEAD")])
         if path == PAGE_PATH:

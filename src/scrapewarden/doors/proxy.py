@@ -23,7 +23,8 @@ One client connection (:class:`ClientConnection`) handles its requests in order.
    sockets are piped together.
 
 scrapewarden's own pages (``/.sw/challenge``, its scripts, ``POST /.sw/verify``; see
-:mod:`.own_pages`) are answered by the proxy and never forwarded.
+:mod:`.own_pages`) are answered by the proxy and never forwarded. Answers to the challenge are
+checked by the decider (``Decider.verify``), wherever it runs.
 
 Upstream failures answer 502 (refused, reset, garbage) or 504 (connect or read timeout), each
 with one log line. SIGTERM/SIGINT: stop accepting, finish in-flight requests for up to the grace
@@ -465,6 +466,7 @@ class ClientConnection(asyncio.Protocol):
             query=(ex.own or b"").decode("latin-1"),
             body=body,
             client=self._client(ex),
+            verify=self.server.decider.verify,  # where the engine is: spent once, recorded
         )
         task = self.loop.create_task(coroutine)
         self.server.tasks.add(task)

@@ -1,7 +1,8 @@
 """Who decides for the proxy: the Warden in this process, or one shared decider process.
 
 With one worker the proxy calls its own :class:`~scrapewarden.warden.Warden` directly
-(:class:`LocalDecider`, ~20 µs per request, no await).
+(:class:`LocalDecider`, ~20 µs per request, no await), and checks challenge answers with the same
+Warden in a thread (:func:`verify_with`, the one way both deciders check them).
 
 With ``--workers N`` the counters that make up a scraper's budget must not be split N ways,
 or a scraper spreading its requests over the workers (which SO_REUSEPORT does for it) would get
@@ -19,11 +20,29 @@ under load one round trip carries many decisions.
 Request:  ``(id, peer, method, path, query, scheme, headers)``
 Answer:   ``(id, action, enforced, retry_after, tarpit_seconds, decoy, record, challenge_bits)``
 
-The challenge key. Workers answer the challenge pages themselves (rendering a page or checking
-an answer needs no engine), but a challenge issued by one worker must verify in any other, and
-the clearance it earns must satisfy the decider. So the decider's key is the only key: a worker
-asks for it once connected (request ``("key",)``, answer ``("key", key_bytes)``), and the decider
-sends it again to every worker after a policy reload, in case the policy named a new one.
+The challenge key. Workers render the challenge pages and serve their scripts themselves (that
+needs only the key), but a challenge issued by one worker must verify in any other, and the
+clearance it earns must satisfy the decider. So the decider's key is the only key: a worker
+asks for it once connected (request ``("key", worker_pid)``, answer ``("key", key_bytes)``), and
+the decider sends it again to every worker after a policy reload, in case the policy named a new
+one.
+
+Answers. Workers do not check answers (``POST /.sw/verify``): they pass the parsed form on
+(request ``("verify", id, form, client_ip, user_agent, https)``) and write back what the decider
+replies (answer ``("verified", id, status, headers, body, reference)``). So a challenge is spent
+once for all workers (and, through the store's ``spend_once``, for every instance sharing the
+store), and every checked answer reaches the event trail as ``challenge_passed`` /
+``challenge_failed`` through the decider's Warden. The decider checks each answer in a thread (a
+CAPTCHA provider may be asked over the network), so decisions keep flowing meanwhile. A worker
+waits at most :data:`VERIFY_WAIT` seconds; without an answer (decider gone, restarting or stuck)
+the person gets a 503 page saying to try again, nothing spent, and the worker counts and logs it.
+
+Challenge pages issued: each worker counts the pages it renders and adds the count to its next
+message to the decider (``("issued", n)``), so the decider's ``challenges.stats`` holds issued,
+passed and refused answers for the whole proxy, as the one-process proxy's does.
+
+If the decider goes away, workers let requests through (logged), answer ``/.sw/verify`` with the
+503 page, and reconnect as soon as a decider listens again (the supervisor starts a new one).
 
 Bans go through the state store as always: the decider imposes them and every process
 (including the CLI) sees them there.
@@ -32,11 +51,13 @@ Bans go through the state store as always: the decider imposes them and every pr
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import marshal
+import os
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,12 +65,22 @@ from ..challenge.service import ChallengeService
 from ..core.decision import Action, Decision
 from ..core.policy import Policy
 from ..warden import Warden, build_engine
+from .asgi import plain_reply
+from .own_pages import Client, check_answer
+from .responses import Reply, unavailable
 
 log = logging.getLogger("scrapewarden.proxy")
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 1 << 22
 """A request's facts are bounded by the proxy's header limit; anything bigger is a bug."""
+
+VERIFY_WAIT = 15.0
+"""Seconds a worker waits for the decider to check an answer: longer than a CAPTCHA provider's
+check may take, short enough that a stuck decider gives the person a 503 rather than a hang."""
+
+RECONNECT_EVERY = 0.2
+"""Seconds between a worker's attempts to reach a decider that went away."""
 
 
 class Decider(Protocol):
@@ -59,7 +90,7 @@ class Decider(Protocol):
 
     @property
     def challenges(self) -> ChallengeService:
-        """Challenge pages and answers, signed with the key the engine checks clearance with."""
+        """Challenge pages, signed with the key the engine checks clearance with."""
         ...
 
     def decide(
@@ -71,6 +102,10 @@ class Decider(Protocol):
         headers: Sequence[tuple[bytes, bytes]],
         scheme: str,
     ) -> Decision | asyncio.Future[Decision]: ...
+
+    async def verify(self, form: Mapping[str, str], client: Client) -> Reply:
+        """Check an answer posted to ``/.sw/verify`` where the engine is (never raises)."""
+        ...
 
     def reload(self, policy: Policy) -> None: ...
 
@@ -86,6 +121,16 @@ def reloaded_warden(old: Warden, policy: Policy) -> Warden:
     new = Warden(policy, state=old.store, engine=build_engine(policy), clock=old.clock)
     new.engine.adopt_state(old.engine)
     return new
+
+
+async def verify_with(warden: Warden, form: Mapping[str, str], client: Client) -> Reply:
+    """Check an answer with ``warden``'s challenge service: spent in its memory and its store,
+    recorded in its event trail. The one way both deciders check answers."""
+    try:
+        return await check_answer(warden.challenges, form, client)
+    except Exception:
+        log.exception("proxy: checking a challenge answer failed")
+        return plain_reply(500, "Something went wrong.")
 
 
 class LocalDecider:
@@ -111,6 +156,9 @@ class LocalDecider:
         return self.warden.decide_http(
             peer=peer, method=method, path=path, query=query, headers=headers, scheme=scheme
         )
+
+    async def verify(self, form: Mapping[str, str], client: Client) -> Reply:
+        return await verify_with(self.warden, form, client)
 
     def reload(self, policy: Policy) -> None:
         self.warden = reloaded_warden(self.warden, policy)
@@ -150,6 +198,8 @@ class _DeciderConnection(asyncio.Protocol):
         self.service = service
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.worker = 0
+        """The worker's pid, from its key request (0 until then)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -157,6 +207,7 @@ class _DeciderConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.service.connections.discard(self)
+        self.transport = None
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -167,9 +218,13 @@ class _DeciderConnection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.abort()
             return
-        answers = [self.service.answer(request) for request in requests]
+        answers = [self.service.answer(request, self) for request in requests]
         if answers and self.transport is not None:
             self.transport.write(b"".join(answers))
+
+    def send(self, frame: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame)
 
 
 class DeciderService:
@@ -179,13 +234,30 @@ class DeciderService:
         self.warden = warden
         self.answered = 0
         self.connections: set[_DeciderConnection] = set()
+        self.checked: collections.Counter[int] = collections.Counter()
+        """Answers checked, per worker pid (how an operator or a test sees every worker's share)."""
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def key_frame(self) -> bytes:
         return _encode(("key", self.warden.challenges.key))
 
-    def answer(self, request: Any) -> bytes:
-        if request == ("key",):
+    def answer(self, request: Any, connection: _DeciderConnection | None = None) -> bytes:
+        kind = request[0] if isinstance(request, tuple) and request else None
+        if kind == "key":
+            if connection is not None and len(request) > 1 and isinstance(request[1], int):
+                connection.worker = request[1]
+                log.warning("decider: worker %d connected (%d in all)", request[1], len(self.connections))
             return self.key_frame()
+        if kind == "issued":
+            if len(request) == 2 and isinstance(request[1], int):
+                self.warden.challenges.stats["issued"] += max(0, request[1])
+            return b""
+        if kind == "verify":
+            if connection is not None:
+                task = asyncio.get_running_loop().create_task(self._verify(request, connection))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            return b""
         try:
             req_id, peer, method, path, query, scheme, headers = request
             decision = self.warden.decide_http(
@@ -209,12 +281,39 @@ class DeciderService:
             )
         )
 
+    async def _verify(self, request: tuple[Any, ...], connection: _DeciderConnection) -> None:
+        req_id = request[1] if len(request) > 1 else -1
+        try:
+            _, req_id, form, ip, user_agent, https = request
+            client = Client(ip=str(ip), user_agent=str(user_agent), https=bool(https), lang="en")
+            checked = dict(form)
+        except Exception:
+            log.error("decider: unreadable answer from worker %d; refusing it", connection.worker)
+            reply = plain_reply(400, "Unreadable answer.")
+        else:
+            reply = await verify_with(self.warden, checked, client)
+        self.checked[connection.worker] += 1
+        frame = ("verified", req_id, reply.status, list(reply.headers), reply.body, reply.reference)
+        connection.send(_encode(frame))
+
     def reload(self, policy: Policy) -> None:
         self.warden = reloaded_warden(self.warden, policy)
         frame = self.key_frame()
         for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.write(frame)
+            connection.send(frame)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait (bounded) for answers still being checked, before the Warden closes."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+    def summary(self) -> str:
+        """One log line: what this decider did (no personal data)."""
+        checked = {pid: self.checked[pid] for pid in sorted(self.checked)}
+        return (
+            f"{self.answered} decisions, answers checked per worker pid {checked}, "
+            f"challenges {dict(sorted(self.warden.challenges.stats.items()))}"
+        )
 
     async def serve(self, path: Path) -> asyncio.AbstractServer:
         loop = asyncio.get_running_loop()
@@ -228,6 +327,10 @@ class _DeciderClient(asyncio.Protocol):
     def __init__(self, owner: RemoteDecider) -> None:
         self.owner = owner
         self.buffer = bytearray()
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -235,62 +338,116 @@ class _DeciderClient(asyncio.Protocol):
             answers = _frames(self.buffer)
         except Exception:
             log.exception("proxy: unreadable answer from the decider")
-            self.owner.lost()
+            self.owner.lost(self.transport)
             return
         for answer in answers:
             self.owner.resolve(answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.owner.lost()
+        self.owner.lost(self.transport)
 
 
 class RemoteDecider:
-    """Asks the decider process. Fails open (allow, logged) when the decider is unreachable."""
+    """Asks the decider process. Fails open (allow, logged) when the decider is unreachable;
+    answers to the challenge then get a 503 page (counted in :attr:`unchecked`)."""
 
-    def __init__(self, path: Path, policy: Policy, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, path: Path, policy: Policy, loop: asyncio.AbstractEventLoop, *, verify_wait: float = VERIFY_WAIT
+    ) -> None:
         self.path = path
         self.policy = policy
         self.loop = loop
+        self.verify_wait = verify_wait
         self._key: bytes | None = None
         self._key_known: asyncio.Event = asyncio.Event()
         self._challenges: ChallengeService | None = None
         self.transport: asyncio.Transport | None = None
         self.pending: dict[int, asyncio.Future[Decision]] = {}
+        self.verifying: dict[int, asyncio.Future[Reply | None]] = {}
         self.outbox: list[bytes] = []
         self.next_id = 0
         self.round_trips = 0
+        self.unchecked = 0
+        """Answers the decider could not check (it was unreachable or too slow): each got a 503."""
+        self._issued_unsent = 0
+        self._issued_seen = 0
         self._flush_scheduled = False
         self._last_complaint = 0.0
+        self._closed = False
+        self._lost = False
+        self._reconnecting: asyncio.Task[None] | None = None
 
-    async def connect(self, attempts: int = 100) -> None:
-        for _ in range(attempts):
-            try:
-                self.transport, _ = await self.loop.create_unix_connection(
-                    lambda: _DeciderClient(self), str(self.path)
-                )
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        else:
-            raise ConnectionError(f"decider not reachable at {self.path}")
-        self.transport.write(_encode(("key",)))
+    async def connect(self, timeout: float = 30.0) -> None:
+        """Reach the decider and learn its key, waiting up to ``timeout`` seconds (it may be
+        starting, or being restarted: a connection lost meanwhile is retried)."""
         try:
-            async with asyncio.timeout(30.0):
+            async with asyncio.timeout(timeout):
+                while not await self._try_connect():
+                    await asyncio.sleep(0.05)
                 await self._key_known.wait()
         except TimeoutError:
-            raise ConnectionError("the decider did not send the challenge key") from None
+            raise ConnectionError(f"no challenge key from a decider at {self.path}") from None
+
+    async def _try_connect(self) -> bool:
+        try:
+            transport, _ = await self.loop.create_unix_connection(
+                lambda: _DeciderClient(self), str(self.path)
+            )
+        except OSError:
+            return False
+        self.transport = transport
+        transport.write(_encode(("key", os.getpid())))
+        return True
+
+    async def _reconnect(self) -> None:
+        """Until closed: reach the decider again (the supervisor restarts one that died). The
+        decider's key answer (:meth:`resolve`) is what says it is really back."""
+        try:
+            while not self._closed:
+                await asyncio.sleep(RECONNECT_EVERY)
+                if await self._try_connect():
+                    return
+        finally:
+            self._reconnecting = None
 
     @property
     def challenges(self) -> ChallengeService:
-        """This worker's challenge service, signing with the decider's key."""
+        """This worker's challenge service for pages, signing with the decider's key."""
         if self._challenges is None:
             raise RuntimeError("not connected to the decider yet")
         return self._challenges
 
     def _set_key(self, key: bytes) -> None:
         self._key = key
-        self._challenges = keyed_challenges(self.policy, key)
+        self._rekey()
         self._key_known.set()
+
+    def _rekey(self) -> None:
+        assert self._key is not None
+        self._issued_unsent += self._issued_delta()
+        self._challenges = keyed_challenges(self.policy, self._key)
+        self._issued_seen = 0
+
+    def _issued_delta(self) -> int:
+        """Challenge pages rendered by this worker since last asked."""
+        if self._challenges is None:
+            return 0
+        count = self._challenges.stats["issued"]
+        delta, self._issued_seen = count - self._issued_seen, count
+        return delta
+
+    def _connected(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def _next_id(self) -> int:
+        self.next_id = (self.next_id + 1) & 0x7FFFFFFF
+        return self.next_id
+
+    def _send(self, frame: bytes) -> None:
+        self.outbox.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
 
     def decide(
         self,
@@ -301,28 +458,65 @@ class RemoteDecider:
         headers: Sequence[tuple[bytes, bytes]],
         scheme: str,
     ) -> Decision | asyncio.Future[Decision]:
-        if self.transport is None or self.transport.is_closing():
+        if not self._connected():
             self._complain("decider unreachable; letting requests through")
             return Decision(action=Action.ALLOW, score=0.0)
-        self.next_id = req_id = (self.next_id + 1) & 0x7FFFFFFF
+        req_id = self._next_id()
         future: asyncio.Future[Decision] = self.loop.create_future()
         self.pending[req_id] = future
-        self.outbox.append(_encode((req_id, peer, method, path, query, scheme, list(headers))))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+        self._send(_encode((req_id, peer, method, path, query, scheme, list(headers))))
         return future
+
+    async def verify(self, form: Mapping[str, str], client: Client) -> Reply:
+        """The decider's reply to this answer; a 503 page if it cannot give one in time."""
+        if not self._connected():
+            return self._unchecked("decider unreachable; answers get a 503")
+        req_id = self._next_id()
+        future: asyncio.Future[Reply | None] = self.loop.create_future()
+        self.verifying[req_id] = future
+        self._send(_encode(("verify", req_id, dict(form), client.ip, client.user_agent, client.https)))
+        try:
+            async with asyncio.timeout(self.verify_wait):
+                reply = await future
+        except TimeoutError:
+            return self._unchecked("the decider did not check an answer in time; it got a 503")
+        finally:
+            self.verifying.pop(req_id, None)
+        if reply is None:
+            return self._unchecked("the decider went away while checking an answer; it got a 503")
+        return reply
+
+    def _unchecked(self, message: str) -> Reply:
+        self.unchecked += 1
+        self._complain(message)
+        return unavailable()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        issued = self._issued_unsent + self._issued_delta()
+        if issued and self._connected():
+            self.outbox.append(_encode(("issued", issued)))
+            issued = 0
+        self._issued_unsent = issued
         if self.outbox and self.transport is not None:
             self.transport.write(b"".join(self.outbox))
             self.round_trips += 1
         self.outbox.clear()
 
     def resolve(self, answer: Any) -> None:
-        if answer[0] == "key":
+        kind = answer[0]
+        if kind == "key":
+            if self._lost:
+                self._lost = False
+                log.warning("proxy: reached the decider again")
             self._set_key(bytes(answer[1]))
+            return
+        if kind == "verified":
+            _, req_id, status, headers, body, reference = answer
+            waiting = self.verifying.pop(req_id, None)
+            if waiting is not None and not waiting.done():
+                pairs = [(str(name), str(value)) for name, value in headers]
+                waiting.set_result(Reply(status=status, headers=pairs, body=bytes(body), reference=reference))
             return
         req_id, action, enforced, retry_after, tarpit, decoy, record, bits = answer
         future = self.pending.pop(req_id, None)
@@ -341,7 +535,9 @@ class RemoteDecider:
             )
         )
 
-    def lost(self) -> None:
+    def lost(self, transport: asyncio.BaseTransport | None = None) -> None:
+        if transport is not None and transport is not self.transport:
+            return  # an old connection's late goodbye
         if self.transport is not None:
             self.transport.abort()
         self.transport = None
@@ -349,8 +545,14 @@ class RemoteDecider:
         for future in pending.values():
             if not future.done():
                 future.set_result(Decision(action=Action.ALLOW, score=0.0))
-        if pending:
-            self._complain("lost the decider; letting requests through")
+        verifying, self.verifying = self.verifying, {}
+        for waiting in verifying.values():
+            if not waiting.done():
+                waiting.set_result(None)
+        self._lost = True
+        if not self._closed and self._reconnecting is None:
+            log.error("proxy: lost the decider; letting requests through until it is back")
+            self._reconnecting = self.loop.create_task(self._reconnect())
 
     def _complain(self, message: str) -> None:
         now = time.monotonic()
@@ -363,19 +565,21 @@ class RemoteDecider:
         # (and the decider sends its key again once it has reloaded).
         self.policy = policy
         if self._key is not None:
-            self._challenges = keyed_challenges(policy, self._key)
+            self._rekey()
 
     def close(self) -> None:
+        self._closed = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         if self.transport is not None:
             self.transport.close()
 
 
 def keyed_challenges(policy: Policy, key: bytes) -> ChallengeService:
-    """A challenge service for ``policy`` that signs and checks with ``key`` (the decider's).
+    """A challenge service for ``policy`` that signs pages with ``key`` (the decider's).
 
-    Without a store the service makes up a key of its own; it is replaced before first use. Each
-    worker keeps its own memory of spent challenges: see the caveat in
-    :mod:`scrapewarden.challenge.service`.
+    Without a store the service makes up a key of its own; it is replaced before first use. A
+    worker only renders pages with it: answers are checked by the decider (see above).
     """
     service = ChallengeService(policy, None)
     service.key = key

@@ -9,9 +9,17 @@
                  └── worker N
 
 The kernel spreads new connections over the workers; every worker asks the same engine, so a
-scraper's budget is the same whatever worker its connections land on. Signals go to the
-supervisor: SIGTERM/SIGINT drain the workers (grace period) and then stop the decider; SIGHUP is
-passed on to everyone (the decider reloads the engine, workers reload the reply settings).
+scraper's budget is the same whatever worker its connections land on, and every answer to the
+challenge is checked (and spent) by that engine too. Signals go to the supervisor: SIGTERM/SIGINT
+drain the workers (grace period) and then stop the decider; SIGHUP is passed on to everyone (the
+decider reloads the engine, workers reload the reply settings).
+
+If the decider dies, the supervisor starts a new one (logged; its counters start afresh, bans
+and the challenge key come back from the state store) and the workers reconnect; meanwhile they
+let requests through and answer ``/.sw/verify`` with a 503 page. A decider that dies before it
+listens is not restarted (a policy or state it cannot load, say): the whole proxy stops, as it
+does when a worker dies. Restarts are at least :data:`DECIDER_RESTART_GAP` seconds apart, so a
+decider that keeps dying costs a log line every few seconds, not a busy loop.
 """
 
 from __future__ import annotations
@@ -34,6 +42,9 @@ from .proxy import ProxyServer, ProxySettings
 from .proxy_decider import DeciderService, LocalDecider, RemoteDecider
 
 log = logging.getLogger("scrapewarden.proxy")
+
+DECIDER_RESTART_GAP = 5.0
+"""Seconds at least between two starts of the decider."""
 
 
 def _install_loop() -> None:
@@ -104,7 +115,9 @@ async def serve_single(
 
 def _decider_main(socket_path: str, policy: str | None, state: str | None, under_attack: bool) -> None:
     _install_loop()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s decider %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s decider[%(process)d] %(levelname)s %(message)s"
+    )
 
     async def run() -> None:
         service = DeciderService(Warden(policy, state=state, under_attack=under_attack))
@@ -118,6 +131,8 @@ def _decider_main(socket_path: str, policy: str | None, state: str | None, under
 
         await _until_stopped(reload)
         server.close()
+        await service.drain()
+        log.warning("decider: stopping after %s", service.summary())
         service.warden.close()
 
     asyncio.run(run())
@@ -127,7 +142,9 @@ def _worker_main(
     settings: ProxySettings, socket_path: str, policy: str | None, host: str, port: int, under_attack: bool
 ) -> None:
     _install_loop()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
+    )
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -145,6 +162,10 @@ def _worker_main(
         await _until_stopped(reload)
         await server.shutdown()
         decider.close()
+        if decider.unchecked:
+            log.warning(
+                "worker: %d answers got a 503 because the decider could not check them", decider.unchecked
+            )
 
     asyncio.run(run())
 
@@ -170,10 +191,16 @@ def serve_workers(
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((host, port))
         port = holder.getsockname()[1]
-        decider = context.Process(
-            target=_decider_main, args=(socket_path, policy, state, under_attack), name="decider"
-        )
-        decider.start()
+
+        def start_decider() -> multiprocessing.process.BaseProcess:
+            started = context.Process(
+                target=_decider_main, args=(socket_path, policy, state, under_attack), name="decider"
+            )
+            started.start()
+            return started
+
+        decider = start_decider()
+        decider_since = time.monotonic()
         procs = [
             context.Process(
                 target=_worker_main,
@@ -193,7 +220,9 @@ def serve_workers(
             workers,
             " (under attack: challenging everyone without clearance)" if under_attack else "",
         )
+        log.warning("proxy: decider pid %s, worker pids %s", decider.pid, [proc.pid for proc in procs])
         stopping = False
+        restarting = False
 
         def forward(signum: int, _frame: object) -> None:
             nonlocal stopping
@@ -209,7 +238,28 @@ def serve_workers(
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGHUP, forward)
         try:
-            while not stopping and all(proc.is_alive() for proc in [decider, *procs]):
+            while not stopping and all(proc.is_alive() for proc in procs):
+                if not decider.is_alive():
+                    if not restarting:
+                        if not os.path.exists(socket_path):
+                            log.error(
+                                "proxy: the decider exited before it was ready (code %s)", decider.exitcode
+                            )
+                            break
+                        log.error(
+                            "proxy: the decider (pid %s) exited (code %s); starting a new one",
+                            decider.pid,
+                            decider.exitcode,
+                        )
+                        restarting = True
+                    if time.monotonic() >= decider_since + DECIDER_RESTART_GAP:
+                        # Its socket tells the next death apart from a failed start.
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(socket_path)
+                        decider = start_decider()
+                        decider_since = time.monotonic()
+                        restarting = False
+                        log.warning("proxy: decider pid %s", decider.pid)
                 time.sleep(0.2)
         finally:
             for proc in procs:

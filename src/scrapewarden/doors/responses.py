@@ -164,6 +164,30 @@ def refusal(decision: Decision, *, accept: str | None, help_url: str = "", retry
     return Reply(status=status, headers=headers, body=body, reference=reference)
 
 
+def unavailable(*, retry_after: int = 5) -> Reply:
+    """A 503 page for when part of scrapewarden itself cannot answer (the proxy's decider is
+    down or busy). Says plainly that nothing is wrong on the visitor's side and to try again."""
+    reference = new_reference()
+    body = _PAGE.format(
+        title="Please try again in a moment",
+        what=html.escape(
+            "Your check could not be completed just now because part of this site's protection "
+            "is not responding. Nothing is wrong on your side, and nothing was used up."
+        ),
+        next=html.escape(f"Please wait {_wait_text(retry_after)} and send it again (reload the page)."),
+        help="",
+        reference=html.escape(reference),
+    ).encode("utf-8")
+    headers = [
+        ("Cache-Control", "no-store"),
+        ("Retry-After", str(retry_after)),
+        ("X-ScrapeWarden-Reference", reference),
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ]
+    return Reply(status=503, headers=headers, body=body, reference=reference)
+
+
 _FIRST = ("Alex", "Sam", "Jordan", "Robin", "Kim", "Charlie", "Morgan", "Jamie", "Taylor", "Noa")
 _LAST = ("Miller", "Novak", "Silva", "Berg", "Costa", "Weber", "Larsen", "Moreau", "Rossi", "Kaya")
 
