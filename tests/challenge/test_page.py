@@ -355,10 +355,21 @@ def test_without_webcrypto_the_pure_js_engine_solves(site: Site, insecure_browse
 def test_two_tabs_challenged_at_once_both_land_without_a_loop(site: Site, browser: Any) -> None:
     site.bits = 14
     context = browser.new_context()
+    # Both tabs get their challenge before either solves, as when a person opens two links: the
+    # page script is held back until both challenge pages are in (else, on a busy machine, the
+    # first tab could pass before the second is even opened, and the second not be challenged).
+    held: list[Any] = []
+    context.route("**/.sw/challenge.js", lambda route: held.append(route))
     tabs = [context.new_page(), context.new_page()]
-    # Both tabs get their challenge before either solves, as when a person opens two links.
     for tab, name in zip(tabs, ("a", "b"), strict=True):
         tab.goto(f"{site.base}/protected/{name}", wait_until="commit")
+    for _ in range(300):  # bounded: at most ~30 s
+        if len(held) == 2:
+            break
+        tabs[0].wait_for_timeout(100)
+    assert len(held) == 2 and site.challenges_served == 2
+    for route in held:
+        route.continue_()
     for tab, name in zip(tabs, ("a", "b"), strict=True):
         tab.wait_for_selector("#landed", timeout=LAND_TIMEOUT_MS)
         assert tab.text_content("#landed") == f"/protected/{name} via pow"

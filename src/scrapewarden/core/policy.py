@@ -339,8 +339,9 @@ class CaptchaPolicy(_Strict):
     """The provider's siteverify endpoint; empty: the provider's documented one."""
     script_url: str = ""
     """The provider's widget script; empty: the provider's documented one."""
-    timeout_seconds: float = Field(5.0, gt=0, le=60)
-    """How long to wait for the provider's answer before telling the person it did not answer."""
+    timeout_seconds: float = Field(5.0, gt=0, le=10)
+    """How long to wait for the provider at each network step (connect, send, read) before telling
+    the person it did not answer. At most 10: a person is waiting on the page meanwhile."""
     from_score: float | None = Field(None, ge=0, le=100)
     """Risk score at and above which a challenge is a CAPTCHA instead of proof-of-work; it must
     lie between ``thresholds.challenge`` and ``thresholds.block``. None: halfway between them."""

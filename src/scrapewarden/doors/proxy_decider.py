@@ -75,9 +75,10 @@ _LENGTH = struct.Struct(">I")
 MAX_FRAME = 1 << 22
 """A request's facts are bounded by the proxy's header limit; anything bigger is a bug."""
 
-VERIFY_WAIT = 15.0
+VERIFY_WAIT = 45.0
 """Seconds a worker waits for the decider to check an answer: longer than a CAPTCHA provider's
-check may take, short enough that a stuck decider gives the person a 503 rather than a hang."""
+check may take (``challenge.captcha.timeout_seconds`` is at most 10 s per network step: connect,
+send, read), short enough that a stuck decider gives the person a 503 rather than a hang."""
 
 RECONNECT_EVERY = 0.2
 """Seconds between a worker's attempts to reach a decider that went away."""

@@ -37,8 +37,10 @@
   function cookiesWork() {
     try {
       if (!navigator.cookieEnabled) return false;
-      var name = "sw_cookie_test";
+      // A name of its own per tab: tabs challenged at once would otherwise overwrite or delete
+      // each other's test cookie between the write and the read, and report cookies as off.
       var value = String(Math.random()).slice(2, 10);
+      var name = "sw_cookie_test_" + value;
       document.cookie = name + "=" + value + "; path=/; SameSite=Lax";
       var ok = document.cookie.indexOf(name + "=" + value) !== -1;
       document.cookie = name + "=; path=/; max-age=0; SameSite=Lax";
