@@ -223,9 +223,10 @@ def analyze(
     if json_path:
         from ..logs.report import to_json
 
-        # Compact and streamed: a report may list hundreds of thousands of records.
-        with json_path.open("w", encoding="utf-8") as out:
-            json.dump(to_json(analysis), out, separators=(",", ":"))
+        # Compact, and encoded in one go: json.dump would stream through the pure-Python encoder,
+        # several times slower than dumps' C encoder on a report listing 250k records (the
+        # listed records are capped, so the text stays a few tens of MB at most).
+        json_path.write_text(json.dumps(to_json(analysis), separators=(",", ":")), encoding="utf-8")
         console.print(Text(f"JSON report: {json_path}"))
     if html_path:
         from ..logs.html import render_html
