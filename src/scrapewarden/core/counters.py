@@ -17,7 +17,9 @@ protected record costs about 200 bytes. :class:`ActorTable` bounds the number of
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from math import log
+from typing import Protocol
 
 EXACT_LIMIT = 48
 """Distinct items kept exactly before switching to a HyperLogLog."""
@@ -208,6 +210,99 @@ class OrderTracker:
         return self._asc / n if n else 0.0
 
 
+TRAP_MEMORY_SECONDS = 6 * 3600.0
+"""How long an address that requested a trap path stays marked."""
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one request adds to the counters of each actor it belongs to.
+
+    The seam between deciding and counting: the engine describes the request once; a counter
+    store (this module's tables in process, or a shared store such as Redis, one call per actor)
+    applies it and answers with each actor's :class:`ActorCounts`. (Not frozen: one is built
+    per request, and a frozen dataclass's constructor costs several times more.)
+    """
+
+    now: float
+    asset: bool = False
+    """A stylesheet, script, image... (the policy's asset paths)."""
+    page: bool = False
+    """A page a person would look at (a protected record, or an HTML request)."""
+    trap: bool = False
+    """The path is one of the policy's trap paths."""
+    record: int = 0
+    """64-bit hash of the protected record asked for; 0 when none."""
+    record_kind: str = ""
+    record_id: str = ""
+
+
+class ActorCounts(Protocol):
+    """What the detectors read about one actor once a request has been counted. Satisfied by
+    :class:`ActorState` itself and by the snapshots a shared counter store returns."""
+
+    @property
+    def per_minute(self) -> float: ...
+
+    @property
+    def pages(self) -> int: ...
+
+    @property
+    def assets(self) -> int: ...
+
+    @property
+    def trapped_until(self) -> float: ...
+
+    @property
+    def seen_minute(self) -> float: ...
+
+    @property
+    def seen_hour(self) -> float: ...
+
+    @property
+    def seen_day(self) -> float: ...
+
+    @property
+    def order_pairs(self) -> int: ...
+
+    @property
+    def order_step(self) -> float: ...
+
+    @property
+    def order_ascending(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CountsSnapshot:
+    """:class:`ActorCounts` as plain values: what a shared counter store answers for an actor."""
+
+    per_minute: float = 0.0
+    pages: int = 0
+    assets: int = 0
+    trapped_until: float = 0.0
+    seen_minute: float = 0.0
+    seen_hour: float = 0.0
+    seen_day: float = 0.0
+    order_pairs: int = 0
+    order_step: float = 0.0
+    order_ascending: float = 0.0
+
+    @classmethod
+    def of(cls, counts: ActorCounts) -> CountsSnapshot:
+        return cls(
+            counts.per_minute,
+            counts.pages,
+            counts.assets,
+            counts.trapped_until,
+            counts.seen_minute,
+            counts.seen_hour,
+            counts.seen_day,
+            counts.order_pairs,
+            counts.order_step,
+            counts.order_ascending,
+        )
+
+
 class ActorState:
     """Everything the engine counts about one actor (one IP, network, session, account, fingerprint)."""
 
@@ -218,6 +313,7 @@ class ActorState:
         "last_seen",
         "order",
         "pages",
+        "per_minute",
         "rate",
         "records_day",
         "records_hour",
@@ -232,6 +328,8 @@ class ActorState:
         self.first_seen = now
         self.last_seen = now
         self.rate = SlidingCount(60.0)
+        self.per_minute = 0.0
+        """Sliding requests per minute after the latest :meth:`observe`."""
         self.records_minute: DistinctCount | None = None
         self.records_hour: DistinctCount | None = None
         self.records_day: DistinctCount | None = None
@@ -245,7 +343,32 @@ class ActorState:
         self.seen_hour = 0.0
         self.seen_day = 0.0
 
-    def add_record(self, h: int, kind: str, record_id: str, now: float, *, per_minute: bool) -> None:
+    def observe(self, obs: Observation, kind: str) -> None:
+        """Count one request (see :class:`Observation`) for this actor of ``kind``."""
+        now = obs.now
+        self.per_minute = self.rate.add(now)
+        if obs.asset:
+            self.assets += 1
+        elif obs.page:
+            self.pages += 1
+        if obs.trap and kind == "ip":
+            self.trapped_until = now + TRAP_MEMORY_SECONDS
+        if obs.record_kind:
+            self.add_record(obs.record, obs.record_kind, obs.record_id, now, kind == "account")
+
+    @property
+    def order_pairs(self) -> int:
+        return self.order.pairs if self.order is not None else 0
+
+    @property
+    def order_step(self) -> float:
+        return self.order.step_fraction if self.order is not None else 0.0
+
+    @property
+    def order_ascending(self) -> float:
+        return self.order.ascending_fraction if self.order is not None else 0.0
+
+    def add_record(self, h: int, kind: str, record_id: str, now: float, per_minute: bool) -> None:
         """Count a protected record view (distinct per hour/day, optionally per minute; order)."""
         hour = self.records_hour
         if hour is None:

@@ -17,12 +17,22 @@ loaded, through the detector objects passed to the constructor. Order of busines
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from .bans import BanTable, ban_ttl
 from .challenge_signals import evidence_for, parse_codes
 from .clearance import bits_for_score, clearance_suffices, kind_for_score
-from .counters import ActorState, ActorTable, DistinctCount, SharedNetworks, SlidingCount
+from .counters import (
+    ActorCounts,
+    ActorState,
+    ActorTable,
+    DistinctCount,
+    Observation,
+    SharedNetworks,
+    SlidingCount,
+)
 from .decision import Action, Decision, Evidence
 from .detectors.assets import FLEET_ASSET_SHARE, fleet_evidence, no_assets_evidence
 from .detectors.budgets import SENSITIVITY_FACTOR, breadth_evidence, rate_evidence
@@ -66,6 +76,24 @@ class BotVerdicts(Protocol):
     """Cached answers to "is this address really that crawler?"; None while unknown."""
 
     def verdict(self, ip: str, claimed: str) -> bool | None: ...
+
+
+@dataclass(slots=True)
+class Pending:
+    """A request half decided (see :meth:`Engine.begin`): its per-request findings so far, and
+    what to count for which actors before :meth:`Engine.finish` can judge it."""
+
+    facts: RequestFacts
+    fingerprint: str
+    record: RecordRef | None
+    evidence: list[Evidence]
+    actors: list[tuple[str, str]]
+    """(kind, key) of each actor the request belongs to, most general first."""
+    observation: Observation
+    cleared: str
+    """How the client earned its clearance ("pow", "nojs", "captcha"), or ""."""
+    shown: tuple[str, ...]
+    """What its browser showed while earning it (codes of :mod:`.challenge_signals`)."""
 
 
 class _PartnerUsage:
@@ -129,6 +157,16 @@ class Engine:
     # -- the decision ---------------------------------------------------------------------------
 
     def decide(self, facts: RequestFacts) -> Decision:
+        """Decide with this process's own counters: :meth:`begin`, :meth:`observe`, :meth:`finish`."""
+        step = self.begin(facts)
+        if isinstance(step, Decision):
+            return step
+        return self.finish(step, self.observe(step))
+
+    def begin(self, facts: RequestFacts) -> Decision | Pending:
+        """Everything that needs no per-actor counters: a Decision when the request is settled
+        already (allow lists, bans, deny lists, partners, verified crawlers), else what must be
+        counted for which actors, with the per-request findings so far."""
         policy = self.policy
         now = facts.now
         ip = facts.ip
@@ -201,7 +239,49 @@ class Engine:
             shown = parse_codes(facts.extra.get("clearance_signals", ""))
             if shown:
                 evidence.extend(evidence_for(shown, policy.client))
-        self._count(facts, fp, record, evidence, halved=cleared == "nojs")
+
+        path = facts.path
+        is_asset = path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
+        if is_asset:
+            # Counts assets served site-wide: a site whose assets come from a CDN (or that has
+            # none) never sees a browser fetch them, and then their absence means nothing.
+            self._site_assets += 1
+        page = not is_asset and (record is not None or "text/html" in (facts.header("accept") or ""))
+        # Positional arguments: this runs on every request and keywords cost measurably.
+        if record is None:
+            observation = Observation(now, is_asset, page, path in self._traps)
+        else:
+            observation = Observation(
+                now, is_asset, page, path in self._traps, record.digest, record.kind, record.record_id
+            )
+        actors = self._actors(facts, fp)
+        return Pending(facts, fp, record, evidence, actors, observation, cleared or "", shown)
+
+    def observe(self, pending: Pending) -> list[ActorState]:
+        """Count the request for each of its actors in this process's tables."""
+        obs = pending.observation
+        now = obs.now
+        tables = self._tables
+        counted = []
+        for kind, key in pending.actors:
+            state = tables[kind].get(key, now)
+            state.observe(obs, kind)
+            counted.append(state)
+        return counted
+
+    def finish(self, pending: Pending, counts: Sequence[ActorCounts]) -> Decision:
+        """Judge the request from its per-request findings and its actors' counts (one per
+        actor of ``pending.actors``, in order), and pick the action."""
+        policy = self.policy
+        facts = pending.facts
+        now = facts.now
+        record = pending.record
+        record_pair = (record.kind, record.record_id) if record else None
+        evidence = pending.evidence
+        enforced = self._enforced
+        cleared = pending.cleared
+        shown = pending.shown
+        self._judge_counts(pending, counts, halved=cleared == "nojs")
 
         score = combine(evidence)
         action = action_for(score, policy.thresholds)
@@ -222,8 +302,8 @@ class Engine:
             decision.tarpit_seconds = policy.actions.tarpit_seconds
             decision.decoy = policy.actions.decoy and record is not None
         if action >= Action.CHALLENGE and enforced and self._ban_scopes:
-            decision.new_bans = self._count_offence(facts, fp, now)
-        if action is Action.ALLOW and self._under_attack and not cleared and not self._is_asset(facts.path):
+            decision.new_bans = self._count_offence(pending.actors, now)
+        if action is Action.ALLOW and self._under_attack and not cleared and not pending.observation.asset:
             # Under attack, everyone without clearance is challenged. Not an offence: a person
             # reloading the challenge page must never collect a ban for it.
             decision.action = action = Action.CHALLENGE
@@ -232,9 +312,6 @@ class Engine:
             decision.challenge_bits = bits_for_score(score, policy)
             decision.challenge_kind = kind_for_score(score, policy)
         return decision
-
-    def _is_asset(self, path: str) -> bool:
-        return path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
 
     # -- pieces ------------------------------------------------------------------------------------
 
@@ -276,78 +353,57 @@ class Engine:
             actors.append(("fingerprint", fp))
         return actors
 
-    def _count(
-        self,
-        facts: RequestFacts,
-        fp: str,
-        record: RecordRef | None,
-        evidence: list[Evidence],
-        *,
-        halved: bool = False,
-    ) -> None:
-        now = facts.now
-        path = facts.path
-        is_asset = path.startswith(self._asset_prefixes) or path.endswith(self._asset_suffixes)
-        is_page = not is_asset and (record is not None or "text/html" in (facts.header("accept") or ""))
-        if is_asset:
-            # Counts assets served site-wide: a site whose assets come from a CDN (or that has
-            # none) never sees a browser fetch them, and then their absence means nothing.
-            self._site_assets += 1
-        h = record.digest if record is not None else 0
-        factor = SENSITIVITY_FACTOR.get(record.sensitivity, 1.0) if record is not None else 1.0
+    def _judge_counts(self, pending: Pending, counts: Sequence[ActorCounts], *, halved: bool) -> None:
+        """Findings from the actors' counts, the strongest per detector, into ``pending.evidence``."""
+        facts = pending.facts
+        obs = pending.observation
+        now = obs.now
+        record = pending.record
         policy = self.policy
         best: dict[str, Evidence] = {}
-        tables = self._tables
         all_limits = self._nojs_limits if halved else self._limits
+        factor = SENSITIVITY_FACTOR.get(record.sensitivity, 1.0) if record is not None else 1.0
 
         # The cheap comparisons below guard every evidence function: most requests are nowhere
         # near a budget, and skipping the calls is most of the engine's speed.
         site_has_assets = self._site_assets >= SITE_ASSETS_MIN
+        is_page = obs.page and not obs.asset
         ip_assets = 0
-        for kind, key in self._actors(facts, fp):
-            state = tables[kind].get(key, now)
+        for (kind, _key), state in zip(pending.actors, counts, strict=True):
             limits = all_limits[kind]
-            per_minute = state.rate.add(now)
+            per_minute = state.per_minute
             if per_minute >= WARN_RATIO * limits.requests_per_minute:
                 _keep(best, rate_evidence(kind, per_minute, limits))
-            if is_asset:
-                state.assets += 1
-            elif is_page:
-                state.pages += 1
-                if site_has_assets and state.assets * FLEET_ASSET_SHARE <= state.pages:
-                    if kind == "fingerprint":
-                        # Anonymous clients sharing one software build across addresses, page
-                        # after page and no assets: a fleet. Only a request for a person's record
-                        # is held to it, from an address that has loaded no assets itself: a
-                        # person with the same build who arrives on an ordinary page and loads
-                        # its assets is never caught up in it.
-                        if ip_assets == 0 and record is not None:
-                            _keep(best, fleet_evidence(state, policy.client.fleet_no_assets))
-                    elif state.assets == 0 and state.pages >= 10:
-                        _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
+            if is_page and site_has_assets and state.assets * FLEET_ASSET_SHARE <= state.pages:
+                if kind == "fingerprint":
+                    # Anonymous clients sharing one software build across addresses, page after
+                    # page and no assets: a fleet. Only a request for a person's record is held
+                    # to it, from an address that has loaded no assets itself: a person with the
+                    # same build who arrives on an ordinary page and loads its assets is never
+                    # caught up in it.
+                    if ip_assets == 0 and record is not None:
+                        _keep(best, fleet_evidence(state, policy.client.fleet_no_assets))
+                elif state.assets == 0 and state.pages >= 10:
+                    _keep(best, no_assets_evidence(kind, state, policy.client.no_assets))
             if kind == "ip":
                 ip_assets = state.assets
-                if state.trapped_until or path in self._traps:
-                    _keep(best, trap_evidence(path, self._traps, state, now, policy.traps.weight))
+                if obs.trap or state.trapped_until > now:
+                    _keep(best, trap_evidence(facts.path, self._traps, state, now, policy.traps.weight))
             if record is None:
                 continue
-            is_account = kind == "account"
-            state.add_record(h, record.kind, record.record_id, now, per_minute=is_account)
             if (
                 state.seen_hour * factor >= WARN_RATIO * limits.profiles_per_hour
                 or state.seen_day * factor >= WARN_RATIO * limits.profiles_per_day
             ):
                 _keep(best, breadth_evidence(kind, state, limits, record.sensitivity))
-            order = state.order
-            assert order is not None
-            if order.pairs >= MIN_PAIRS:
-                _keep(best, enumeration_evidence(kind, order))
-            if is_account and facts.account_created is not None:
+            if state.order_pairs >= MIN_PAIRS:
+                _keep(best, enumeration_evidence(kind, state))
+            if kind == "account" and facts.account_created is not None:
                 _keep(
                     best, new_account_evidence(state, now - facts.account_created, policy.limits.new_account)
                 )
         if best:
-            evidence.extend(best.values())
+            pending.evidence.extend(best.values())
 
     def _partner_decision(
         self, partner: Partner, facts: RequestFacts, record: RecordRef | None, enforced: bool
@@ -378,11 +434,11 @@ class Engine:
             return decision
         return Decision(Action.ALLOW, 0.0, evidence, enforced, record=_pair(record))
 
-    def _count_offence(self, facts: RequestFacts, fp: str, now: float) -> list[tuple[str, str]]:
+    def _count_offence(self, actors: list[tuple[str, str]], now: float) -> list[tuple[str, str]]:
         """Count a challenged/blocked request against each ban scope; return bans now due."""
         bans = self.policy.actions.bans
         due: list[tuple[str, str]] = []
-        for kind, key in self._actors(facts, fp):
+        for kind, key in actors:
             if kind not in self._ban_scopes:
                 continue
             state = self._tables[kind].get(key, now)
@@ -437,4 +493,4 @@ def _pair(record: RecordRef | None) -> tuple[str, str] | None:
     return (record.kind, record.record_id) if record else None
 
 
-__all__ = ["SENSITIVITY_FACTOR", "Engine"]
+__all__ = ["SENSITIVITY_FACTOR", "Engine", "Pending"]

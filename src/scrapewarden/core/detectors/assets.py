@@ -6,13 +6,13 @@ libraries fetch only the HTML. Weak alone — caches and text browsers exist —
 
 from __future__ import annotations
 
-from ..counters import ActorState
+from ..counters import ActorCounts
 from ..decision import Evidence
 
 MIN_PAGES = 10
 
 
-def no_assets_evidence(actor: str, state: ActorState, weight: float) -> Evidence | None:
+def no_assets_evidence(actor: str, state: ActorCounts, weight: float) -> Evidence | None:
     return no_assets_from_counts(actor, state.pages, state.assets, weight)
 
 
@@ -27,7 +27,7 @@ FLEET_ASSET_SHARE = 20
 """A client build is asset-less when it fetched fewer than one asset per this many pages."""
 
 
-def fleet_evidence(state: ActorState, weight: float) -> Evidence | None:
+def fleet_evidence(state: ActorCounts, weight: float) -> Evidence | None:
     """One fingerprint, many anonymous addresses, pages and (almost) no assets.
 
     Residential-proxy scrapers rotate the address every few requests but keep their software,

@@ -5,7 +5,7 @@ One function per question, each a pure function of an actor's counters and its l
 
 from __future__ import annotations
 
-from ..counters import ActorState
+from ..counters import ActorCounts
 from ..decision import Evidence
 from ..policy import ActorLimits
 from ..scoring import limit_weight
@@ -27,10 +27,12 @@ def rate_evidence(actor: str, per_minute: float, limits: ActorLimits) -> Evidenc
     )
 
 
-def breadth_evidence(actor: str, state: ActorState, limits: ActorLimits, sensitivity: int) -> Evidence | None:
+def breadth_evidence(
+    actor: str, state: ActorCounts, limits: ActorLimits, sensitivity: int
+) -> Evidence | None:
     """Distinct protected records viewed per hour and per day against the actor's budget.
 
-    Reads the estimates left by the latest ``ActorState.add_record``.
+    Reads the estimates left by the latest count of a record view.
     """
     return breadth_from_counts(actor, state.seen_hour, state.seen_day, limits, sensitivity)
 

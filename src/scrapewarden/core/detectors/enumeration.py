@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..counters import OrderTracker
+from ..counters import ActorCounts
 from ..decision import Evidence
 
 MIN_PAIRS = 8
@@ -13,8 +13,8 @@ ASCENDING_FRACTION = 0.9
 """Share of ascending pairs above which the walk is a sorted sweep (chance is about 0.5)."""
 
 
-def enumeration_evidence(actor: str, order: OrderTracker) -> Evidence | None:
-    return enumeration_from_fractions(actor, order.pairs, order.step_fraction, order.ascending_fraction)
+def enumeration_evidence(actor: str, counts: ActorCounts) -> Evidence | None:
+    return enumeration_from_fractions(actor, counts.order_pairs, counts.order_step, counts.order_ascending)
 
 
 def enumeration_from_fractions(actor: str, pairs: int, steps: float, ascending: float) -> Evidence | None:

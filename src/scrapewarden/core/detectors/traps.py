@@ -6,17 +6,18 @@ a crawler that ignores robots.txt. The address stays marked for a while after th
 
 from __future__ import annotations
 
-from ..counters import ActorState
+from ..counters import TRAP_MEMORY_SECONDS, ActorCounts
 from ..decision import Evidence
 
-TRAP_MEMORY_SECONDS = 6 * 3600.0
+__all__ = ["TRAP_MEMORY_SECONDS", "trap_evidence"]
 
 
 def trap_evidence(
-    path: str, traps: frozenset[str], state: ActorState, now: float, weight: float
+    path: str, traps: frozenset[str], state: ActorCounts, now: float, weight: float
 ) -> Evidence | None:
+    """The address asked for a trap path now, or did within TRAP_MEMORY_SECONDS (the counters
+    mark it: :meth:`..counters.ActorState.observe`)."""
     if path in traps:
-        state.trapped_until = now + TRAP_MEMORY_SECONDS
         return Evidence("trap", weight, f"requested trap path {path[:80]!r}", "ip")
     if state.trapped_until > now:
         return Evidence("trap", weight, "this address requested a trap path earlier", "ip")

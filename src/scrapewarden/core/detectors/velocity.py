@@ -6,7 +6,7 @@ looks up dozens per minute. The younger the account, the more a fast start weigh
 
 from __future__ import annotations
 
-from ..counters import ActorState
+from ..counters import ActorCounts
 from ..decision import Evidence
 from ..policy import NewAccountPolicy
 from ..scoring import limit_weight
@@ -16,7 +16,7 @@ AGE_GROWTH = 2.0
 
 
 def new_account_evidence(
-    state: ActorState, account_age_seconds: float, policy: NewAccountPolicy
+    state: ActorCounts, account_age_seconds: float, policy: NewAccountPolicy
 ) -> Evidence | None:
     young_seconds = policy.young_hours * 3600.0
     if account_age_seconds >= young_seconds:
