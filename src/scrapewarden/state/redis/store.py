@@ -145,6 +145,7 @@ class RedisStore:
         self._cond = threading.Condition()
         self._outbox: deque[_Op] = deque()
         self._state_ops = 0  # non-event ops in the outbox
+        self._inflight: list[_Op] = []  # the batch being sent
         self._enqueued = 0
         self._done = 0
         self._down_since: float | None = None
@@ -240,10 +241,17 @@ class RedisStore:
             self.dropped_events += 1
             return False
         for i, queued in enumerate(self._outbox):
-            if queued.kind == "event" and queued.batch is None:
+            if queued.kind == "event" and not any(queued is op for op in self._inflight):
                 del self._outbox[i]
                 self.dropped_events += 1
                 self._done += 1
+                if queued.batch is not None:
+                    # A batch may shrink on retry (if it was written, so were these), never grow.
+                    mark, _, size = queued.batch.partition("/")
+                    smaller = f"{mark}/{int(size) - 1}"
+                    for op in self._outbox:
+                        if op.batch == queued.batch:
+                            op.batch = smaller
                 return True
         self.dropped_writes += 1
         log.error("Redis state %s: local outbox full; a %s write is lost", self.url, op.kind)
@@ -251,11 +259,16 @@ class RedisStore:
 
     def _queue_state_write(self, op: _Op) -> bool:
         """Queue a state write if it must not overtake queued ones; True if queued."""
-        with self._cond:
-            if self._down_since is None and self._state_ops == 0:
-                return False
+        if not self._must_queue():
+            return False
         self._enqueue(op)
         return True
+
+    def _must_queue(self) -> bool:
+        # Degraded, or writes from the outage still on their way: a direct write now could
+        # overtake them (a ban removed before the replay adds it back, say).
+        with self._cond:
+            return self._down_since is not None or self._state_ops > 0
 
     # -- bans -----------------------------------------------------------------------------------
 
@@ -422,8 +435,8 @@ class RedisStore:
 
     def _send_events(self, batch: list[_Op]) -> None:
         k = self.keys
-        mark = batch[0].batch
-        assert mark is not None
+        assert batch[0].batch is not None
+        mark = batch[0].batch.partition("/")[0]  # the size part may shrink between tries
         args: list[Any] = [self.config.max_events, BATCH_MARK_SECONDS]
         for op in batch:
             fields = op.args[0]
@@ -436,9 +449,12 @@ class RedisStore:
     def spend_once(self, key: str, until: float, now: float) -> bool:
         self._check_open()
         op = _Op("spend_once", (key, until, now))
-        if self._queue_state_write(op):
+        if self._must_queue():
             self._local()
-            return self._mirror.spend_once(key, until, now)
+            fresh = self._mirror.spend_once(key, until, now)
+            if fresh:
+                self._enqueue(op)
+            return fresh
 
         def call() -> bool:
             spent = self._send_spend(key, until, now)
@@ -576,9 +592,12 @@ class RedisStore:
                     self._cond.notify_all()
                     return
                 batch = self._take_batch()
+                self._inflight = batch  # the front of the outbox; only this thread pops it
             try:
                 self._send(batch)
             except UNAVAILABLE as exc:
+                with self._cond:
+                    self._inflight = []
                 self._trip(exc)
                 return
             except rx.RedisError as exc:
@@ -587,6 +606,7 @@ class RedisStore:
                     "Redis state %s: dropping a %s write Redis refused: %s", self.url, batch[0].kind, exc
                 )
             with self._cond:
+                self._inflight = []
                 for _ in batch:
                     op = self._outbox.popleft()
                     if op.kind != "event":
