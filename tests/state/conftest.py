@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_servers import RedisCluster, RedisServer
+from redis_servers import RedisCluster, RedisSentinel, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +21,24 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """A three-master Cluster shared by the session (starting one takes a few seconds)."""
     cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[RedisSentinel]:
+    """A Sentinel naming the session's server as master ``scrapewarden``."""
+    sentinel = RedisSentinel(tmp_path_factory.mktemp("redis-sentinel"), redis_server).start()
+    yield sentinel
+    sentinel.stop()
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
+    """A Cluster of this test's own, whose nodes the test may freeze."""
+    cluster = RedisCluster(tmp_path).start()
     yield cluster
     cluster.stop()
 

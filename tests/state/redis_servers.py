@@ -153,3 +153,47 @@ class RedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class RedisSentinel:
+    """One Sentinel watching ``master`` under the name ``service``."""
+
+    def __init__(self, workdir: Path, master: RedisServer, service: str = "scrapewarden") -> None:
+        require_redis()
+        self.master = master
+        self.service = service
+        self.port = free_port()
+        self.dir = workdir / f"sentinel-{self.port}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.service}"
+
+    def start(self) -> RedisSentinel:
+        assert REDIS_SERVER is not None
+        conf = self.dir / "sentinel.conf"  # Sentinel rewrites its file: it must be writable
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\nlogfile {self.dir / 'sentinel.log'}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 1\n"
+            f"sentinel down-after-milliseconds {self.service} 60000\n"
+        )
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + START_SECONDS
+        while not ping(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(
+                    f"redis-server --sentinel on port {self.port} did not start; see {self.dir}"
+                )
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -32,6 +32,7 @@ BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], StateStore]] = {
     "sqlite": lambda tmp, request: SQLiteStore(tmp / "state.db"),
     "redis": _redis("redis_server"),
     "redis-cluster": _redis("redis_cluster"),
+    "redis-sentinel": _redis("redis_sentinel"),
 }
 
 HOSTILE = [

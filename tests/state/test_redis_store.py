@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from redis_servers import RedisServer
+from redis_servers import RedisCluster, RedisServer
 
 from scrapewarden.core.clearance import Verdict
 from scrapewarden.core.decision import Action
@@ -298,3 +298,26 @@ def test_two_wardens_on_one_redis_share_bans_keys_and_spent_answers(
     finally:
         one.close()
         two.close()
+
+
+def test_a_frozen_cluster_node_costs_one_timeout_and_its_writes_are_replayed(
+    own_cluster: RedisCluster, prefix: str
+) -> None:
+    store = open_state(f"{own_cluster.url}?prefix={prefix}&timeout=0.05")
+    assert isinstance(store, RedisStore)
+    try:
+        store.add_ban(ban("192.0.2.10"))
+        holder = store._client().get_node_from_key(store.keys.expiry).port
+        node = next(n for n in own_cluster.nodes if n.port == holder)
+        node.pause()  # shorter than the cluster's node timeout: the others keep serving
+        try:
+            assert [b.value for b in finishes(lambda: store.list_bans(NOW))] == ["192.0.2.10"]
+            assert store.degraded
+            store.add_ban(ban("192.0.2.11"))
+        finally:
+            node.resume()
+        wait_until(lambda: not store.degraded and store.pending_writes == 0)
+        assert {b.value for b in store.list_bans(NOW)} == {"192.0.2.10", "192.0.2.11"}
+        assert store.replayed_writes == 1
+    finally:
+        store.close()

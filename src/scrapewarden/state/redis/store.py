@@ -552,8 +552,12 @@ class RedisStore:
             return self._closing and not self._outbox
 
     def _probe(self) -> bool:
+        # On a Cluster, PING reaches any one node: ask the nodes holding this store's keys.
         try:
+            k = self.keys
             self._client().ping()
+            for key in (k.expiry, k.event_seq, k.settings):
+                self._client().exists(key)
             return True
         except UNAVAILABLE:
             return False
