@@ -18,6 +18,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
+def redis_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A server that speaks TLS only (rediss://), with a self-signed certificate."""
+    server = RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """A three-master Cluster shared by the session (starting one takes a few seconds)."""
     cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()

@@ -56,19 +56,53 @@ def ping(port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def make_certificate(directory: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (openssl), serving as its own CA."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed: no certificate for the TLS test")
+    cert = directory / "cert.pem"
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(directory / "key.pem"), "-out", str(cert), "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return cert
+
+
 class RedisServer:
     """One redis-server; ``stop()`` and ``start()`` again on the same port (an outage)."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None, cluster: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, *, port: int | None = None, cluster: bool = False, tls: bool = False
+    ) -> None:
         require_redis()
         self.port = port or free_port(bus=cluster)
         self.dir = workdir / f"redis-{self.port}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cluster = cluster
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
+        if tls:
+            self.cert = make_certificate(self.dir)
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.cert}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
@@ -82,12 +116,16 @@ class RedisServer:
             "--dir", str(self.dir),
             "--logfile", str(self.dir / "redis.log"),
         ]  # fmt: skip
+        if self.tls:
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", str(self.cert), "--tls-key-file", str(self.dir / "key.pem")]
+            args += ["--tls-ca-cert-file", str(self.cert), "--tls-auth-clients", "no"]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
             args += ["--cluster-node-timeout", "2000"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_SECONDS
-        while not ping(self.port):
+        while not (listening(self.port) if self.tls else ping(self.port)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.dir}")

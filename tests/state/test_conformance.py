@@ -33,6 +33,7 @@ BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], StateStore]] = {
     "redis": _redis("redis_server"),
     "redis-cluster": _redis("redis_cluster"),
     "redis-sentinel": _redis("redis_sentinel"),
+    "redis-tls": _redis("redis_tls"),
 }
 
 HOSTILE = [
