@@ -103,7 +103,7 @@ def test_a_redis_url_opens_a_redis_store_without_connecting_yet() -> None:
             {"mode": "sentinel", "nodes": (("s1", 26379), ("s2", 26380)), "service": "mymaster", "db": 4},
         ),
         (
-            "redis://h?timeout=0.005&connect_timeout=0.1&max_connections=4&max_events=50&max_pending=9",
+            "redis://h?timeout=0.005&connect_timeout=0.1&bulk_timeout=2&max_connections=4&max_events=50&max_pending=9",
             {
                 "timeout": 0.005,
                 "connect_timeout": 0.1,
@@ -116,7 +116,16 @@ def test_a_redis_url_opens_a_redis_store_without_connecting_yet() -> None:
             "rediss://h?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=none",
             {"ssl_ca_certs": "/etc/ca.pem", "ssl_cert_reqs": "none"},
         ),
-        ("redis://h", {"timeout": 0.02, "connect_timeout": 0.02, "prefix": "scrapewarden", "tls": False}),
+        (
+            "redis://h",
+            {
+                "timeout": 0.02,
+                "connect_timeout": 0.02,
+                "bulk_timeout": 1.0,
+                "prefix": "scrapewarden",
+                "tls": False,
+            },
+        ),
     ],
 )
 def test_redis_urls_are_read(url: str, want: dict[str, object]) -> None:

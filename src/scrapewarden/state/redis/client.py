@@ -18,9 +18,9 @@ from redis.sentinel import Sentinel
 from .config import RedisConfig
 
 
-def _common(config: RedisConfig) -> dict[str, Any]:
+def _common(config: RedisConfig, timeout: float) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "socket_timeout": config.timeout,
+        "socket_timeout": timeout,
         "socket_connect_timeout": config.connect_timeout,
         "retry": Retry(NoBackoff(), 0),
         "decode_responses": True,
@@ -41,9 +41,11 @@ def _common(config: RedisConfig) -> dict[str, Any]:
     return options
 
 
-def connect(config: RedisConfig) -> Redis | RedisCluster:
-    """A client for ``config``. Cluster clients contact a seed node here (and may raise)."""
-    options = _common(config)
+def connect(config: RedisConfig, *, bulk: bool = False) -> Redis | RedisCluster:
+    """A client for ``config``; ``bulk``: one that waits ``bulk_timeout`` for replies.
+    Cluster clients contact a seed node here (and may raise)."""
+    timeout = config.bulk_timeout if bulk else config.timeout
+    options = _common(config, timeout)
     if config.mode == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in config.nodes],
@@ -52,7 +54,7 @@ def connect(config: RedisConfig) -> Redis | RedisCluster:
         )
     if config.mode == "sentinel":
         sentinel_options = {
-            "socket_timeout": config.timeout,
+            "socket_timeout": config.timeout,  # asking a Sentinel is never a bulk call
             "socket_connect_timeout": config.connect_timeout,
             "password": config.sentinel_password,
             "decode_responses": True,

@@ -22,6 +22,8 @@ class Keys:
         """+ ``kind:value``: a hash per ban."""
         self.expiry = bans + ":expiry"
         """Sorted set of ``kind:value`` by expiry (``+inf`` for bans without one)."""
+        self.bans_version = bans + ":version"
+        """A token every change to the bans replaces: readers holding it need not fetch again."""
         self.history_prefix = bans + ":history:"
         """+ ``kind:value``: sorted set of the creation times of every ban the actor had."""
         self.stream = events + ":stream"

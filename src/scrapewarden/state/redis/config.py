@@ -12,6 +12,8 @@ Options (all optional)::
 
     timeout=0.02          seconds a call may wait on a socket before Redis counts as down
     connect_timeout=0.02  seconds to open a connection (also the wait for a free pooled one)
+    bulk_timeout=1        seconds for the calls that move much data (the whole ban list after
+                          it changed, event reads, pruning); never the first call to a server
     prefix=scrapewarden   first part of every key, so several sites can share one server
     max_connections=16    pooled connections per process (per node on Cluster)
     max_events=1000000    the event stream is trimmed to about this many entries
@@ -40,6 +42,7 @@ Mode = Literal["single", "cluster", "sentinel"]
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
 DEFAULT_TIMEOUT = 0.02
+DEFAULT_BULK_TIMEOUT = 1.0
 DEFAULT_PREFIX = "scrapewarden"
 DEFAULT_MAX_CONNECTIONS = 16
 DEFAULT_MAX_EVENTS = 1_000_000
@@ -58,6 +61,7 @@ SCHEMES = tuple(_SCHEMES)
 _OPTIONS = (
     "timeout",
     "connect_timeout",
+    "bulk_timeout",
     "prefix",
     "max_connections",
     "max_events",
@@ -88,6 +92,7 @@ class RedisConfig:
     tls: bool = False
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = DEFAULT_TIMEOUT
+    bulk_timeout: float = DEFAULT_BULK_TIMEOUT
     prefix: str = DEFAULT_PREFIX
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_events: int = DEFAULT_MAX_EVENTS
@@ -153,10 +158,10 @@ def parse_redis_url(url: str, shown: str) -> RedisConfig:
             raise bad(f"unknown option {name!r}; known: {', '.join(_OPTIONS)}")
         options[name] = value
 
-    def seconds(name: str) -> float:
+    def seconds(name: str, default: float = DEFAULT_TIMEOUT) -> float:
         raw = options.get(name)
         if raw is None:
-            return DEFAULT_TIMEOUT
+            return default
         try:
             value = float(raw)
         except ValueError:
@@ -197,6 +202,7 @@ def parse_redis_url(url: str, shown: str) -> RedisConfig:
         tls=tls,
         timeout=seconds("timeout"),
         connect_timeout=seconds("connect_timeout"),
+        bulk_timeout=seconds("bulk_timeout", DEFAULT_BULK_TIMEOUT),
         prefix=prefix,
         max_connections=count("max_connections", DEFAULT_MAX_CONNECTIONS),
         max_events=count("max_events", DEFAULT_MAX_EVENTS),

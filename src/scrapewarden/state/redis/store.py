@@ -30,6 +30,7 @@ Design, and why:
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import math
 import threading
@@ -92,6 +93,11 @@ _SCRIPTS = (
 )
 
 
+def _token() -> str:
+    # Unique across Redis restarts too, unlike a counter that starts again at 0.
+    return uuid.uuid4().hex
+
+
 def _script_text(name: str) -> str:
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
 
@@ -124,9 +130,12 @@ class RedisStore:
         self.keys = codec.Keys(config.prefix)
         self._clock = clock
         self._client_obj = client
+        self._bulk_obj: Any = None
         self._client_lock = threading.Lock()
         self._scripts: dict[str, Any] = {}
         self._mirror = MemoryStore(url=f"{config.url} (local mirror)")
+        self._bans_cache: tuple[str, list[Ban]] | None = None
+        """(version token, every ban) as last fetched; never changed in place."""
 
         # Counters an operator (or a metrics exporter) reads.
         self.outages = 0
@@ -171,13 +180,19 @@ class RedisStore:
         with self._cond:
             return len(self._outbox)
 
-    def _client(self) -> Any:
-        client = self._client_obj
+    def _client(self, *, bulk: bool = False) -> Any:
+        """The client for quick calls, or (``bulk``) the one that waits ``bulk_timeout``."""
+        client = self._bulk_obj if bulk else self._client_obj
         if client is None:
             with self._client_lock:
-                if self._client_obj is None:
-                    self._client_obj = connect(self.config)
-                client = self._client_obj
+                if bulk:
+                    if self._bulk_obj is None:
+                        self._bulk_obj = connect(self.config, bulk=True)
+                    client = self._bulk_obj
+                else:
+                    if self._client_obj is None:
+                        self._client_obj = connect(self.config)
+                    client = self._client_obj
         return client
 
     def _script(self, name: str) -> Any:
@@ -187,8 +202,8 @@ class RedisStore:
             self._scripts[name] = script
         return script
 
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return self._script(name)(keys=keys, args=args, client=self._client())
+    def _run(self, name: str, keys: list[str], args: list[Any], *, bulk: bool = False) -> Any:
+        return self._script(name)(keys=keys, args=args, client=self._client(bulk=bulk))
 
     def _trip(self, exc: BaseException) -> None:
         """Redis failed us: answer locally until the writer finds it back."""
@@ -296,8 +311,13 @@ class RedisStore:
     def _send_add_ban(self, ban: Ban) -> int:
         k = self.keys
         m = codec.member(ban.kind, str(ban.value))
-        keys = [k.ban(ban.kind, str(ban.value)), k.expiry, k.history(ban.kind, str(ban.value))]
-        return int(self._run("add_ban", keys, [m, *codec.ban_args(ban)]))
+        keys = [
+            k.ban(ban.kind, str(ban.value)),
+            k.expiry,
+            k.history(ban.kind, str(ban.value)),
+            k.bans_version,
+        ]
+        return int(self._run("add_ban", keys, [m, *codec.ban_args(ban), _token()]))
 
     def _mirror_add(self, ban: Ban) -> Ban:
         # Offences known locally: the mirror's history, and what the last seen ban said.
@@ -325,8 +345,8 @@ class RedisStore:
         return removed
 
     def _send_remove_ban(self, kind: str, value: str) -> int:
-        keys = [self.keys.ban(kind, value), self.keys.expiry]
-        return int(self._run("remove_ban", keys, [codec.member(kind, value)]))
+        keys = [self.keys.ban(kind, value), self.keys.expiry, self.keys.bans_version]
+        return int(self._run("remove_ban", keys, [codec.member(kind, value), _token()]))
 
     def get_ban(self, kind: BanKind, value: str) -> Ban | None:
         def call() -> Ban | None:
@@ -342,25 +362,34 @@ class RedisStore:
         return result
 
     def list_bans(self, now: float | None = None) -> list[Ban]:
+        """All bans (active at ``now`` if given). Every instance asks every two seconds, so the
+        list is fetched only when it changed (one small round trip otherwise)."""
+
         def call() -> list[Ban]:
-            low = "-inf" if now is None else "(" + repr(float(now))
-            rows = self._run("list_bans", [self.keys.expiry], [low, self.keys.ban_prefix])
-            bans = [codec.ban_from_hash(codec.pairs_to_dict(row)) for row in rows]
-            bans.sort(key=lambda b: (b.created, b.kind, b.value))
-            self._sync_mirror(bans, now)
-            return bans
+            # A quick look at the version first: a frozen server costs one short timeout here,
+            # and only a list that changed is fetched, with the longer bulk timeout.
+            known = self._bans_cache
+            version = self._client().get(self.keys.bans_version) or ""
+            if known is None or known[0] != version:
+                keys = [self.keys.expiry, self.keys.bans_version]
+                reply = self._run("list_bans", keys, [self.keys.ban_prefix, "\0"], bulk=True)
+                bans = [codec.ban_from_hash(codec.pairs_to_dict(row)) for row in json.loads(reply[1])]
+                bans.sort(key=lambda b: (b.created, b.kind, b.value))
+                self._sync_mirror(bans)
+                known = self._bans_cache = (str(reply[0]), bans)
+            return [copy_ban(b) for b in known[1] if now is None or b.active(now)]
 
         result: list[Ban] = self._guard("list_bans", call, lambda: self._mirror.list_bans(now))
         return result
 
-    def _sync_mirror(self, bans: list[Ban], now: float | None) -> None:
-        """Make the mirror's bans what Redis just said (for the same ``now`` filter)."""
+    def _sync_mirror(self, bans: list[Ban]) -> None:
+        """Make the mirror's bans what Redis just said."""
         fresh = {(b.kind, b.value) for b in bans}
-        for old in self._mirror.list_bans(now):
+        for old in self._mirror.list_bans():
             if (old.kind, old.value) not in fresh:
                 self._mirror.remove_ban(old.kind, old.value)
         for ban in bans:
-            self._mirror.add_ban(copy_ban(ban))
+            self._mirror.add_ban(ban)  # the mirror stores a copy of its own
 
     def prior_offences(self, kind: BanKind, value: str) -> int:
         def fallback() -> int:
@@ -377,8 +406,9 @@ class RedisStore:
             self._mirror.prune_bans(before)
             total = 0
             while True:
-                args = ["(" + repr(float(before)), self.keys.ban_prefix, PRUNE_CHUNK]
-                n = int(self._run("prune_bans", [self.keys.expiry], args))
+                args = ["(" + repr(float(before)), self.keys.ban_prefix, PRUNE_CHUNK, _token()]
+                keys = [self.keys.expiry, self.keys.bans_version]
+                n = int(self._run("prune_bans", keys, args, bulk=True))
                 total += n
                 if n < PRUNE_CHUNK:
                     return total
@@ -402,7 +432,9 @@ class RedisStore:
             self._check_open()
             return []
         start = f"{max(0, int(since_id)) + 1}-0"
-        rows = self._read_events(lambda c: c.xrange(self.keys.stream, start, "+", count=limit))
+        rows = self._read_events(
+            lambda: self._client(bulk=True).xrange(self.keys.stream, start, "+", count=limit)
+        )
         return [codec.event_from_entry(i, f) for i, f in rows]
 
     def recent_events(self, limit: int = 100) -> list[Event]:
@@ -410,22 +442,25 @@ class RedisStore:
         if limit <= 0:
             self._check_open()
             return []
-        rows = self._read_events(lambda c: c.xrevrange(self.keys.stream, "+", "-", count=limit))
+        rows = self._read_events(
+            lambda: self._client(bulk=True).xrevrange(self.keys.stream, "+", "-", count=limit)
+        )
         return [codec.event_from_entry(i, f) for i, f in reversed(rows)]
 
-    def _read_events(self, read: Callable[[Any], Any]) -> Any:
+    def _read_events(self, read: Callable[[], Any]) -> Any:
         def fallback() -> Any:
             raise StateUnavailableError(
                 f"Redis state {self.url} is unreachable; the event trail cannot be read until it is back"
             )
 
-        return self._guard("reading events", lambda: read(self._client()), fallback)
+        return self._guard("reading events", read, fallback)
 
     def prune_events(self, before: float) -> int:
         def call() -> int:
             total = 0
             while True:
-                n = int(self._run("prune_events", [self.keys.stream], [repr(float(before)), PRUNE_CHUNK]))
+                args = [repr(float(before)), PRUNE_CHUNK]
+                n = int(self._run("prune_events", [self.keys.stream], args, bulk=True))
                 total += n
                 if n < PRUNE_CHUNK:
                     return total
@@ -670,7 +705,7 @@ class RedisStore:
         self._last_prune = time.monotonic()
         try:
             self.prune_events(self._clock() - self.retention_seconds)
-        except (StateError, *UNAVAILABLE) as exc:
+        except (StateError, rx.RedisError, OSError) as exc:
             log.warning("Redis state %s: automatic event pruning failed: %s", self.url, exc)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -713,8 +748,9 @@ class RedisStore:
                 lost,
                 events,
             )
-        client = self._client_obj
-        if client is not None:
+        for client in (self._client_obj, self._bulk_obj):
+            if client is None:
+                continue
             try:
                 client.close()
             except Exception:  # closing a broken client must not hide the shutdown

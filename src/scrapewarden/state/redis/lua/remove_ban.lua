@@ -1,6 +1,8 @@
 -- Remove one ban (its offence history stays: escalation remembers).
--- KEYS: 1 the ban's hash, 2 the expiry index. ARGV: 1 index member (kind:value).
+-- KEYS: 1 the ban's hash, 2 the expiry index, 3 the bans' version.
+-- ARGV: 1 index member (kind:value), 2 a new version token.
 -- Returns 1 if a ban was removed.
 local removed = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+if removed > 0 then redis.call('SET', KEYS[3], ARGV[2]) end
 return removed
