@@ -137,6 +137,10 @@ class RedisStore:
         self._bans_cache: tuple[str, list[Ban]] | None = None
         """(version token, every ban) as last fetched; never changed in place."""
 
+        self.local_fallback = True
+        """False: raise :class:`StateUnavailableError` instead of answering from local state
+        while Redis is unreachable (the CLI: an operator must know a ban was not stored)."""
+
         # Counters an operator (or a metrics exporter) reads.
         self.outages = 0
         """Times Redis was found unreachable."""
@@ -235,6 +239,8 @@ class RedisStore:
                 self._trip(exc)
             except rx.RedisError as exc:
                 raise StateError(f"Redis state {self.url}: {what} failed: {exc}") from exc
+        if not self.local_fallback:
+            raise StateUnavailableError(f"Redis state {self.url} is unreachable: {what} not done")
         self._local()
         return fallback()
 
@@ -282,8 +288,13 @@ class RedisStore:
     def _must_queue(self) -> bool:
         # Degraded, or writes from the outage still on their way: a direct write now could
         # overtake them (a ban removed before the replay adds it back, say).
+        self._check_open()
         with self._cond:
-            return self._down_since is not None or self._state_ops > 0
+            down = self._down_since is not None
+            queue = down or self._state_ops > 0
+        if down and not self.local_fallback:
+            raise StateUnavailableError(f"Redis state {self.url} is unreachable: nothing written")
+        return queue
 
     # -- bans -----------------------------------------------------------------------------------
 
