@@ -20,7 +20,7 @@ from scrapewarden.core.clearance import Verdict
 from scrapewarden.core.decision import Action
 from scrapewarden.core.policy import Policy, ProtectedResource
 from scrapewarden.state.base import Ban, Event
-from scrapewarden.state.redis import RedisStore, StateUnavailableError
+from scrapewarden.state.redis import RedisStore, StateUnavailableError, parse_redis_url
 from scrapewarden.state.url import open_state
 from scrapewarden.warden import Warden
 
@@ -162,9 +162,7 @@ def test_the_outbox_keeps_bans_when_full_of_events(own_redis: RedisServer, prefi
 def test_a_setting_written_during_an_outage_does_not_replace_the_shared_one(
     own_redis: RedisServer, store: RedisStore, prefix: str
 ) -> None:
-    gate = threading.Event()
-    probe = store._probe
-    store._probe = lambda: gate.is_set() and probe()  # type: ignore[method-assign]
+    gate = held_back(store)
     own_redis.stop()
     assert store.get_setting("challenge.key") is None
     store.set_setting("challenge.key", "made-while-cut-off")
@@ -321,3 +319,58 @@ def test_a_frozen_cluster_node_costs_one_timeout_and_its_writes_are_replayed(
         assert store.replayed_writes == 1
     finally:
         store.close()
+
+
+def held_back(store: RedisStore) -> threading.Event:
+    """Keep ``store`` from finding Redis back until the returned event is set."""
+    gate = threading.Event()
+    probe = store._probe
+    store._probe = lambda: gate.is_set() and probe()  # type: ignore[method-assign]
+    return gate
+
+
+def test_a_replayed_ban_does_not_replace_a_newer_one_made_meanwhile(
+    own_redis: RedisServer, store: RedisStore, prefix: str
+) -> None:
+    gate = held_back(store)
+    own_redis.stop()
+    store.add_ban(ban("192.0.2.20", created=NOW, expires=NOW + 60))  # queued
+    own_redis.start()
+    other = open_redis(own_redis, prefix)
+    try:
+        newer = other.add_ban(ban("192.0.2.20", created=NOW + 30, expires=NOW + 3600))
+        assert newer.offences == 1
+        gate.set()
+        wait_until(lambda: not store.degraded and store.pending_writes == 0)
+        got = other.get_ban("ip", "192.0.2.20")
+        assert got is not None and got.created == NOW + 30 and got.expires == NOW + 3600
+        assert got.offences == 2 and other.prior_offences("ip", "192.0.2.20") == 2
+    finally:
+        other.close()
+
+
+def test_a_replayed_removal_leaves_a_ban_made_after_it(own_redis: RedisServer, prefix: str) -> None:
+    clock = [NOW + 100]
+    store = RedisStore(
+        parse_redis_url(f"{own_redis.url}?prefix={prefix}&timeout=0.05", "test"), clock=lambda: clock[0]
+    )
+    other = open_redis(own_redis, prefix)
+    try:
+        store.add_ban(ban("192.0.2.21", created=NOW))
+        store.add_ban(ban("192.0.2.22", created=NOW))
+        gate = held_back(store)
+        own_redis.pause()
+        try:
+            assert store.remove_ban("ip", "192.0.2.21") is True  # made at NOW + 100, queued
+            assert store.remove_ban("ip", "192.0.2.22") is True
+            assert store.degraded
+        finally:
+            own_redis.resume()
+        other.add_ban(ban("192.0.2.21", created=NOW + 200))  # a new ban, after the removal
+        gate.set()
+        wait_until(lambda: not store.degraded and store.pending_writes == 0)
+        assert [b.value for b in other.list_bans(NOW + 300)] == ["192.0.2.21"]
+        assert [b.value for b in store.list_bans(NOW + 300)] == ["192.0.2.21"]
+    finally:
+        store.close()
+        other.close()

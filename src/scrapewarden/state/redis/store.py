@@ -261,22 +261,38 @@ class RedisStore:
         if op.kind == "event":
             self.dropped_events += 1
             return False
-        for i, queued in enumerate(self._outbox):
-            if queued.kind == "event" and not any(queued is op for op in self._inflight):
-                del self._outbox[i]
-                self.dropped_events += 1
-                self._done += 1
-                if queued.batch is not None:
-                    # A batch may shrink on retry (if it was written, so were these), never grow.
-                    mark, _, size = queued.batch.partition("/")
-                    smaller = f"{mark}/{int(size) - 1}"
-                    for op in self._outbox:
-                        if op.batch == queued.batch:
-                            op.batch = smaller
-                return True
+        if self._evict_oldest_event():
+            return True
+        if self._inflight:
+            # Only events being sent right now could make room: go over the bound until that
+            # send is over (it is bounded by the timeout), then _trim() restores it.
+            return True
         self.dropped_writes += 1
         log.error("Redis state %s: local outbox full; a %s write is lost", self.url, op.kind)
         return False
+
+    def _evict_oldest_event(self) -> bool:
+        inflight = {id(sent) for sent in self._inflight}
+        for i, queued in enumerate(self._outbox):
+            if queued.kind != "event" or id(queued) in inflight:
+                continue
+            del self._outbox[i]
+            self.dropped_events += 1
+            self._done += 1
+            if queued.batch is not None:
+                # A batch may shrink on retry (if it was written, so were these), never grow.
+                mark, _, size = queued.batch.partition("/")
+                smaller = f"{mark}/{int(size) - 1}"
+                for other in self._outbox:
+                    if other.batch == queued.batch:
+                        other.batch = smaller
+            return True
+        return False
+
+    def _trim(self) -> None:
+        # Lock held, nothing in flight: back within max_pending, oldest events first.
+        while len(self._outbox) > self.config.max_pending and self._evict_oldest_event():
+            pass
 
     def _queue_state_write(self, op: _Op) -> bool:
         """Queue a state write if it must not overtake queued ones; True if queued."""
@@ -319,16 +335,12 @@ class RedisStore:
         result: Ban = self._guard("add_ban", call, fallback)
         return result
 
-    def _send_add_ban(self, ban: Ban) -> int:
+    def _send_add_ban(self, ban: Ban, *, replay: bool = False) -> int:
         k = self.keys
-        m = codec.member(ban.kind, str(ban.value))
-        keys = [
-            k.ban(ban.kind, str(ban.value)),
-            k.expiry,
-            k.history(ban.kind, str(ban.value)),
-            k.bans_version,
-        ]
-        return int(self._run("add_ban", keys, [m, *codec.ban_args(ban), _token()]))
+        value = str(ban.value)
+        keys = [k.ban(ban.kind, value), k.expiry, k.history(ban.kind, value), k.bans_version]
+        args = [codec.member(ban.kind, value), *codec.ban_args(ban), _token(), "1" if replay else "0"]
+        return int(self._run("add_ban", keys, args))
 
     def _mirror_add(self, ban: Ban) -> Ban:
         # Offences known locally: the mirror's history, and what the last seen ban said.
@@ -340,24 +352,26 @@ class RedisStore:
 
     def remove_ban(self, kind: BanKind, value: str) -> bool:
         self._check_open()
-        if self._queue_state_write(_Op("remove_ban", (kind, value))):
+        if self._queue_state_write(_Op("remove_ban", (kind, value, self._clock()))):
             self._local()
             return self._mirror.remove_ban(kind, value)
 
         def call() -> bool:
-            self._mirror.remove_ban(kind, value)
-            return bool(self._send_remove_ban(kind, value))
+            removed = bool(self._send_remove_ban(kind, value))
+            self._mirror.remove_ban(kind, value)  # only now: a failed send falls back to it
+            return removed
 
         def fallback() -> bool:
-            self._enqueue(_Op("remove_ban", (kind, value)))
+            self._enqueue(_Op("remove_ban", (kind, value, self._clock())))
             return self._mirror.remove_ban(kind, value)
 
         removed: bool = self._guard("remove_ban", call, fallback)
         return removed
 
-    def _send_remove_ban(self, kind: str, value: str) -> int:
+    def _send_remove_ban(self, kind: str, value: str, made_at: float | None = None) -> int:
         keys = [self.keys.ban(kind, value), self.keys.expiry, self.keys.bans_version]
-        return int(self._run("remove_ban", keys, [codec.member(kind, value), _token()]))
+        made = "" if made_at is None else repr(float(made_at))
+        return int(self._run("remove_ban", keys, [codec.member(kind, value), _token(), made]))
 
     def get_ban(self, kind: BanKind, value: str) -> Ban | None:
         def call() -> Ban | None:
@@ -648,6 +662,7 @@ class RedisStore:
             except UNAVAILABLE as exc:
                 with self._cond:
                     self._inflight = []
+                    self._trim()
                 self._trip(exc)
                 return
             except rx.RedisError as exc:
@@ -690,7 +705,7 @@ class RedisStore:
         if op.kind == "event":
             self._send_events(batch)
         elif op.kind == "add_ban":
-            self._send_add_ban(op.args[0])
+            self._send_add_ban(op.args[0], replay=True)
         elif op.kind == "remove_ban":
             self._send_remove_ban(*op.args)
         elif op.kind == "set_setting":
@@ -741,6 +756,11 @@ class RedisStore:
                 return
         self.flush(CLOSE_FLUSH_SECONDS)
         with self._cond:
+            if self._down_since is not None and self._outbox:
+                # Redis may be restarting just now: give the writer's probe a chance.
+                self._cond.wait_for(
+                    lambda: self._down_since is None and not self._outbox, timeout=CLOSE_FLUSH_SECONDS
+                )
             self._closing = True
             self._cond.notify_all()
         self._writer.join(CLOSE_FLUSH_SECONDS)
