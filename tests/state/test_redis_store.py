@@ -20,7 +20,8 @@ from scrapewarden.core.clearance import Verdict
 from scrapewarden.core.decision import Action
 from scrapewarden.core.policy import Policy, ProtectedResource
 from scrapewarden.state.base import Ban, Event
-from scrapewarden.state.redis import RedisStore, StateUnavailableError, parse_redis_url
+from scrapewarden.state.redis import RedisStore, StateUnavailableError, codec, parse_redis_url
+from scrapewarden.state.redis.store import _Op
 from scrapewarden.state.url import open_state
 from scrapewarden.warden import Warden
 
@@ -374,3 +375,40 @@ def test_a_replayed_removal_leaves_a_ban_made_after_it(own_redis: RedisServer, p
     finally:
         store.close()
         other.close()
+
+
+# -- event ids and batches ----------------------------------------------------------------------
+
+
+def test_event_ids_keep_growing_when_the_counter_is_lost(redis_server: RedisServer, prefix: str) -> None:
+    store = open_redis(redis_server, prefix)
+    try:
+        store.record_event(event(0))
+        store.record_event(event(1))
+        store.flush()
+        before = [e.id or 0 for e in store.events()]
+        store._client().delete(store.keys.event_seq)  # e.g. restored from an older snapshot
+        store.record_event(event(2))
+        store.flush()
+        ids = [e.id or 0 for e in store.events()]
+        assert ids[:2] == before and ids[2] > before[1]
+    finally:
+        store.close()
+
+
+def test_a_batch_sent_twice_is_stored_once(redis_server: RedisServer, prefix: str) -> None:
+    # What happens when a reply is lost after Redis wrote the batch and the writer retries.
+    store = open_redis(redis_server, prefix)
+    try:
+        batch = [store_op(event(i)) for i in range(3)]
+        for op in batch:
+            op.batch = "retried/3"
+        store._send_events(batch)
+        store._send_events(batch)
+        assert [e.path for e in store.events()] == ["/u/0", "/u/1", "/u/2"]
+    finally:
+        store.close()
+
+
+def store_op(e: Event) -> _Op:
+    return _Op("event", (codec.event_fields(e),))
