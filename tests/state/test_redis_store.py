@@ -412,3 +412,30 @@ def test_a_batch_sent_twice_is_stored_once(redis_server: RedisServer, prefix: st
 
 def store_op(e: Event) -> _Op:
     return _Op("event", (codec.event_fields(e),))
+
+
+@pytest.mark.parametrize("servers", ["redis_server", "redis_cluster"])
+def test_more_threads_than_connections_wait_their_turn(
+    servers: str, request: pytest.FixtureRequest, prefix: str
+) -> None:
+    # redis-py's cluster pools raise "Too many connections" instead of waiting; that must not
+    # look like an outage (the store bounds calls itself).
+    url = request.getfixturevalue(servers).url
+    store = open_state(f"{url}?prefix={prefix}&max_connections=2&connect_timeout=2")
+    assert isinstance(store, RedisStore)
+
+    def work(i: int) -> None:
+        for j in range(20):
+            store.spend_once(f"challenge:{i}-{j}", NOW + 60, NOW)
+            store.prior_offences("ip", f"192.0.2.{i}")
+
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not store.degraded and store.outages == 0 and store.local_answers == 0
+        assert store.spend_once("challenge:3-7", NOW + 60, NOW + 1) is False
+    finally:
+        store.close()

@@ -49,7 +49,8 @@ def connect(config: RedisConfig, *, bulk: bool = False) -> Redis | RedisCluster:
     if config.mode == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in config.nodes],
-            max_connections=config.max_connections,
+            # No per-node limit here: its pools raise "Too many connections" instead of waiting.
+            # The store bounds concurrent calls itself (RedisStore._slot).
             **options,
         )
     if config.mode == "sentinel":

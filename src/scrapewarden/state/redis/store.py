@@ -37,7 +37,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -133,6 +134,8 @@ class RedisStore:
         self._bulk_obj: Any = None
         self._client_lock = threading.Lock()
         self._scripts: dict[str, Any] = {}
+        # A Cluster client's pools cannot wait for a free connection, so calls are bounded here.
+        self._slots = threading.BoundedSemaphore(config.max_connections) if config.mode == "cluster" else None
         self._mirror = MemoryStore(url=f"{config.url} (local mirror)")
         self._bans_cache: tuple[str, list[Ban]] | None = None
         """(version token, every ban) as last fetched; never changed in place."""
@@ -209,6 +212,20 @@ class RedisStore:
     def _run(self, name: str, keys: list[str], args: list[Any], *, bulk: bool = False) -> Any:
         return self._script(name)(keys=keys, args=args, client=self._client(bulk=bulk))
 
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """At most ``max_connections`` calls at once (Cluster only; other pools wait by themselves)."""
+        slots = self._slots
+        if slots is None:
+            yield
+            return
+        if not slots.acquire(timeout=self.config.connect_timeout):
+            raise rx.ConnectionError("no free Redis connection within connect_timeout")
+        try:
+            yield
+        finally:
+            slots.release()
+
     def _trip(self, exc: BaseException) -> None:
         """Redis failed us: answer locally until the writer finds it back."""
         with self._cond:
@@ -234,7 +251,8 @@ class RedisStore:
         self._check_open()
         if self._down_since is None:
             try:
-                return call()
+                with self._slot():
+                    return call()
             except UNAVAILABLE as exc:
                 self._trip(exc)
             except rx.RedisError as exc:
@@ -615,9 +633,10 @@ class RedisStore:
         # On a Cluster, PING reaches any one node: ask the nodes holding this store's keys.
         try:
             k = self.keys
-            self._client().ping()
-            for key in (k.expiry, k.event_seq, k.settings):
-                self._client().exists(key)
+            with self._slot():
+                self._client().ping()
+                for key in (k.expiry, k.event_seq, k.settings):
+                    self._client().exists(key)
             return True
         except UNAVAILABLE:
             return False
@@ -658,7 +677,8 @@ class RedisStore:
                 batch = self._take_batch()
                 self._inflight = batch  # the front of the outbox; only this thread pops it
             try:
-                self._send(batch)
+                with self._slot():
+                    self._send(batch)
             except UNAVAILABLE as exc:
                 with self._cond:
                     self._inflight = []
