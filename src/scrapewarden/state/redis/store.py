@@ -456,8 +456,12 @@ class RedisStore:
                 if n < PRUNE_CHUNK:
                     return total
 
-        # Pruning the shared store waits for Redis; the next retention pass catches up.
-        pruned: int = self._guard("prune_bans", call, lambda: self._mirror.prune_bans(before) * 0)
+        def fallback() -> int:
+            # Pruning the shared store waits for Redis; the next retention pass catches up.
+            self._mirror.prune_bans(before)
+            return 0
+
+        pruned: int = self._guard("prune_bans", call, fallback)
         return pruned
 
     # -- events ---------------------------------------------------------------------------------
