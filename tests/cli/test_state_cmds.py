@@ -193,8 +193,8 @@ def test_empty_list(db: Path) -> None:
 
 
 def test_bad_state_url_exits_2(db: Path) -> None:
-    result = run(db, "ban", "list", "--state", "redis://localhost")
-    assert result.exit_code == 2 and "issue 7" in result.stderr
+    result = run(db, "ban", "list", "--state", "redis://localhost?colour=blue")
+    assert result.exit_code == 2 and "unknown option 'colour'" in result.stderr
 
 
 def test_memory_state_warns_that_nothing_persists(db: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,10 +14,26 @@ from scrapewarden.state.errors import StateClosedError
 from scrapewarden.state.memory import MemoryStore
 from scrapewarden.state.retention import apply_retention
 from scrapewarden.state.sqlite import SQLiteStore
+from scrapewarden.state.url import open_state
 
-BACKENDS: dict[str, Callable[[Path], StateStore]] = {
-    "memory": lambda tmp: MemoryStore(),
-    "sqlite": lambda tmp: SQLiteStore(tmp / "state.db"),
+
+def _redis(fixture: str) -> Callable[[Path, pytest.FixtureRequest], StateStore]:
+    # The server is shared by the session; a key prefix of its own keeps each test apart.
+    def open_store(tmp: Path, request: pytest.FixtureRequest) -> StateStore:
+        server = request.getfixturevalue(fixture)
+        sep = "&" if "?" in server.url else "?"
+        return open_state(f"{server.url}{sep}prefix=t-{uuid.uuid4().hex[:12]}")
+
+    return open_store
+
+
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], StateStore]] = {
+    "memory": lambda tmp, request: MemoryStore(),
+    "sqlite": lambda tmp, request: SQLiteStore(tmp / "state.db"),
+    "redis": _redis("redis_server"),
+    "redis-cluster": _redis("redis_cluster"),
+    "redis-sentinel": _redis("redis_sentinel"),
+    "redis-tls": _redis("redis_tls"),
 }
 
 HOSTILE = [
@@ -36,7 +53,7 @@ NOW = 1_700_000_000.0
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    s = BACKENDS[request.param](tmp_path)
+    s = BACKENDS[request.param](tmp_path, request)
     yield s
     s.close()
 

@@ -8,6 +8,7 @@ import pytest
 
 from scrapewarden.state.errors import StateURLError
 from scrapewarden.state.memory import MemoryStore
+from scrapewarden.state.redis import RedisStore, parse_redis_url
 from scrapewarden.state.sqlite import SQLiteStore
 from scrapewarden.state.url import open_state, redact
 
@@ -72,11 +73,110 @@ def test_retention_is_passed_to_sqlite(tmp_path: Path) -> None:
         store.close()
 
 
-def test_redis_says_it_arrives_later_and_hides_the_password() -> None:
-    with pytest.raises(StateURLError, match="issue 7") as info:
-        open_state("redis://:hunter2@cache.internal:6379/0")
+def test_a_redis_url_opens_a_redis_store_without_connecting_yet() -> None:
+    # Nothing listens on port 1: opening must still work (the store starts degraded on use).
+    store = open_state("redis://:hunter2@127.0.0.1:1/3?prefix=site-a&timeout=0.01")
+    try:
+        assert isinstance(store, RedisStore)
+        assert store.url == "redis://:***@127.0.0.1:1/3?prefix=site-a&timeout=0.01"
+        assert store.config.db == 3 and store.config.prefix == "site-a"
+        assert store.config.password == "hunter2" and "hunter2" not in repr(store.config)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "want"),
+    [
+        ("redis://cache.internal", {"mode": "single", "nodes": (("cache.internal", 6379),), "db": 0}),
+        ("redis://u:p%40ss@10.0.0.5:6380/2", {"nodes": (("10.0.0.5", 6380),), "db": 2, "username": "u"}),
+        ("rediss://cache:6380", {"mode": "single", "tls": True}),
+        ("redis://[::1]:7000/1", {"nodes": (("::1", 7000),), "db": 1}),
+        (
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7001,[fd00::3]:7002",
+            {"mode": "cluster", "nodes": (("10.0.0.1", 7000), ("10.0.0.2", 7001), ("fd00::3", 7002))},
+        ),
+        ("rediss+cluster://h1:7000,h2:7000", {"mode": "cluster", "tls": True}),
+        ("redis+cluster://h1:7000?tls=1", {"mode": "cluster", "tls": True}),
+        (
+            "redis+sentinel://s1,s2:26380/mymaster/4",
+            {"mode": "sentinel", "nodes": (("s1", 26379), ("s2", 26380)), "service": "mymaster", "db": 4},
+        ),
+        (
+            "redis://h?timeout=0.005&connect_timeout=0.1&bulk_timeout=2&max_connections=4&max_events=50&max_pending=9",
+            {
+                "timeout": 0.005,
+                "connect_timeout": 0.1,
+                "max_connections": 4,
+                "max_events": 50,
+                "max_pending": 9,
+            },
+        ),
+        (
+            "rediss://h?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=none",
+            {"ssl_ca_certs": "/etc/ca.pem", "ssl_cert_reqs": "none"},
+        ),
+        (
+            "redis://h",
+            {
+                "timeout": 0.02,
+                "connect_timeout": 0.02,
+                "bulk_timeout": 1.0,
+                "prefix": "scrapewarden",
+                "tls": False,
+            },
+        ),
+    ],
+)
+def test_redis_urls_are_read(url: str, want: dict[str, object]) -> None:
+    config = parse_redis_url(url, redact(url))
+    for name, value in want.items():
+        assert getattr(config, name) == value, name
+    if "password" not in url and "@" in url:
+        assert config.password == "p@ss"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis://", "no host named"),
+        ("redis://:pw@", "no host named"),
+        ("redis://h1:1,h2:2", "several hosts need redis+cluster://"),
+        ("redis://h:notaport", "bad port"),
+        ("redis://h:70000", "bad port"),
+        ("redis://::1:6379", "IPv6 addresses in brackets"),
+        ("redis://[::1:6379", "IPv6"),
+        ("redis://h/zero", "database number"),
+        ("redis://h/1/2", "database number"),
+        ("redis+cluster://h:7000/1", "only database 0"),
+        ("redis+sentinel://s1:26379", "name the monitored master"),
+        ("redis+sentinel://s1:26379/", "name the monitored master"),
+        ("redis://h?colour=blue", "unknown option 'colour'"),
+        ("redis://h?timeout=fast", "timeout must be a number of seconds"),
+        ("redis://h?timeout=0", "more than 0"),
+        ("redis://h?connect_timeout=-1", "more than 0"),
+        ("redis://h?max_pending=0", "positive whole number"),
+        ("redis://h?max_events=lots", "positive whole number"),
+        ("redis://h?prefix={site}", "no braces"),
+        ("redis://h?prefix=", "prefix must be"),
+        ("redis://h?ssl_ca_certs=/ca.pem", "need TLS"),
+        ("rediss://h?ssl_cert_reqs=maybe", "ssl_cert_reqs must be"),
+        ("redis://h?tls=perhaps", "tls must be 1 or 0"),
+        ("redis://h#frag", "no #fragment"),
+        ("redis+swarm://h", "unknown scheme"),
+    ],
+)
+def test_bad_redis_urls_say_what_is_wrong(url: str, says: str) -> None:
+    with pytest.raises(StateURLError) as info:
+        open_state(url)
+    assert says in str(info.value)
+
+
+def test_redis_url_errors_hide_the_password() -> None:
+    with pytest.raises(StateURLError) as info:
+        open_state("redis://admin:hunter2@cache.internal:6379/x")
     message = str(info.value)
-    assert "hunter2" not in message and "cache.internal" in message
+    assert "hunter2" not in message and "cache.internal" in message and "***" in message
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,8 @@ _state_option = click.option(
     show_envvar=True,
     metavar="URL",
     help=(
-        "State store URL: sqlite:///relative.db, sqlite:////absolute.db or memory://. "
+        "State store URL: sqlite:///relative.db, sqlite:////absolute.db, redis://host:6379/0 "
+        "(rediss://, redis+cluster://h:p,h:p, redis+sentinel://h:p/service), or memory://. "
         "The library's own default, memory://, lives inside one process and is useless here, "
         "so the CLI defaults to a SQLite file in the current directory; point it at the same "
         "URL your server uses."
@@ -68,6 +69,10 @@ def _store(url: str) -> Iterator[StateStore]:
         raise click.ClickException(str(exc)) from exc
     if url.strip().lower().startswith("memory:"):
         click.echo("warning: memory:// state lives only inside this command; nothing persists", err=True)
+    if hasattr(store, "local_fallback"):
+        # A server keeps deciding on local state while Redis is away; a command must not
+        # report a ban as stored (or list what it merely remembers) when Redis did not answer.
+        store.local_fallback = False
     try:
         yield store
     except StateError as exc:

@@ -8,7 +8,9 @@ from .base import BAN_KINDS, Ban, Event
 
 
 def copy_ban(ban: Ban) -> Ban:
-    return dataclasses.replace(ban)
+    # The constructor, not dataclasses.replace: several times faster, and a Redis store copies
+    # every ban whenever the shared list changes.
+    return Ban(ban.kind, ban.value, ban.created, ban.expires, ban.reason, ban.offences, ban.source)
 
 
 def copy_event(event: Event, *, new_id: int | None = None) -> Event:

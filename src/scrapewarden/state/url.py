@@ -5,6 +5,8 @@ Supported URLs::
     memory://                     in-process only (the default when nothing is configured)
     sqlite:///relative/path.db    three slashes: relative to the working directory
     sqlite:////abs/path.db        four slashes: absolute path (SQLAlchemy's convention)
+    redis://host:6379/0           Redis / Valkey; rediss:// for TLS, redis+cluster://h:p,h:p,
+                                  redis+sentinel://h:p,h:p/service (see state/redis/config.py)
 
 When no URL is passed, ``SCRAPEWARDEN_STATE`` is read. Adding a backend means adding one
 function to ``_OPENERS``.
@@ -87,10 +89,9 @@ def _open_sqlite(url: str, parts: SplitResult, retention_seconds: float | None) 
 
 
 def _open_redis(url: str, parts: SplitResult, retention_seconds: float | None) -> StateStore:
-    raise StateURLError(
-        f"state URL {redact(url)!r}: Redis support arrives later (issue 7); "
-        "use sqlite:///path.db to share state between processes on one host for now"
-    )
+    from .redis import RedisStore, parse_redis_url
+
+    return RedisStore(parse_redis_url(url, redact(url)), retention_seconds=retention_seconds)
 
 
 _OPENERS: dict[str, Callable[[str, SplitResult, float | None], StateStore]] = {
@@ -98,4 +99,8 @@ _OPENERS: dict[str, Callable[[str, SplitResult, float | None], StateStore]] = {
     "sqlite": _open_sqlite,
     "redis": _open_redis,
     "rediss": _open_redis,
+    "redis+cluster": _open_redis,
+    "rediss+cluster": _open_redis,
+    "redis+sentinel": _open_redis,
+    "rediss+sentinel": _open_redis,
 }
