@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
 from .core.bans import ban_ttl
+from .core.counters import ActorCounts
 from .core.decision import Action, Decision
 from .core.engine import Engine
 from .core.facts import RequestFacts
@@ -35,6 +36,9 @@ from .core.pseudonym import Pseudonymizer
 from .state.base import Ban, BanKind, Event, StateStore
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
+
+if TYPE_CHECKING:
+    from .state.redis.counters import RedisCounters
 
 log = logging.getLogger("scrapewarden")
 
@@ -90,9 +94,11 @@ class Warden:
         engine: Engine | None = None,
         clock: Callable[[], float] = time.time,
         under_attack: bool = False,
+        counters: RedisCounters | None = None,
     ) -> None:
         """``under_attack`` switches the policy's ``challenge.under_attack`` on (a copy; the
-        file is not changed)."""
+        file is not changed). ``counters``: per-actor counters shared with other instances
+        (used by :meth:`decide_async`; see :mod:`scrapewarden.state.redis.counters`)."""
         engine_policy = getattr(engine, "policy", None)
         if under_attack and isinstance(engine_policy, Policy) and not engine_policy.challenge.under_attack:
             # The engine is what challenges; one built for another policy would silently not.
@@ -105,11 +111,27 @@ class Warden:
         self.challenges = ChallengeService(self.policy, self.store, clock)
         self.challenges.on_outcome = self._record_outcome
         """Challenge pages, answers and clearance cookies, signed with a key shared via the store."""
+        self.counters = counters if counters is not None else self._shared_counters()
         self._lock = threading.Lock()
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
         self.decisions = 0
         self.actions = {action: 0 for action in Action}
+
+    def _shared_counters(self) -> RedisCounters | None:
+        """Per-actor counters on the same Redis as the state store, when it is one: every
+        instance then holds a scraper to one budget. Actors are stored under keyed pseudonyms."""
+        from .state.redis.client import connect_async
+        from .state.redis.config import RedisConfig
+        from .state.redis.counters import RedisCounters
+
+        config = getattr(self.store, "config", None)
+        if not isinstance(config, RedisConfig):
+            return None
+
+        generic = self.pseudonymizer.generic
+        client = connect_async(config)
+        return RedisCounters(client, name=generic, timeout=config.timeout, prefix=config.prefix)
 
     def _stored_key(self) -> bytes | None:
         """The store's own pseudonymisation key, made on first use.
@@ -164,6 +186,56 @@ class Warden:
         self.read_clearance(facts)
         return self.decide(facts)
 
+    async def decide_http_async(
+        self,
+        *,
+        peer: str,
+        method: str,
+        path: str,
+        query: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        account_id: str | None = None,
+        account_created: float | None = None,
+        scheme: str = "http",
+    ) -> Decision:
+        """:meth:`decide_http` for async doors: with shared counters (:attr:`counters`) the
+        request is counted on Redis, one call per actor, and judged on those counts; without
+        them, or when Redis does not answer in time, on this process's counters."""
+        facts = facts_from_http(
+            self.policy,
+            now=self.clock(),
+            peer=peer,
+            method=method,
+            path=path,
+            query=query,
+            headers=headers,
+            account_id=account_id,
+            account_created=account_created,
+            scheme=scheme,
+        )
+        self.read_clearance(facts)
+        return await self.decide_async(facts)
+
+    async def decide_async(self, facts: RequestFacts) -> Decision:
+        counters = self.counters
+        if counters is None:
+            return self.decide(facts)
+        now = facts.now
+        with self._lock:
+            if now >= self._next_ban_refresh:
+                self._refresh_bans(now)
+            step = self.engine.begin(facts)
+        if isinstance(step, Decision):
+            return self._after(facts, step)
+        counted: Sequence[ActorCounts] | None = await counters.observe(step.actors, step.observation)
+        with self._lock:
+            if counted is None:  # Redis is away: decide on this process's own counters
+                counted = self.engine.observe(step)
+            decision = self.engine.finish(step, counted)
+            for kind, value in decision.new_bans:
+                self._impose_ban(kind, value, now, decision)
+        return self._after(facts, decision)
+
     def read_clearance(self, facts: RequestFacts) -> None:
         """Note in ``facts`` how the client earned its clearance cookie, and what its browser
         showed meanwhile; forged, expired or borrowed cookies are simply ignored. Every door
@@ -182,6 +254,10 @@ class Warden:
             decision = self.engine.decide(facts)
             for kind, value in decision.new_bans:
                 self._impose_ban(kind, value, now, decision)
+        return self._after(facts, decision)
+
+    def _after(self, facts: RequestFacts, decision: Decision) -> Decision:
+        """Tallies, the event trail and the owed challenge, whichever way the decision was made."""
         self.decisions += 1
         self.actions[decision.action] += 1
         if decision.action is not Action.ALLOW:

@@ -430,6 +430,10 @@ class ActorTable:
         return len(self._current) + len(self._previous)
 
 
+_SHARED = ""
+"""SharedNetworks' mark for a network already used by two addresses (no address is empty)."""
+
+
 class SharedNetworks:
     """Which networks have been used by more than one address, in bounded memory.
 
@@ -447,7 +451,8 @@ class SharedNetworks:
         self._previous: dict[str, str] = {}
 
     def second_address(self, network: str, ip: str) -> bool:
-        """Record ``ip`` in ``network``; True once another address has used the network."""
+        """Record ``ip`` in ``network``; True once another address has used the network (for
+        every address of it from then on, the first one included)."""
         first = self._current.get(network)
         if first is None:
             first = self._previous.pop(network, None)
@@ -455,4 +460,8 @@ class SharedNetworks:
                 self._previous = self._current
                 self._current = {}
             self._current[network] = first if first is not None else ip
-        return first is not None and first != ip
+        if first is None or first == ip:
+            return False
+        if first:
+            self._current[network] = _SHARED  # remembered here, not only by the network's counters
+        return True

@@ -71,7 +71,7 @@ class ScrapeWardenMiddleware:
         if kind == "http" and scope.get("path") in OWN_PATHS:
             await self._own(scope, receive, send)
             return
-        decision = self._decide(scope)
+        decision = await self._decide(scope)
         if decision is None:
             await self.app(scope, receive, send)
             return
@@ -168,24 +168,28 @@ class ScrapeWardenMiddleware:
             reply = plain_reply(500, "Something went wrong.")
         await _send_http(scope, send, reply)
 
-    def _decide(self, scope: Scope) -> Decision | None:
-        """The decision for this request; None if deciding failed (we then fail open)."""
+    async def _decide(self, scope: Scope) -> Decision | None:
+        """The decision for this request; None if deciding failed (we then fail open). With
+        shared counters the request is counted on Redis (bounded by its deadline)."""
         try:
             client = scope.get("client")
             raw_path = scope.get("raw_path")
             # ASGI says raw_path has no query string, but not every server agrees.
             path = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope.get("path") or "/"
             query = scope.get("query_string") or b""
-            return self.warden.decide_http(
-                peer=client[0] if client else "",
-                method=scope.get("method") or "GET",
-                path=path,
-                query=query.decode("latin-1"),
-                headers=scope.get("headers") or (),
-                account_id=_call(self.account_id, scope) if self.account_id else None,
-                account_created=_call(self.account_created, scope) if self.account_created else None,
-                scheme="https" if scope.get("scheme") in ("https", "wss") else "http",
-            )
+            request: dict[str, Any] = {
+                "peer": client[0] if client else "",
+                "method": scope.get("method") or "GET",
+                "path": path,
+                "query": query.decode("latin-1"),
+                "headers": scope.get("headers") or (),
+                "account_id": _call(self.account_id, scope) if self.account_id else None,
+                "account_created": _call(self.account_created, scope) if self.account_created else None,
+                "scheme": "https" if scope.get("scheme") in ("https", "wss") else "http",
+            }
+            if self.warden.counters is not None:
+                return await self.warden.decide_http_async(**request)
+            return self.warden.decide_http(**request)
         except Exception:
             # A bug in scrapewarden must not take the site down with it.
             log.exception("scrapewarden: deciding failed; letting the request through")

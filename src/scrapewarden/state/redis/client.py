@@ -84,3 +84,50 @@ def connect(config: RedisConfig, *, bulk: bool = False) -> Redis | RedisCluster:
         **options,
     )
     return Redis(connection_pool=pool)
+
+
+def connect_async(config: RedisConfig) -> Any:
+    """An asyncio client for ``config`` (the shared counters' calls, one per actor), with the
+    same fast-failing options. Connections are made on first use, inside the caller's loop."""
+    options = _common(config, config.timeout)
+    if config.mode == "cluster":
+        from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+        from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+        return AsyncRedisCluster(
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in config.nodes], **options
+        )
+    if config.mode == "sentinel":
+        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+        sentinel_options = {
+            "socket_timeout": config.timeout,
+            "socket_connect_timeout": config.connect_timeout,
+            "password": config.sentinel_password,
+            "decode_responses": True,
+        }
+        sentinel = AsyncSentinel(list(config.nodes), sentinel_kwargs=sentinel_options, **options)
+        assert config.service is not None
+        return sentinel.master_for(config.service, db=config.db)
+    from redis.asyncio import BlockingConnectionPool as AsyncBlockingPool
+    from redis.asyncio import Redis as AsyncRedis
+
+    if config.tls:
+        from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
+
+        connection_class: Any = AsyncSSLConnection
+        options.pop("ssl")
+    else:
+        from redis.asyncio.connection import Connection as AsyncConnection
+
+        connection_class = AsyncConnection
+    pool = AsyncBlockingPool(
+        max_connections=config.max_connections,
+        timeout=config.connect_timeout,
+        connection_class=connection_class,
+        host=config.nodes[0][0],
+        port=config.nodes[0][1],
+        db=config.db,
+        **options,
+    )
+    return AsyncRedis(connection_pool=pool)

@@ -1,0 +1,221 @@
+"""Shared per-actor counters on a real redis-server: the Lua script agrees with the in-process
+counters, two instances share one budget, and a lost Redis degrades to local counting."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import httpx
+import pytest
+from redis_servers import RedisCluster, RedisServer
+
+from scrapewarden.core.decision import Action, Decision
+from scrapewarden.core.engine import Engine
+from scrapewarden.core.facts import RequestFacts
+from scrapewarden.core.policy import Policy, ProtectedResource
+from scrapewarden.state.redis.counters import RedisCounters
+from scrapewarden.warden import Warden
+
+T0 = 1_800_000_000.0
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36"
+)
+
+
+def counters(url: str, *, timeout: float = 1.0, prefix: str = "") -> RedisCounters:
+    """Shared counters on ``url``; ``prefix`` keeps tests sharing one server apart."""
+    import redis.asyncio as aioredis
+
+    if url.startswith("redis+cluster://"):
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(h, int(p)) for h, p in (n.split(":") for n in url[16:].split("/")[0].split(","))]
+        client: Any = RedisCluster(startup_nodes=nodes, socket_timeout=1.0)
+    else:
+        client = aioredis.Redis.from_url(url, socket_timeout=1.0)
+    run = prefix or str(random.random())
+    return RedisCounters(client, name=lambda kind, key: f"{run}:{key}", timeout=timeout)
+
+
+def policy() -> Policy:
+    return Policy(
+        protected=[ProtectedResource(pattern="/users/{id}")],
+        traps={"paths": ["/.trap"]},
+        limits={
+            "per_ip": {"requests_per_minute": 120, "profiles_per_hour": 40, "profiles_per_day": 200},
+            "per_fingerprint": {"requests_per_minute": 600, "profiles_per_hour": 45, "profiles_per_day": 300},
+        },
+    )
+
+
+def traffic(n: int, seed: int) -> list[RequestFacts]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        now = T0 + i * 0.7
+        who = rng.random()
+        if who < 0.3:  # a sequential walker on one address
+            ip, path, ua = "203.0.113.9", f"/users/{i % 40}", "python-requests/2.31"
+        elif who < 0.4:
+            ip, path, ua = "192.0.2.77", "/.trap" if rng.random() < 0.1 else "/", CHROME
+        else:  # people: pages and their assets
+            ip = f"10.{rng.randrange(3)}.0.{rng.randrange(1, 12)}"
+            path = rng.choice(["/", "/static/app.css", f"/users/{rng.randrange(30)}", "/static/app.js"])
+            ua = CHROME
+        headers = (("user-agent", ua), ("accept", "text/html"), ("accept-language", "en"))
+        out.append(RequestFacts(now=now, ip=ip, path=path, user_agent=ua, headers=headers))
+    return out
+
+
+@pytest.mark.parametrize("where", ["single", "cluster"])
+def test_the_lua_counters_judge_like_the_engines_own(
+    where: str, redis_server: RedisServer, redis_cluster: RedisCluster
+) -> None:
+    """While distinct counts stay exact (under 48 per window), Redis and the engine agree exactly."""
+    own, shared = Engine(policy()), Engine(policy())
+    store = counters(redis_server.url if where == "single" else redis_cluster.url)
+
+    async def run() -> set[Action]:
+        seen = set()
+        for facts in traffic(1500, seed=3):
+            expected = own.decide(facts)
+            step = shared.begin(facts)
+            if isinstance(step, Decision):
+                got = step
+            else:
+                counted = await store.observe(step.actors, step.observation)
+                assert counted is not None
+                got = shared.finish(step, counted)
+            assert (got.action, round(got.score, 3)) == (expected.action, round(expected.score, 3)), (
+                facts.path
+            )
+            seen.add(got.action)
+        await store.client.aclose()
+        return seen
+
+    actions = asyncio.run(run())
+    assert {Action.ALLOW, Action.BLOCK} <= actions
+    assert store.calls > 1500 and store.failures == 0
+
+
+def test_two_instances_share_one_budget(redis_server: RedisServer) -> None:
+    """A walker alternating between two instances is stopped after as many records as one."""
+
+    async def records_before_refused(wardens: list[Warden]) -> int:
+        for n in range(1, 400):
+            facts = RequestFacts(
+                now=T0 + n * 2.0,
+                ip="203.0.113.50",
+                path=f"/users/{random.Random(n).randrange(10**6)}",
+                user_agent=CHROME,
+                headers=(("user-agent", CHROME), ("accept", "text/html"), ("accept-language", "en")),
+            )
+            decision = await wardens[n % len(wardens)].decide_async(facts)
+            if decision.action is not Action.ALLOW:
+                return n
+        return 0
+
+    async def run() -> tuple[int, int]:
+        alone = await records_before_refused([Warden(policy(), state="memory://")])
+        run = str(random.random())  # both instances under one name: one budget
+        shared = [counters(redis_server.url, prefix=run) for _ in range(2)]
+        pair = [Warden(policy(), state="memory://", counters=c) for c in shared]
+        together = await records_before_refused(pair)
+        for c in shared:
+            await c.client.aclose()
+        return alone, together
+
+    alone, together = asyncio.run(run())
+    assert 0 < alone < 400
+    assert abs(together - alone) <= 1, (alone, together)
+
+
+def test_a_lost_redis_degrades_to_local_counting_and_comes_back(own_redis: RedisServer) -> None:
+    redis_server = own_redis
+
+    async def run() -> None:
+        store = counters(redis_server.url, timeout=0.05)
+        warden = Warden(policy(), state="memory://", counters=store)
+        facts = traffic(200, seed=9)
+        for f in facts[:50]:
+            await warden.decide_async(f)
+        assert store.failures == 0 and store.degraded_since is None
+        redis_server.stop()
+        loop = asyncio.get_running_loop()
+        for f in facts[50:150]:  # every request still gets a decision, none waits long
+            started = loop.time()
+            decision = await warden.decide_async(f)
+            assert isinstance(decision, Decision)
+            assert loop.time() - started < 1.0
+        assert store.failures > 0 and store.degraded_since is not None
+        redis_server.start()
+        for f in facts[150:]:
+            await warden.decide_async(f)
+        assert store.degraded_since is None  # shared again
+        await store.client.aclose()
+
+    asyncio.run(run())
+
+
+def test_two_middleware_apps_on_one_redis_stop_a_walker_like_one(redis_server: RedisServer) -> None:
+    """Real HTTP: two ASGI apps (each its own Warden, opened from the same redis:// state URL),
+    and a walker alternating between them; it is refused after as many records as one app lets
+    through on its own (± one)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from scrapewarden.doors.asgi import ScrapeWardenMiddleware
+
+    async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]}
+        )
+        await send({"type": "http.response.body", "body": b"<h1>a person</h1>"})
+
+    def serve(app: Any) -> tuple[str, Any]:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}", (server, thread, sock)
+
+    def walk(urls: list[str]) -> int:
+        headers = {"user-agent": CHROME, "accept": "text/html", "accept-language": "en"}
+        with httpx.Client(headers=headers, timeout=10) as client:
+            for n in range(1, 400):
+                reply = client.get(f"{urls[n % len(urls)]}/users/{random.Random(n).randrange(10**6)}")
+                if reply.status_code != 200:
+                    return n
+        return 0
+
+    # Each run gets fresh counters: its own key prefix on the shared server.
+    state = f"{redis_server.url}?prefix=walk{random.randrange(10**9)}"
+    started = []
+    try:
+        alone_url, handle = serve(ScrapeWardenMiddleware(site, policy(), state="memory://"))
+        started.append(handle)
+        alone = walk([alone_url])
+        pair = []
+        for _ in range(2):
+            url, handle = serve(ScrapeWardenMiddleware(site, policy(), state=state))
+            started.append(handle)
+            pair.append(url)
+        together = walk(pair)
+    finally:
+        for server, thread, sock in started:
+            server.should_exit = True
+            thread.join(10)
+            sock.close()
+    assert 0 < alone < 400
+    assert abs(together - alone) <= 1, (alone, together)
