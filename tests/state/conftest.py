@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_servers import RedisCluster, RedisSentinel, RedisServer
+from redis_servers import RedisCluster, RedisSentinel, RedisServer, start
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One server shared by the session; tests keep apart through a key prefix each."""
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    server = start(RedisServer, tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
@@ -20,7 +20,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def redis_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A server that speaks TLS only (rediss://), with a self-signed certificate."""
-    server = RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=True).start()
+    server = start(RedisServer, tmp_path_factory.mktemp("redis-tls"), tls=True).start()
     yield server
     server.stop()
 
@@ -28,7 +28,7 @@ def redis_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """A three-master Cluster shared by the session (starting one takes a few seconds)."""
-    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    cluster = start(RedisCluster, tmp_path_factory.mktemp("redis-cluster")).start()
     yield cluster
     cluster.stop()
 
@@ -38,7 +38,7 @@ def redis_sentinel(
     tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
 ) -> Iterator[RedisSentinel]:
     """A Sentinel naming the session's server as master ``scrapewarden``."""
-    sentinel = RedisSentinel(tmp_path_factory.mktemp("redis-sentinel"), redis_server).start()
+    sentinel = start(RedisSentinel, tmp_path_factory.mktemp("redis-sentinel"), redis_server).start()
     yield sentinel
     sentinel.stop()
 
@@ -46,7 +46,7 @@ def redis_sentinel(
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
     """A Cluster of this test's own, whose nodes the test may freeze."""
-    cluster = RedisCluster(tmp_path).start()
+    cluster = start(RedisCluster, tmp_path).start()
     yield cluster
     cluster.stop()
 
@@ -54,6 +54,6 @@ def own_cluster(tmp_path: Path) -> Iterator[RedisCluster]:
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A server of this test's own, which the test may stop, pause and restart."""
-    server = RedisServer(tmp_path).start()
+    server = start(RedisServer, tmp_path).start()
     yield server
     server.stop()

@@ -190,6 +190,44 @@ def engine(n_requests: int, actors: int, seed: int, as_json: bool) -> None:
     console.print(Text(f"actions by actor kind: {report['actions_by_actor_kind']}"))
 
 
+@bench.command("state")
+@click.option(
+    "--requests", "n_requests", type=click.IntRange(1000, 1_000_000), default=20_000, show_default=True
+)
+@click.option("--actors", type=click.IntRange(10, 1_000_000), default=5_000, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="Requests in flight at once, as in a server.")  # fmt: skip
+@click.option("--seed", default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def state(n_requests: int, actors: int, concurrency: int, seed: int, as_json: bool) -> None:
+    """Decisions per second and latency of one instance on memory, SQLite, Redis and a Redis
+    Cluster (started here on loopback), with the Redis calls per decision."""
+    from ..bench.state_bench import run
+
+    _progress(f"{n_requests:,} requests per backend, {concurrency} in flight…")
+    report = run(n_requests, actors, concurrency, seed)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    console = Console()
+    table = Table(title=f"state: {n_requests:,} decisions per backend, {concurrency} in flight")
+    for column in ("backend", "decisions/s", "vs memory", "p50 ms", "p99 ms", "Redis calls/decision"):
+        table.add_column(column, justify="right")
+    for name, row in report["backends"].items():
+        if "skipped" in row:
+            table.add_row(name, "skipped", "", "", "", row["skipped"])
+            continue
+        table.add_row(
+            name,
+            f"{row['decisions_per_s']:,}",
+            f"{report['ratio_to_memory'][name]:.2f}×",
+            str(row["p50_ms"]),
+            str(row["p99_ms"]),
+            str(row["redis_calls_per_decision"]),
+        )
+    console.print(table)
+
+
 def _scenarios_command() -> click.Command:
     from .demo_cmds import scenario_options
 
