@@ -77,7 +77,10 @@ def test_the_lua_counters_judge_like_the_engines_own(
     own, shared = Engine(policy()), Engine(policy())
     store = counters(redis_server.url if where == "single" else redis_cluster.url)
 
+    observed = 0
+
     async def run() -> set[Action]:
+        nonlocal observed
         seen = set()
         for facts in traffic(1500, seed=3):
             expected = own.decide(facts)
@@ -85,6 +88,7 @@ def test_the_lua_counters_judge_like_the_engines_own(
             if isinstance(step, Decision):
                 got = step
             else:
+                observed += 1
                 counted = await store.observe(step.actors, step.observation)
                 assert counted is not None
                 got = shared.finish(step, counted)
@@ -97,7 +101,9 @@ def test_the_lua_counters_judge_like_the_engines_own(
 
     actions = asyncio.run(run())
     assert {Action.ALLOW, Action.BLOCK} <= actions
-    assert store.calls > 1500 and store.failures == 0
+    assert store.failures == 0
+    # One round trip per decision on a single server; one call per actor on a Cluster.
+    assert store.calls == observed if where == "single" else store.calls > observed
 
 
 def test_two_instances_share_one_budget(redis_server: RedisServer) -> None:

@@ -8,19 +8,23 @@
 -- KEYS[1]  hash   scalar state
 -- KEYS[2]  list   order-tracker pair classes (at most ORDER_SIZE)
 -- KEYS[3..8]      distinct records: minute set, minute HLL, hour set, hour HLL, day set, day HLL
--- ARGV: now, asset(0/1), page(0/1), trap(0/1), is_ip(0/1), is_account(0/1), record hash ("" = none),
---       record kind, record id, exact limit, ttl seconds, trap memory seconds
+-- ARGV[1]: "now flags record kind": flags are four 0/1 digits (asset, page, trap, is_ip) and a
+--          fifth (is_account); record is the record's hash, or "-" for none
+-- ARGV[2]: the record id (may contain spaces, so on its own)
+-- The constants below are filled in from Python when the script is loaded (@NAME@).
 -- Returns: per_minute, pages, assets, trapped_until, seen_minute, seen_hour, seen_day,
 --          order pairs, order steps, order ascending — as strings (Lua numbers would be truncated).
 
 local h = KEYS[1]
-local now = tonumber(ARGV[1])
-local asset, page, trap = ARGV[2] == "1", ARGV[3] == "1", ARGV[4] == "1"
-local is_ip, is_account = ARGV[5] == "1", ARGV[6] == "1"
-local record, rkind, rid = ARGV[7], ARGV[8], ARGV[9]
-local exact_limit = tonumber(ARGV[10])
-local ttl = tonumber(ARGV[11])
-local trap_memory = tonumber(ARGV[12])
+local now_s, flags, record, rkind = string.match(ARGV[1], "^(%S+) (%d%d%d%d%d) (%S+) ?(.*)$")
+local now = tonumber(now_s)
+local asset, page, trap = string.sub(flags, 1, 1) == "1", string.sub(flags, 2, 2) == "1", string.sub(flags, 3, 3) == "1"
+local is_ip, is_account = string.sub(flags, 4, 4) == "1", string.sub(flags, 5, 5) == "1"
+if record == "-" then record = "" end
+local rid = ARGV[2]
+local exact_limit = @EXACT_LIMIT@
+local ttl = @TTL_SECONDS@
+local trap_memory = @TRAP_MEMORY_SECONDS@
 local ORDER_SIZE, MAX_STEP = 24, 8
 
 local function num(field)
