@@ -74,6 +74,9 @@ class RedisCounters:
         self._script = client.register_script(observe_script())
         self._slots = asyncio.Semaphore(concurrency)
         self._cluster = type(client).__name__ == "RedisCluster"
+        self._batch: list[tuple[Sequence[tuple[str, str]], Observation, asyncio.Future[list[Any]]]] = []
+        self._flush_scheduled = False
+        self._sending: set[asyncio.Future[None]] = set()
         self.calls = 0
         self.failures = 0
         self.degraded_since: float | None = None
@@ -98,24 +101,57 @@ class RedisCounters:
         return _snapshot(raw)
 
     async def _pipelined(self, actors: Sequence[tuple[str, str]], obs: Observation) -> list[CountsSnapshot]:
-        """All actors' calls in one pipeline: one round trip per decision (single server)."""
+        """This request's actors join the batch of the current event-loop tick: every request
+        in flight shares one pipeline, one round trip (single server)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Any]] = loop.create_future()
+        self._batch.append((actors, obs, done))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return [_snapshot(r) for r in await done]
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        if batch:
+            task = asyncio.ensure_future(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self, batch: list[tuple[Sequence[tuple[str, str]], Observation, asyncio.Future[list[Any]]]]
+    ) -> None:
         async with self._slots:
             self.calls += 1
             try:
-                raw = await self._evalsha_all(actors, obs)
-            except NoScriptError:  # a restarted or flushed server: load the script once, again
-                await self.client.script_load(self._script.script)
-                raw = await self._evalsha_all(actors, obs)
-        return [_snapshot(r) for r in raw]
+                try:
+                    raw = await self._evalsha_all(batch)
+                except NoScriptError:  # a restarted or flushed server: load the script, again
+                    await self.client.script_load(self._script.script)
+                    raw = await self._evalsha_all(batch)
+            except Exception as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                return
+        at = 0
+        for actors, _, done in batch:
+            if not done.done():  # a caller past its deadline has gone already
+                done.set_result(raw[at : at + len(actors)])
+            at += len(actors)
 
-    async def _evalsha_all(self, actors: Sequence[tuple[str, str]], obs: Observation) -> list[Any]:
+    async def _evalsha_all(
+        self, batch: list[tuple[Sequence[tuple[str, str]], Observation, asyncio.Future[list[Any]]]]
+    ) -> list[Any]:
         # EVALSHA straight into the pipeline: redis-py's Script objects would make every
-        # pipeline ask SCRIPT EXISTS first, a second round trip per decision.
+        # pipeline ask SCRIPT EXISTS first, a second round trip.
         sha = self._script.sha
         pipe = self.client.pipeline(transaction=False)
-        for kind, key in actors:
-            keys = self._keys(kind, key)
-            pipe.evalsha(sha, len(keys), *keys, *self._args(kind, obs))
+        for actors, obs, _ in batch:
+            for kind, key in actors:
+                keys = self._keys(kind, key)
+                pipe.evalsha(sha, len(keys), *keys, *self._args(kind, obs))
         result: list[Any] = await pipe.execute()
         return result
 
@@ -123,7 +159,8 @@ class RedisCounters:
         self, actors: Sequence[tuple[str, str]], obs: Observation
     ) -> list[CountsSnapshot] | None:
         """Count ``obs`` for every actor; None when Redis did not answer within the deadline.
-        One pipelined round trip on a single server; on a Cluster (whose pipelines refuse
+        On a single server, all requests in flight in one event-loop tick share one pipelined
+        round trip (at most one per decision); on a Cluster (whose pipelines refuse
         EVALSHA) one call per actor, concurrently — each actor's keys live on one node."""
         try:
             async with asyncio.timeout(self.timeout):
