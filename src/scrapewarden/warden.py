@@ -124,6 +124,7 @@ class Warden:
         from .state.redis.client import connect_async
         from .state.redis.config import RedisConfig
         from .state.redis.counters import RedisCounters
+        from .state.redis.resp import RespConnection
 
         config = getattr(self.store, "config", None)
         if not isinstance(config, RedisConfig):
@@ -131,7 +132,9 @@ class Warden:
 
         generic = self.pseudonymizer.generic
         client = connect_async(config)
-        return RedisCounters(client, name=generic, timeout=config.timeout, prefix=config.prefix)
+        # On a single server the batches go over a lean connection of their own (see resp.py).
+        fast = RespConnection(config) if config.mode == "single" else None
+        return RedisCounters(client, name=generic, timeout=config.timeout, prefix=config.prefix, fast=fast)
 
     def _stored_key(self) -> bytes | None:
         """The store's own pseudonymisation key, made on first use.

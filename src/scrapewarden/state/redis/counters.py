@@ -33,6 +33,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from ...core.counters import EXACT_LIMIT, TRAP_MEMORY_SECONDS, CountsSnapshot, Observation
+from .resp import NoScript, RespConnection, RespError, pack
 
 log = logging.getLogger("scrapewarden")
 
@@ -64,6 +65,7 @@ class RedisCounters:
         timeout: float = 0.005,
         concurrency: int = 64,
         prefix: str = "sw",
+        fast: RespConnection | None = None,
     ) -> None:
         """``client``: a ``redis.asyncio.Redis`` or ``RedisCluster``. ``name(kind, key)``: the
         keyed pseudonym an actor is stored under."""
@@ -74,6 +76,8 @@ class RedisCounters:
         self._script = client.register_script(observe_script())
         self._slots = asyncio.Semaphore(concurrency)
         self._cluster = type(client).__name__ == "RedisCluster"
+        self._fast = fast
+        """A lean connection for the batches (single server); redis-py's pipeline otherwise."""
         self._batch: list[tuple[Sequence[tuple[str, str]], Observation, asyncio.Future[list[Any]]]] = []
         self._flush_scheduled = False
         self._sending: set[asyncio.Future[None]] = set()
@@ -141,9 +145,33 @@ class RedisCounters:
                 done.set_result(raw[at : at + len(actors)])
             at += len(actors)
 
+    async def _evalsha_fast(
+        self, fast: RespConnection, batch: list[tuple[Sequence[tuple[str, str]], Observation, Any]]
+    ) -> list[Any]:
+        sha = self._script.sha
+        commands = [
+            pack("EVALSHA", sha, "8", *self._keys(kind, key), *self._args(kind, obs))
+            for actors, obs, _ in batch
+            for kind, key in actors
+        ]
+        replies = await fast.batch(commands)
+        if any(isinstance(r, NoScript) for r in replies):
+            # A restarted or flushed server: load the script once, then send the batch again.
+            # (The calls that did not fail counted; only NOSCRIPT ones are resent.)
+            await fast.batch([pack("SCRIPT", "LOAD", self._script.script)])
+            again = [c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScript)]
+            redone = iter(await fast.batch(again))
+            replies = [next(redone) if isinstance(r, NoScript) else r for r in replies]
+        for reply in replies:
+            if isinstance(reply, RespError):
+                raise reply
+        return replies
+
     async def _evalsha_all(
         self, batch: list[tuple[Sequence[tuple[str, str]], Observation, asyncio.Future[list[Any]]]]
     ) -> list[Any]:
+        if self._fast is not None:
+            return await self._evalsha_fast(self._fast, batch)
         # EVALSHA straight into the pipeline: redis-py's Script objects would make every
         # pipeline ask SCRIPT EXISTS first, a second round trip.
         sha = self._script.sha
