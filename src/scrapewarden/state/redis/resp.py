@@ -37,8 +37,12 @@ def pack(*parts: str | bytes) -> bytes:
     return b"".join(out)
 
 
+INCOMPLETE = object()
+"""What :meth:`_Parser.reply` returns until a whole reply is in the buffer (a reply may be nil)."""
+
+
 class _Parser:
-    """Replies from a byte buffer: returns None until a whole reply is there."""
+    """Replies from a byte buffer, one at a time."""
 
     __slots__ = ("buf", "pos")
 
@@ -50,13 +54,13 @@ class _Parser:
         self.buf = self.buf[self.pos :] + data
         self.pos = 0
 
-    def reply(self) -> object | None:
+    def reply(self) -> object:
         start = self.pos
         try:
             value = self._value()
         except IndexError:  # incomplete: wait for more bytes
             self.pos = start
-            return None
+            return INCOMPLETE
         return value
 
     def _line(self) -> bytes:
@@ -140,7 +144,7 @@ class RespConnection:
         parser = self._parser
         while len(replies) < len(commands):
             reply = parser.reply()
-            if reply is None:
+            if reply is INCOMPLETE:
                 data = await self._reader.read(1 << 16)
                 if not data:
                     raise ConnectionError("Redis closed the connection")
