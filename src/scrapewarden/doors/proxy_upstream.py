@@ -186,6 +186,10 @@ class UpstreamConnection(asyncio.Protocol):
         # An early answer (say, a 413 before the upload ended) leaves the request half sent:
         # such a connection cannot carry another request.
         if reusable and self.sent_all:
+            # The client side may have paused our reading (backpressure) just as the response
+            # ended; a pooled connection left paused would never hear its next answer.
+            if self.transport is not None and not self.transport.is_reading():
+                self.transport.resume_reading()
             self.pool.release(self)
         else:
             self.abort()
