@@ -124,6 +124,16 @@ def reloaded_warden(old: Warden, policy: Policy) -> Warden:
     return new
 
 
+async def decide_shared(warden: Warden, **request: Any) -> Decision:
+    """``Warden.decide_http_async`` (shared counters); a failure lets the request through, as
+    every door does, instead of leaving it waiting."""
+    try:
+        return await warden.decide_http_async(**request)
+    except Exception:
+        log.exception("proxy: deciding failed; letting the request through")
+        return Decision(action=Action.ALLOW, score=0.0)
+
+
 async def verify_with(warden: Warden, form: Mapping[str, str], client: Client) -> Reply:
     """Check an answer with ``warden``'s challenge service: spent in its memory and its store,
     recorded in its event trail. The one way both deciders check answers."""
@@ -153,7 +163,19 @@ class LocalDecider:
         query: str,
         headers: Sequence[tuple[bytes, bytes]],
         scheme: str,
-    ) -> Decision:
+    ) -> Decision | asyncio.Future[Decision]:
+        if self.warden.counters is not None:  # shared counters: counted on Redis, awaited
+            return asyncio.ensure_future(
+                decide_shared(
+                    self.warden,
+                    peer=peer,
+                    method=method,
+                    path=path,
+                    query=query,
+                    headers=headers,
+                    scheme=scheme,
+                )
+            )
         return self.warden.decide_http(
             peer=peer, method=method, path=path, query=query, headers=headers, scheme=scheme
         )
@@ -261,6 +283,15 @@ class DeciderService:
             return b""
         try:
             req_id, peer, method, path, query, scheme, headers = request
+            if self.warden.counters is not None and connection is not None:
+                # Shared counters: the answer goes out when Redis has counted (or the deadline
+                # passed); the frames carry request ids, so answers may overtake each other.
+                task = asyncio.get_running_loop().create_task(
+                    self._decide_shared(req_id, connection, peer, method, path, query, scheme, headers)
+                )
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                return b""
             decision = self.warden.decide_http(
                 peer=peer, method=method, path=path, query=query, headers=headers, scheme=scheme
             )
@@ -268,6 +299,25 @@ class DeciderService:
             log.exception("decider: deciding failed; answering allow")
             req_id = request[0] if isinstance(request, tuple) and request else -1
             return _encode((req_id, 0, False, 0, 0.0, False, None, 0))
+        return self._decision_frame(req_id, decision)
+
+    async def _decide_shared(
+        self,
+        req_id: int,
+        connection: _DeciderConnection,
+        peer: str,
+        method: str,
+        path: str,
+        query: str,
+        scheme: str,
+        headers: Sequence[tuple[bytes, bytes]],
+    ) -> None:
+        decision = await decide_shared(
+            self.warden, peer=peer, method=method, path=path, query=query, headers=headers, scheme=scheme
+        )
+        connection.send(self._decision_frame(req_id, decision))
+
+    def _decision_frame(self, req_id: int, decision: Decision) -> bytes:
         self.answered += 1
         return _encode(
             (
