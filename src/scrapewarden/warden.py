@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
 from .core.bans import ban_ttl
@@ -159,7 +159,7 @@ class Warden:
 
     # -- deciding --------------------------------------------------------------------------------
 
-    def decide_http(
+    def facts_http(
         self,
         *,
         peer: str,
@@ -170,8 +170,9 @@ class Warden:
         account_id: str | None = None,
         account_created: float | None = None,
         scheme: str = "http",
-    ) -> Decision:
-        """Decide on one raw HTTP request. Never raises on bad input."""
+    ) -> RequestFacts:
+        """The facts of one raw HTTP request, stamped now, with its clearance read. Never raises
+        on bad input."""
         facts = facts_from_http(
             self.policy,
             now=self.clock(),
@@ -187,9 +188,9 @@ class Warden:
         # A valid clearance cookie (bound to this network and user agent) tells the engine this
         # client passed a challenge; forged, expired or borrowed cookies are simply ignored.
         self.read_clearance(facts)
-        return self.decide(facts)
+        return facts
 
-    async def decide_http_async(
+    def decide_http(
         self,
         *,
         peer: str,
@@ -201,12 +202,8 @@ class Warden:
         account_created: float | None = None,
         scheme: str = "http",
     ) -> Decision:
-        """:meth:`decide_http` for async doors: with shared counters (:attr:`counters`) the
-        request is counted on Redis, one call per actor, and judged on those counts; without
-        them, or when Redis does not answer in time, on this process's counters."""
-        facts = facts_from_http(
-            self.policy,
-            now=self.clock(),
+        """Decide on one raw HTTP request. Never raises on bad input."""
+        facts = self.facts_http(
             peer=peer,
             method=method,
             path=path,
@@ -216,8 +213,13 @@ class Warden:
             account_created=account_created,
             scheme=scheme,
         )
-        self.read_clearance(facts)
-        return await self.decide_async(facts)
+        return self.decide(facts)
+
+    async def decide_http_async(self, **request: Any) -> Decision:
+        """:meth:`decide_http` for async doors: with shared counters (:attr:`counters`) the
+        request is counted on Redis and judged on those counts; without them, or when Redis does
+        not answer in time, on this process's counters."""
+        return await self.decide_async(self.facts_http(**request))
 
     async def decide_async(self, facts: RequestFacts) -> Decision:
         counters = self.counters
@@ -225,8 +227,7 @@ class Warden:
             return self.decide(facts)
         now = facts.now
         with self._lock:
-            if now >= self._next_ban_refresh:
-                self._refresh_bans(now)
+            self._refresh_bans_if_due(now)
             step = self.engine.begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step)
@@ -234,9 +235,7 @@ class Warden:
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
-            decision = self.engine.finish(step, counted)
-            for kind, value in decision.new_bans:
-                self._impose_ban(kind, value, now, decision)
+            decision = self._imposing_bans(self.engine.finish(step, counted), now)
         return self._after(facts, decision)
 
     def read_clearance(self, facts: RequestFacts) -> None:
@@ -252,12 +251,19 @@ class Warden:
     def decide(self, facts: RequestFacts) -> Decision:
         now = facts.now
         with self._lock:
-            if now >= self._next_ban_refresh:
-                self._refresh_bans(now)
-            decision = self.engine.decide(facts)
-            for kind, value in decision.new_bans:
-                self._impose_ban(kind, value, now, decision)
+            self._refresh_bans_if_due(now)
+            decision = self._imposing_bans(self.engine.decide(facts), now)
         return self._after(facts, decision)
+
+    def _refresh_bans_if_due(self, now: float) -> None:
+        if now >= self._next_ban_refresh:
+            self._refresh_bans(now)
+
+    def _imposing_bans(self, decision: Decision, now: float) -> Decision:
+        """Persist the bans the engine asked for (with escalation); the decision, unchanged."""
+        for kind, value in decision.new_bans:
+            self._impose_ban(kind, value, now, decision)
+        return decision
 
     def _after(self, facts: RequestFacts, decision: Decision) -> Decision:
         """Tallies, the event trail and the owed challenge, whichever way the decision was made."""

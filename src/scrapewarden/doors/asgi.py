@@ -177,19 +177,19 @@ class ScrapeWardenMiddleware:
             # ASGI says raw_path has no query string, but not every server agrees.
             path = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope.get("path") or "/"
             query = scope.get("query_string") or b""
-            request: dict[str, Any] = {
-                "peer": client[0] if client else "",
-                "method": scope.get("method") or "GET",
-                "path": path,
-                "query": query.decode("latin-1"),
-                "headers": scope.get("headers") or (),
-                "account_id": _call(self.account_id, scope) if self.account_id else None,
-                "account_created": _call(self.account_created, scope) if self.account_created else None,
-                "scheme": "https" if scope.get("scheme") in ("https", "wss") else "http",
-            }
+            facts = self.warden.facts_http(
+                peer=client[0] if client else "",
+                method=scope.get("method") or "GET",
+                path=path,
+                query=query.decode("latin-1"),
+                headers=scope.get("headers") or (),
+                account_id=_call(self.account_id, scope) if self.account_id else None,
+                account_created=_call(self.account_created, scope) if self.account_created else None,
+                scheme="https" if scope.get("scheme") in ("https", "wss") else "http",
+            )
             if self.warden.counters is not None:
-                return await self.warden.decide_http_async(**request)
-            return self.warden.decide_http(**request)
+                return await self.warden.decide_async(facts)
+            return self.warden.decide(facts)
         except Exception:
             # A bug in scrapewarden must not take the site down with it.
             log.exception("scrapewarden: deciding failed; letting the request through")
