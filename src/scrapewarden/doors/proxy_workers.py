@@ -170,6 +170,20 @@ def _worker_main(
     asyncio.run(run())
 
 
+def _start_deaf_to_hup(proc: multiprocessing.process.BaseProcess) -> None:
+    """Start ``proc`` with SIGHUP ignored until its event loop installs the reload handler.
+
+    A reload forwarded to a process still starting up would otherwise kill it (SIGHUP's default
+    action), and the whole proxy with it. An ignored signal stays ignored across the spawn's
+    exec; the handler the process installs later replaces it.
+    """
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        proc.start()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def serve_workers(
     settings: ProxySettings,
     *,
@@ -196,7 +210,7 @@ def serve_workers(
             started = context.Process(
                 target=_decider_main, args=(socket_path, policy, state, under_attack), name="decider"
             )
-            started.start()
+            _start_deaf_to_hup(started)
             return started
 
         decider = start_decider()
@@ -210,7 +224,7 @@ def serve_workers(
             for i in range(workers)
         ]
         for proc in procs:
-            proc.start()
+            _start_deaf_to_hup(proc)
         log.warning(
             "scrapewarden proxy on http://%s:%d -> %s:%d with %d workers and one decider%s",
             host,
