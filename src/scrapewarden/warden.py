@@ -14,6 +14,7 @@ The Warden is the only place where the pure engine meets time and storage:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -132,9 +133,21 @@ class Warden:
 
         generic = self.pseudonymizer.generic
         client = connect_async(config)
-        # On a single server the batches go over a lean connection of their own (see resp.py).
+        # The batches go over lean connections of their own (see resp.py): one to a single
+        # server, or one per Cluster node.
         fast = RespConnection(config) if config.mode == "single" else None
-        return RedisCounters(client, name=generic, timeout=config.timeout, prefix=config.prefix, fast=fast)
+
+        def node(host: str, port: int) -> RespConnection:
+            return RespConnection(dataclasses.replace(config, mode="single", nodes=((host, port),)))
+
+        return RedisCounters(
+            client,
+            name=generic,
+            timeout=config.timeout,
+            prefix=config.prefix,
+            fast=fast,
+            node=node if config.mode == "cluster" else None,
+        )
 
     def _stored_key(self) -> bytes | None:
         """The store's own pseudonymisation key, made on first use.

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from ...core.counters import EXACT_LIMIT, TRAP_MEMORY_SECONDS, CountsSnapshot, Observation
@@ -75,10 +76,12 @@ class RedisCounters:
         concurrency: int = 64,
         prefix: str = "sw",
         fast: RespConnection | None = None,
+        node: Callable[[str, int], RespConnection] | None = None,
     ) -> None:
         """``client``: a ``redis.asyncio.Redis`` or ``RedisCluster``. ``name(kind, key)``: the
         keyed pseudonym an actor is stored under. ``fast``: a lean connection for the batches
-        (single server); redis-py's pipeline otherwise."""
+        on a single server; ``node(host, port)``: one to a Cluster node (Cluster); redis-py's
+        pipeline (single) or one redis-py call per actor (Cluster) otherwise."""
         self.client = client
         self.name = name
         self.timeout = timeout
@@ -88,7 +91,10 @@ class RedisCounters:
         self._slots = asyncio.Semaphore(concurrency)
         self._cluster = type(client).__name__ == "RedisCluster"
         self._fast = fast
-        self._packed_keys: dict[tuple[str, str], bytes] = {}
+        self._node = node
+        self._nodes: dict[tuple[str, int], RespConnection] = {}
+        self._refreshing = False
+        self._packed_keys: dict[tuple[str, str], tuple[bytes, int]] = {}
         self._batch: list[tuple[Sequence[tuple[str, str]], Observation, asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._sending: set[asyncio.Future[None]] = set()
@@ -109,17 +115,20 @@ class RedisCounters:
             return f"{obs.now!r} {flags} {obs.record} {obs.record_kind}", obs.record_id, kinds
         return f"{obs.now!r} {flags} -", "", kinds
 
-    def _packed(self, kind: str, key: str) -> bytes:
-        """An actor's seven keys as RESP bulk strings. Kept (the pseudonym is an HMAC) in a
-        table cleared when full: people and scrapers alike come back many times a minute."""
-        keys = self._packed_keys.get((kind, key))
-        if keys is None:
+    def _packed(self, kind: str, key: str) -> tuple[bytes, int]:
+        """An actor's seven keys as RESP bulk strings, and their Cluster slot. Kept (the
+        pseudonym is an HMAC) in a table cleared when full: people and scrapers alike come back
+        many times a minute."""
+        packed = self._packed_keys.get((kind, key))
+        if packed is None:
             if len(self._packed_keys) >= KEY_CACHE_SIZE:
                 self._packed_keys.clear()
-            keys = self._packed_keys[(kind, key)] = b"".join(
-                b"$%d\r\n%s\r\n" % (len(k), k) for k in (s.encode() for s in self._keys(kind, key))
+            keys = self._keys(kind, key)
+            packed = self._packed_keys[(kind, key)] = (
+                b"".join(b"$%d\r\n%s\r\n" % (len(k), k) for k in (s.encode() for s in keys)),
+                key_slot(keys[0].encode()),
             )
-        return keys
+        return packed
 
     def _command(self, actors: Sequence[tuple[str, str]], obs: Observation) -> bytes:
         """One EVALSHA for all of a request's actors, as RESP bytes written directly (the
@@ -128,6 +137,7 @@ class RedisCounters:
         a = first.encode()
         b = second.encode("utf-8", "surrogateescape")
         n = len(actors) * len(SUFFIXES)
+        keys = b"".join([self._packed(kind, key)[0] for kind, key in actors])
         sha = self._sha
         return (
             b"*%d\r\n$7\r\nEVALSHA\r\n$%d\r\n%s\r\n$%d\r\n%d\r\n%s$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
@@ -137,7 +147,7 @@ class RedisCounters:
                 sha,
                 len(str(n)),
                 n,
-                b"".join([self._packed(kind, key) for kind, key in actors]),
+                keys,
                 len(a),
                 a,
                 len(b),
@@ -197,6 +207,67 @@ class RedisCounters:
             if not done.done():  # a caller past its deadline has gone already
                 done.set_result(reply)
 
+    async def _evalsha_nodes(
+        self,
+        node: Callable[[str, int], RespConnection],
+        batch: list[tuple[Sequence[tuple[str, str]], Observation, Any]],
+    ) -> list[Any]:
+        """Cluster, lean: one call per actor (its keys live on its hash tag's node), the calls
+        of the whole batch grouped per node, one pipelined round trip per node, concurrently.
+        Answers one string per request, a line per actor, like the single-server call."""
+        client = self.client
+        manager = client.nodes_manager
+        if not manager.slots_cache:
+            await client.initialize()
+        per_node: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
+        lines: list[list[Any]] = []
+        at = 0
+        for actors, obs, _ in batch:
+            lines.append([b""] * len(actors))
+            for kind, key in actors:
+                command, slot = self._command_for(kind, key, obs)
+                primary = manager.get_node_from_slot(slot)
+                per_node.setdefault((primary.host, primary.port), []).append((at, command))
+                at += 1
+        where = [(i, j) for i, (actors, _, _) in enumerate(batch) for j in range(len(actors))]
+
+        async def one_node(address: tuple[str, int], items: list[tuple[int, bytes]]) -> None:
+            connection = self._nodes.get(address)
+            if connection is None:
+                connection = self._nodes[address] = node(*address)
+            commands = [command for _, command in items]
+            replies = await connection.batch(commands)
+            if any(isinstance(r, NoScript) for r in replies):
+                await connection.batch([pack("SCRIPT", "LOAD", self._script.script)])
+                again = [c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScript)]
+                redone = iter(await connection.batch(again))
+                replies = [next(redone) if isinstance(r, NoScript) else r for r in replies]
+            for (index, _), reply in zip(items, replies, strict=True):
+                if isinstance(reply, RespError):
+                    if str(reply).startswith(("MOVED", "ASK")) and not self._refreshing:
+                        # Slots moved (resharding, failover): learn the new map for next time.
+                        task = asyncio.ensure_future(manager.initialize())
+                        self._sending.add(task)
+                        task.add_done_callback(self._refreshed)
+                        self._refreshing = True
+                    raise reply
+                i, j = where[index]
+                lines[i][j] = reply
+
+        await asyncio.gather(*(one_node(address, items) for address, items in per_node.items()))
+        return [b"\n".join(request_lines) for request_lines in lines]
+
+    def _refreshed(self, task: asyncio.Future[Any]) -> None:
+        self._sending.discard(task)
+        self._refreshing = False
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("cluster slots refresh failed: %r", task.exception())
+
+    def _command_for(self, kind: str, key: str, obs: Observation) -> tuple[bytes, int]:
+        """One actor's EVALSHA and its slot (Cluster)."""
+        _, slot = self._packed(kind, key)
+        return self._command(((kind, key),), obs), slot
+
     async def _evalsha_fast(
         self, fast: RespConnection, batch: list[tuple[Sequence[tuple[str, str]], Observation, Any]]
     ) -> list[Any]:
@@ -220,6 +291,8 @@ class RedisCounters:
     ) -> list[Any]:
         if self._fast is not None:
             return await self._evalsha_fast(self._fast, batch)
+        if self._node is not None:
+            return await self._evalsha_nodes(self._node, batch)
         # EVALSHA straight into the pipeline: redis-py's Script objects would make every
         # pipeline ask SCRIPT EXISTS first, a second round trip.
         sha = self._script.sha
@@ -236,12 +309,14 @@ class RedisCounters:
         self, actors: Sequence[tuple[str, str]], obs: Observation
     ) -> list[CountsSnapshot] | None:
         """Count ``obs`` for every actor; None when Redis did not answer within the deadline.
-        On a single server, all requests in flight in one event-loop tick share one pipelined
-        round trip (at most one per decision); on a Cluster (whose pipelines refuse
-        EVALSHA) one call per actor, concurrently — each actor's keys live on one node."""
+        The requests in flight in one event-loop tick share one pipelined round trip per
+        server (at most one per decision): on a single server one call per request; on a
+        Cluster one call per actor (each actor's keys live on one node), grouped per node.
+        (Without the lean connections, a Cluster gets one redis-py call per actor instead:
+        redis-py's cluster pipelines refuse EVALSHA.)"""
         try:
             async with asyncio.timeout(self.timeout):
-                if self._cluster:
+                if self._cluster and self._node is None:
                     counted = await asyncio.gather(*(self._one(kind, key, obs) for kind, key in actors))
                 else:
                     counted = await self._pipelined(actors, obs)
