@@ -125,9 +125,12 @@ def test_the_lua_counters_judge_like_the_engines_own(
     actions = asyncio.run(run())
     assert {Action.ALLOW, Action.BLOCK} <= actions
     assert store.failures == 0
-    # One round trip per decision (or fewer: requests in flight together share one); one
-    # call per actor on a Cluster without the lean connections.
-    assert store.calls == observed if where != "cluster" else store.calls > observed
+    # One round trip per decision on a single server (requests in flight together would share
+    # one); on a Cluster one per node the request's actors live on.
+    if where.startswith("single"):
+        assert store.calls == observed
+    else:
+        assert observed < store.calls <= 3 * observed
 
 
 def test_two_instances_share_one_budget(redis_server: RedisServer) -> None:
@@ -183,7 +186,12 @@ def test_a_lost_redis_degrades_to_local_counting_and_comes_back(own_redis: Redis
         redis_server.start()
         for f in facts[150:]:
             await warden.decide_async(f)
-        assert store.degraded_since is None  # shared again
+        # Redis is tried again a moment after each failure (at most 2 s later): shared again.
+        deadline = loop.time() + 10
+        while store.degraded_since is not None and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            await warden.decide_async(facts[-1])
+        assert store.degraded_since is None
         await store.client.aclose()
 
     asyncio.run(run())
@@ -326,3 +334,33 @@ def test_the_lua_distinct_counts_follow_the_in_process_ones_past_the_exact_limit
     hour, day = asyncio.run(run())
     assert hour == pytest.approx(600, rel=0.05) and day == pytest.approx(600, rel=0.05)
     assert hour == pytest.approx(state.seen_hour, rel=0.08)
+
+
+def test_a_frozen_redis_makes_few_requests_wait(own_redis: RedisServer) -> None:
+    """A server that stops answering (SIGSTOP) without closing its connections: after the first
+    request runs into the deadline, the next ones are decided locally at once until the next
+    try, instead of each waiting out the deadline in turn."""
+    redis_server = own_redis
+
+    async def run() -> None:
+        store = counters(redis_server.url, timeout=0.05, lean=True)
+        warden = Warden(policy(), state="memory://", counters=store)
+        facts = traffic(300, seed=4)
+        for f in facts[:50]:
+            await warden.decide_async(f)
+        redis_server.pause()
+        try:
+            for f in facts[50:250]:
+                assert isinstance(await warden.decide_async(f), Decision)
+        finally:
+            redis_server.resume()
+        assert store.degraded_since is not None
+        assert store.skipped >= 100, store.skipped  # decided at once, not after the deadline
+        assert store.failures <= 10, store.failures
+        await asyncio.sleep(2.5)  # past the longest pause between tries
+        for f in facts[250:]:
+            await warden.decide_async(f)
+        assert store.degraded_since is None  # counting on Redis again
+        await store.client.aclose()
+
+    asyncio.run(run())

@@ -13,10 +13,12 @@ state URL's), ``…:ms``/``…:mh``, ``…:hs``/``…:hh``, ``…:ds``/``…:dh`
 minute, hour, day: set, then HLL).
 Everything expires two days after the actor's last request.
 
-Failure: every call has a deadline (``timeout``, a few milliseconds by default). If Redis does
-not answer in time, or fails, :meth:`observe` returns None and the caller counts locally; the
-store is marked degraded (``degraded_since``, ``failures``) and a warning is logged at most
-every few seconds. Local counts never flow back into Redis, so when it returns the shared
+Failure: every call has a deadline (``timeout``, 20 ms by default). If Redis does not answer in
+time, or fails, :meth:`observe` returns None and the caller counts locally; the counters are
+marked degraded (``degraded_since``, ``failures``) and a warning is logged at most every few
+seconds. Until the next try (0.1 s later, doubling up to 2 s while it keeps failing) requests
+are counted locally at once (``skipped``), so a frozen Redis makes one request per try wait
+the deadline, not every request. Local counts never flow back into Redis, so when it returns the shared
 budgets resume from what Redis last knew: no burst of false blocks (a scraper gains at most the
 requests made during the outage).
 """
@@ -41,6 +43,9 @@ log = logging.getLogger("scrapewarden")
 TTL_SECONDS = 2 * 86400
 """How long an actor's counters outlive its last request (the day window and the one before)."""
 WARN_EVERY = 5.0
+RETRY_FIRST = 0.1
+RETRY_MAX = 2.0
+"""After a failure, Redis is tried again after RETRY_FIRST seconds, doubling up to RETRY_MAX."""
 SUFFIXES = (":s", ":ms", ":mh", ":hs", ":hh", ":ds", ":dh")
 """An actor's keys after its hash tag: scalars; distinct records per minute, hour, day (set, HLL)."""
 KEY_CACHE_SIZE = 50_000
@@ -101,6 +106,10 @@ class RedisCounters:
         self.calls = 0
         self.failures = 0
         self.degraded_since: float | None = None
+        self.skipped = 0
+        """Requests decided locally without asking Redis, as it had just failed."""
+        self._backoff = 0.0
+        self._retry_at = 0.0
         self._warned = 0.0
 
     def _keys(self, kind: str, key: str) -> list[str]:
@@ -235,13 +244,7 @@ class RedisCounters:
             connection = self._nodes.get(address)
             if connection is None:
                 connection = self._nodes[address] = node(*address)
-            commands = [command for _, command in items]
-            replies = await connection.batch(commands)
-            if any(isinstance(r, NoScript) for r in replies):
-                await connection.batch([pack("SCRIPT", "LOAD", self._script.script)])
-                again = [c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScript)]
-                redone = iter(await connection.batch(again))
-                replies = [next(redone) if isinstance(r, NoScript) else r for r in replies]
+            replies = await self._lean(connection, [command for _, command in items])
             for (index, _), reply in zip(items, replies, strict=True):
                 if isinstance(reply, RespError):
                     if str(reply).startswith(("MOVED", "ASK")) and not self._refreshing:
@@ -254,6 +257,7 @@ class RedisCounters:
                 i, j = where[index]
                 lines[i][j] = reply
 
+        self.calls += len(per_node) - 1  # a round trip per node (``_send`` counted one)
         await asyncio.gather(*(one_node(address, items) for address, items in per_node.items()))
         return [b"\n".join(request_lines) for request_lines in lines]
 
@@ -268,19 +272,22 @@ class RedisCounters:
         _, slot = self._packed(kind, key)
         return self._command(((kind, key),), obs), slot
 
+    async def _lean(self, connection: RespConnection, commands: list[bytes]) -> list[Any]:
+        """Send ``commands`` on a lean connection. A restarted or flushed server does not know
+        the script: load it once, then resend only the calls it refused (the others counted)."""
+        replies = await connection.batch(commands)
+        if any(isinstance(r, NoScript) for r in replies):
+            await connection.batch([pack("SCRIPT", "LOAD", self._script.script)])
+            again = [c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScript)]
+            redone = iter(await connection.batch(again))
+            replies = [next(redone) if isinstance(r, NoScript) else r for r in replies]
+        return replies
+
     async def _evalsha_fast(
         self, fast: RespConnection, batch: list[tuple[Sequence[tuple[str, str]], Observation, Any]]
     ) -> list[Any]:
         command = self._command
-        commands = [command(actors, obs) for actors, obs, _ in batch]
-        replies = await fast.batch(commands)
-        if any(isinstance(r, NoScript) for r in replies):
-            # A restarted or flushed server: load the script once, then send the batch again.
-            # (The calls that did not fail counted; only NOSCRIPT ones are resent.)
-            await fast.batch([pack("SCRIPT", "LOAD", self._script.script)])
-            again = [c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScript)]
-            redone = iter(await fast.batch(again))
-            replies = [next(redone) if isinstance(r, NoScript) else r for r in replies]
+        replies = await self._lean(fast, [command(actors, obs) for actors, obs, _ in batch])
         for reply in replies:
             if isinstance(reply, RespError):
                 raise reply
@@ -314,6 +321,9 @@ class RedisCounters:
         Cluster one call per actor (each actor's keys live on one node), grouped per node.
         (Without the lean connections, a Cluster gets one redis-py call per actor instead:
         redis-py's cluster pipelines refuse EVALSHA.)"""
+        if self.degraded_since is not None and time.monotonic() < self._retry_at:
+            self.skipped += 1  # Redis failed a moment ago: don't make this request wait too
+            return None
         try:
             async with asyncio.timeout(self.timeout):
                 if self._cluster and self._node is None:
@@ -330,6 +340,7 @@ class RedisCounters:
                     time.monotonic() - self.degraded_since,
                 )
             self.degraded_since = None
+            self._backoff = 0.0
         return list(counted)
 
     def _failed(self, exc: BaseException) -> None:
@@ -337,6 +348,10 @@ class RedisCounters:
         now = time.monotonic()
         if self.degraded_since is None:
             self.degraded_since = now
+        # Until the next try, requests are decided locally at once: a frozen or overloaded
+        # Redis then costs one request per try the deadline, not every request.
+        self._backoff = min(RETRY_MAX, self._backoff * 2 or RETRY_FIRST)
+        self._retry_at = now + self._backoff
         if now - self._warned >= WARN_EVERY:
             self._warned = now
             log.warning(
