@@ -105,7 +105,10 @@ class Warden:
             raise ValueError("under_attack needs an engine built for the under-attack policy")
         self.policy: Policy = resolve_policy(policy, under_attack=under_attack)
         self.engine = engine or build_engine(self.policy)
-        self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
+        # --state (or an explicit URL) > SCRAPEWARDEN_STATE > the policy's state key > memory://
+        self.store: StateStore = (
+            open_state(state, default=self.policy.state) if state is None or isinstance(state, str) else state
+        )
         self.clock = clock
         self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=self._stored_key())
         self.challenges = ChallengeService(self.policy, self.store, clock)
