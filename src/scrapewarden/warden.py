@@ -27,12 +27,13 @@ from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
 from .core.bans import ban_ttl
 from .core.counters import ActorCounts
 from .core.decision import Action, Decision
-from .core.engine import Engine
+from .core.engine import Engine, Pending
 from .core.facts import RequestFacts
 from .core.fingerprint import fingerprint
 from .core.http_facts import facts_from_http
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
+from .loop_thread import LoopThread
 from .state.base import Ban, BanKind, Event, StateStore
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("scrapewarden")
 
 BAN_REFRESH_SECONDS = 2.0
+BRIDGE_MARGIN = 0.01
+"""Seconds a synchronous caller waits beyond the shared counters' own deadline: the hop to the
+loop thread and back, which a busy process (many threads, one interpreter lock) may delay."""
 RETENTION_CHECK_SECONDS = 3600.0
 
 
@@ -116,6 +120,9 @@ class Warden:
         """Challenge pages, answers and clearance cookies, signed with a key shared via the store."""
         self.counters = counters if counters is not None else self._shared_counters()
         self._lock = threading.Lock()
+        self._loop_thread = LoopThread()
+        """Runs the shared counters' calls for synchronous doors (:meth:`decide_shared_sync`)."""
+        self._loop_pid = 0
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
         self.decisions = 0
@@ -228,17 +235,59 @@ class Warden:
         counters = self.counters
         if counters is None:
             return self.decide(facts)
-        now = facts.now
-        with self._lock:
-            self._refresh_bans_if_due(now)
-            step = self.engine.begin(facts)
+        step = self._begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step)
         counted: Sequence[ActorCounts] | None = await counters.observe(step.actors, step.observation)
+        return self._finish(facts, step, counted)
+
+    def decide_shared_sync(self, facts: RequestFacts) -> Decision:
+        """:meth:`decide_async` for synchronous doors (WSGI worker threads, ``watch``).
+
+        Only the Redis call leaves the calling thread: it runs on this Warden's one event-loop
+        thread (:class:`~.loop_thread.LoopThread`, started on first use), where every thread's
+        requests join one pipelined round trip; the engine's steps stay on the calling thread
+        under ``_lock``, exactly as in :meth:`decide`, because the engine is not thread-safe.
+        The caller waits at most the counters' deadline plus :data:`BRIDGE_MARGIN` (the hop
+        between threads), then counts locally; a late Redis answer is dropped, so no request
+        is judged twice. Without shared counters this is :meth:`decide`.
+        """
+        counters = self.counters
+        if counters is None:
+            return self.decide(facts)
+        step = self._begin(facts)
+        if isinstance(step, Decision):
+            return self._after(facts, step)
+        counters = self._bridged_counters(counters)
+        future = self._loop_thread.submit(counters.observe(step.actors, step.observation))
+        counted: Sequence[ActorCounts] | None
+        try:
+            counted = future.result(counters.timeout + BRIDGE_MARGIN)
+        except Exception:  # past the deadline (the loop thread starved, say): count locally
+            future.cancel()
+            counted = None
+        return self._finish(facts, step, counted)
+
+    def _bridged_counters(self, counters: RedisCounters) -> RedisCounters:
+        """``counters``, or fresh ones when this is a process forked after the loop thread
+        started: connections made on the parent's loop cannot be used from the child's."""
+        pid = os.getpid()
+        if self._loop_thread.ensure() and self._loop_pid not in (0, pid):
+            counters = self._shared_counters() or counters
+            self.counters = counters
+        self._loop_pid = pid
+        return counters
+
+    def _begin(self, facts: RequestFacts) -> Decision | Pending:
+        with self._lock:
+            self._refresh_bans_if_due(facts.now)
+            return self.engine.begin(facts)
+
+    def _finish(self, facts: RequestFacts, step: Pending, counted: Sequence[ActorCounts] | None) -> Decision:
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
-            decision = self._imposing_bans(self.engine.finish(step, counted), now)
+            decision = self._imposing_bans(self.engine.finish(step, counted), facts.now)
         return self._after(facts, decision)
 
     def read_clearance(self, facts: RequestFacts) -> None:
@@ -386,6 +435,8 @@ class Warden:
         )
 
     def close(self) -> None:
+        counters = self.counters
+        self._loop_thread.close(counters.aclose() if counters is not None and self._loop_pid else None)
         self.challenges.close()
         self.store.flush()
         self.store.close()

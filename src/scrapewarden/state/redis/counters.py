@@ -208,6 +208,12 @@ class RedisCounters:
             self.degraded_since = None
         return list(counted)
 
+    async def aclose(self) -> None:
+        """Close the connections (on the loop that made them)."""
+        if self._fast is not None:
+            self._fast.close()
+        await self.client.aclose()
+
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
         now = time.monotonic()
