@@ -62,8 +62,13 @@ class LoopThread:
             return True
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Run ``coroutine`` on the loop thread (started if need be); its future."""
-        self.ensure()
+        """Run ``coroutine`` on the loop thread (started if need be); its future.
+        Raises RuntimeError after :meth:`close`."""
+        try:
+            self.ensure()
+        except RuntimeError:
+            coroutine.close()  # never to run: say so quietly, not as a "never awaited" warning
+            raise
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 

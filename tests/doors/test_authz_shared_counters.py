@@ -133,3 +133,73 @@ def test_a_walker_alternating_between_two_authz_services_meets_one_budget(
         together = walk([one, two])
     assert 10 < alone < 300  # the record budget stopped it, not its first request
     assert abs(together - alone) <= 1, (alone, together)
+
+
+def test_on_shared_counters_pipelined_answers_keep_their_order_and_a_frozen_redis_holds_none_up(
+    redis: RedisServer,
+) -> None:
+    """In one process over loopback: with Redis state each auth request is answered by a task,
+    yet pipelined answers come back in request order; with the server frozen (SIGSTOP) every
+    request is still answered, on local counters, within a bound set by the URL's deadlines."""
+    import asyncio
+    import re
+
+    from scrapewarden.doors.authz import AuthzServer, AuthzService
+    from scrapewarden.warden import Warden
+
+    def described(uri: str, client: str, *, close: bool = False) -> bytes:
+        lines = ["GET /auth HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in BROWSER.items())]
+        lines += [f"X-Original-URI: {uri}", "X-Original-Method: GET", f"X-Real-IP: {client}"]
+        if close:
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def exchange(port: int, data: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(data)
+        chunks = []
+        try:
+            while chunk := await asyncio.wait_for(reader.read(65536), 5):
+                chunks.append(chunk)
+        finally:
+            writer.close()
+        return b"".join(chunks)
+
+    state = f"{redis.url}?prefix=authz-outage&timeout=0.05&connect_timeout=0.05&bulk_timeout=0.2"
+    warden = Warden(None, state=state)
+    counters = warden.counters
+    assert counters is not None
+    service = AuthzService(warden)
+
+    async def run() -> list[float]:
+        server = AuthzServer(service)
+        _, port = await server.start("127.0.0.1", 0)
+        took: list[float] = []
+        try:
+            pipelined = (
+                described("/", "203.0.113.1")
+                + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                + described("/.env", "203.0.113.2")
+                + described("/about", "203.0.113.3", close=True)
+            )
+            answers = await exchange(port, pipelined)
+            assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answers) == [b"200", b"200", b"403", b"200"]
+            assert counters.calls > 0 and counters.failures == 0
+            redis.pause()
+            for n in range(20):
+                started = time.monotonic()
+                answer = await exchange(port, described(f"/about/{n}", "203.0.113.4", close=True))
+                took.append(time.monotonic() - started)
+                assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+        finally:
+            redis.resume()
+            await server.stop()
+        return took
+
+    try:
+        took = asyncio.run(run())
+    finally:
+        warden.close()
+    assert counters.failures > 0  # the frozen server was waited for, then given up on
+    # Measured: 0.051-0.053 s each (the counters' 50 ms deadline).
+    assert max(took) < 1.0, sorted(took)[-5:]
