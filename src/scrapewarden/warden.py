@@ -123,6 +123,8 @@ class Warden:
         self._loop_thread = LoopThread()
         """Runs the shared counters' calls for synchronous doors (:meth:`decide_shared_sync`)."""
         self._loop_pid = 0
+        """The process whose loop thread the counters' connections belong to (0: none yet)."""
+        self._bridge_lock = threading.Lock()
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
         self.decisions = 0
@@ -270,13 +272,18 @@ class Warden:
 
     def _bridged_counters(self, counters: RedisCounters) -> RedisCounters:
         """``counters``, or fresh ones when this is a process forked after the loop thread
-        started: connections made on the parent's loop cannot be used from the child's."""
+        started: connections made on the parent's loop (their sockets shared with the parent)
+        must not be used from the child's."""
         pid = os.getpid()
-        if self._loop_thread.ensure() and self._loop_pid not in (0, pid):
-            counters = self._shared_counters() or counters
-            self.counters = counters
-        self._loop_pid = pid
-        return counters
+        if self._loop_pid == pid:
+            return counters
+        with self._bridge_lock:  # one thread of a fresh process sets up; the others wait
+            if self._loop_pid != pid:
+                if self._loop_pid != 0:
+                    self.counters = self._shared_counters() or counters
+                self._loop_thread.ensure()
+                self._loop_pid = pid
+            return self.counters or counters
 
     def _begin(self, facts: RequestFacts) -> Decision | Pending:
         with self._lock:

@@ -163,3 +163,35 @@ def test_a_redis_lost_mid_traffic_holds_up_no_request(
     # The bound leaves slack for a shared two-core machine, yet is far
     # below a request that waited for the frozen server (which never answers).
     assert max(slowest) < 1.0, sorted(slowest)[-5:]
+
+
+def test_a_worker_forked_after_the_first_request_counts_on_redis_too(redis: RedisServer) -> None:
+    """A pre-forking server that loaded the app (and served a request) before forking: the
+    worker gets its own loop thread and connections, and still counts on Redis."""
+    import os
+
+    from scrapewarden.core.facts import RequestFacts
+
+    warden = Warden(None, state=f"{redis.url}?prefix=fork&timeout=0.5")
+    assert warden.counters is not None
+
+    def facts(n: int) -> RequestFacts:
+        return RequestFacts(now=time.time(), ip="192.0.2.8", method="GET", path=f"/p/{n}", user_agent="x")
+
+    warden.decide_shared_sync(facts(0))
+    parent = warden.counters
+    assert parent.calls == 1 and parent.failures == 0
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for n in range(1, 4):
+                warden.decide_shared_sync(facts(n))
+            child = warden.counters
+            os._exit(0 if child is not parent and child.calls == 3 and child.failures == 0 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    warden.decide_shared_sync(facts(9))  # the parent's connections are still its own
+    assert parent.calls == 2 and parent.failures == 0
+    warden.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
