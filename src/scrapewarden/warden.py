@@ -28,12 +28,13 @@ from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
 from .core.bans import ban_ttl
 from .core.counters import ActorCounts
 from .core.decision import Action, Decision
-from .core.engine import Engine
+from .core.engine import Engine, Pending
 from .core.facts import RequestFacts
 from .core.fingerprint import fingerprint
 from .core.http_facts import facts_from_http
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
+from .loop_thread import LoopThread
 from .state.base import Ban, BanKind, Event, StateStore
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("scrapewarden")
 
 BAN_REFRESH_SECONDS = 2.0
+BRIDGE_MARGIN = 0.01
+"""Seconds a synchronous caller waits beyond the shared counters' own deadline: the hop to the
+loop thread and back, which a busy process (many threads, one interpreter lock) may delay."""
 RETENTION_CHECK_SECONDS = 3600.0
 
 
@@ -106,7 +110,10 @@ class Warden:
             raise ValueError("under_attack needs an engine built for the under-attack policy")
         self.policy: Policy = resolve_policy(policy, under_attack=under_attack)
         self.engine = engine or build_engine(self.policy)
-        self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
+        # --state (or an explicit URL) > SCRAPEWARDEN_STATE > the policy's state key > memory://
+        self.store: StateStore = (
+            open_state(state, default=self.policy.state) if state is None or isinstance(state, str) else state
+        )
         self.clock = clock
         self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=self._stored_key())
         self.challenges = ChallengeService(self.policy, self.store, clock)
@@ -114,6 +121,11 @@ class Warden:
         """Challenge pages, answers and clearance cookies, signed with a key shared via the store."""
         self.counters = counters if counters is not None else self._shared_counters()
         self._lock = threading.Lock()
+        self._loop_thread = LoopThread()
+        """Runs the shared counters' calls for synchronous doors (:meth:`decide_shared_sync`)."""
+        self._loop_pid = 0
+        """The process whose loop thread the counters' connections belong to (0: none yet)."""
+        self._bridge_lock = threading.Lock()
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
         self.decisions = 0
@@ -238,17 +250,64 @@ class Warden:
         counters = self.counters
         if counters is None:
             return self.decide(facts)
-        now = facts.now
-        with self._lock:
-            self._refresh_bans_if_due(now)
-            step = self.engine.begin(facts)
+        step = self._begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step)
         counted: Sequence[ActorCounts] | None = await counters.observe(step.actors, step.observation)
+        return self._finish(facts, step, counted)
+
+    def decide_shared_sync(self, facts: RequestFacts) -> Decision:
+        """:meth:`decide_async` for synchronous doors (WSGI worker threads, ``watch``).
+
+        Only the Redis call leaves the calling thread: it runs on this Warden's one event-loop
+        thread (:class:`~.loop_thread.LoopThread`, started on first use), where every thread's
+        requests join one pipelined round trip; the engine's steps stay on the calling thread
+        under ``_lock``, exactly as in :meth:`decide`, because the engine is not thread-safe.
+        The caller waits at most the counters' deadline plus :data:`BRIDGE_MARGIN` (the hop
+        between threads), then counts locally; a late Redis answer is dropped, so no request
+        is judged twice. Without shared counters this is :meth:`decide`.
+        """
+        counters = self.counters
+        if counters is None:
+            return self.decide(facts)
+        step = self._begin(facts)
+        if isinstance(step, Decision):
+            return self._after(facts, step)
+        counters = self._bridged_counters(counters)
+        future = self._loop_thread.submit(counters.observe(step.actors, step.observation))
+        counted: Sequence[ActorCounts] | None
+        try:
+            counted = future.result(counters.timeout + BRIDGE_MARGIN)
+        except Exception:  # past the deadline (the loop thread starved, say): count locally
+            future.cancel()
+            counted = None
+        return self._finish(facts, step, counted)
+
+    def _bridged_counters(self, counters: RedisCounters) -> RedisCounters:
+        """``counters``, or fresh ones when this is a process forked after the loop thread
+        started: connections made on the parent's loop (their sockets shared with the parent)
+        must not be used from the child's."""
+        pid = os.getpid()
+        if self._loop_pid == pid:
+            return counters
+        with self._bridge_lock:  # one thread of a fresh process sets up; the others wait
+            if self._loop_pid != pid:
+                if self._loop_pid != 0:
+                    self.counters = self._shared_counters() or counters
+                self._loop_thread.ensure()
+                self._loop_pid = pid
+            return self.counters or counters
+
+    def _begin(self, facts: RequestFacts) -> Decision | Pending:
+        with self._lock:
+            self._refresh_bans_if_due(facts.now)
+            return self.engine.begin(facts)
+
+    def _finish(self, facts: RequestFacts, step: Pending, counted: Sequence[ActorCounts] | None) -> Decision:
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
-            decision = self._imposing_bans(self.engine.finish(step, counted), now)
+            decision = self._imposing_bans(self.engine.finish(step, counted), facts.now)
         return self._after(facts, decision)
 
     def read_clearance(self, facts: RequestFacts) -> None:
@@ -396,6 +455,8 @@ class Warden:
         )
 
     def close(self) -> None:
+        counters = self.counters
+        self._loop_thread.close(counters.aclose() if counters is not None and self._loop_pid else None)
         self.challenges.close()
         self.store.flush()
         self.store.close()

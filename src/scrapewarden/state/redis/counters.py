@@ -345,6 +345,12 @@ class RedisCounters:
             self._backoff = 0.0
         return list(counted)
 
+    async def aclose(self) -> None:
+        """Close the connections (on the loop that made them)."""
+        if self._fast is not None:
+            self._fast.close()
+        await self.client.aclose()
+
     def _failed(self, exc: BaseException) -> None:
         self.failures += 1
         now = time.monotonic()
