@@ -349,6 +349,8 @@ class RedisCounters:
         """Close the connections (on the loop that made them)."""
         if self._fast is not None:
             self._fast.close()
+        for connection in self._nodes.values():
+            connection.close()
         await self.client.aclose()
 
     def _failed(self, exc: BaseException) -> None:
