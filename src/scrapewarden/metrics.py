@@ -1,0 +1,468 @@
+"""Prometheus metrics: what the Warden decided, how fast, and how the shared state is doing.
+
+Every Warden in a process feeds the same metrics (prometheus-client's default registry, so a
+site that already exposes its own metrics shows ours next to them). docs/metrics.md lists them.
+
+Two kinds of values, kept apart on purpose:
+
+* Per decision (``scrapewarden_decisions_total``, ``…_detector_findings_total``,
+  ``…_decision_seconds``, ``…_challenges_total``): counted by :func:`record_decision` and
+  :func:`record_challenge`, called by the Warden. The label children are made once, so a
+  decision costs a few lock-protected additions and no lookups by string.
+* The state's health (``scrapewarden_state_*``): read from the live objects — the Redis store's
+  outage flag and outbox, the shared counters' ``degraded_since`` and ``failures`` — when
+  someone scrapes (:class:`StateCollector`), so requests pay nothing for them.
+
+Several processes (the proxy's ``--workers``, a site under gunicorn): prometheus-client's
+multiprocess mode, chosen by ``PROMETHEUS_MULTIPROC_DIR`` being set before this module is first
+imported. Each process then writes its values to files in that directory and the process that
+serves ``/metrics`` adds them up (:func:`exposed_registry`). A collector cannot reach into other
+processes, so in that mode a thread in every deciding process copies the state's health into
+file-backed gauges once a second (:data:`SYNC_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app, values
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .core.decision import Action, Decision
+
+if TYPE_CHECKING:
+    from .warden import Warden
+
+log = logging.getLogger("scrapewarden")
+
+MULTIPROCESS: bool = bool(getattr(values.ValueClass, "_multiprocess", False))
+"""True when this process writes its values to ``PROMETHEUS_MULTIPROC_DIR`` (decided at import)."""
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_PATH = "/metrics"
+SYNC_SECONDS = 1.0
+"""How often, in multiprocess mode, the state's health is copied into the shared files."""
+MAX_DETECTORS = 200
+"""Distinct ``detector`` label values before further ones count as ``other``. Detector names
+come from the code and the policy (``reputation.list:<name>``), never from requests; the bound
+is a guard against a policy with thousands of lists."""
+
+DECISION_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+)
+"""10 µs to 1 s: a local decision takes tens of µs; shared counters add a Redis round trip
+(~0.1-1 ms) and, when Redis is slow, up to their deadline (5 ms by default)."""
+
+CHALLENGE_KINDS = ("pow", "nojs", "captcha")
+
+DECISIONS = Counter(
+    "scrapewarden_decisions",
+    "Decisions made, by action (in observe mode: the action that would have been taken).",
+    ["action"],
+)
+FINDINGS = Counter(
+    "scrapewarden_detector_findings",
+    "Evidence items in decisions, by detector (the evidence name, e.g. rate, client.bot_ua).",
+    ["detector"],
+)
+DECISION_SECONDS = Histogram(
+    "scrapewarden_decision_seconds",
+    "Time to decide on one request (engine, shared counters, event trail), in seconds.",
+    buckets=DECISION_BUCKETS,
+)
+CHALLENGES = Counter(
+    "scrapewarden_challenges",
+    "Challenge answers checked, by outcome (passed, failed) and kind (pow, nojs, captcha).",
+    ["outcome", "how"],
+)
+
+# The children every decision touches, made once: .labels() parses and hashes its arguments.
+_BY_ACTION = tuple(DECISIONS.labels(action.label) for action in sorted(Action))
+for _kind in CHALLENGE_KINDS:
+    CHALLENGES.labels("passed", _kind)
+    CHALLENGES.labels("failed", _kind)
+_findings: dict[str, Any] = {}
+_findings_lock = threading.Lock()
+_observe = DECISION_SECONDS.observe
+
+
+def record_decision(decision: Decision, seconds: float) -> None:
+    """Count one decision that took ``seconds``. Called by the Warden for every decision."""
+    _BY_ACTION[decision.action].inc()
+    _observe(seconds)
+    for evidence in decision.evidence:
+        child = _findings.get(evidence.detector)
+        if child is None:
+            child = _finding(evidence.detector)
+        child.inc()
+
+
+def _finding(detector: str) -> Any:
+    with _findings_lock:
+        child = _findings.get(detector)
+        if child is None:
+            label = detector if len(_findings) < MAX_DETECTORS else "other"
+            child = FINDINGS.labels(label)
+            _findings[detector] = child
+        return child
+
+
+def record_challenge(passed: bool, how: str) -> None:
+    """Count one checked challenge answer."""
+    CHALLENGES.labels("passed" if passed else "failed", how if how in CHALLENGE_KINDS else "other").inc()
+
+
+# -- the state's health ---------------------------------------------------------------------------
+
+PARTS = ("store", "counters")
+
+
+@dataclass(slots=True)
+class StateReading:
+    """The shared state's health over every watched Warden in this process."""
+
+    degraded: dict[str, bool] = field(default_factory=dict)
+    """Per part present: True while any of them answers locally because Redis is away."""
+    failures: dict[str, float] = field(default_factory=dict)
+    """Per part present: calls Redis did not serve (failed, timed out, or skipped while degraded)."""
+    outbox: int | None = None
+    """Writes waiting to reach Redis; None without a Redis store."""
+    dropped: dict[str, float] = field(default_factory=dict)
+    """Events and other writes lost because the outbox was full (Redis store only)."""
+
+
+class StateWatch:
+    """The Wardens of this process whose state health is reported.
+
+    Held weakly: a Warden dropped without :meth:`Warden.close` simply stops being read. Counts
+    are kept as running totals here (the increase since each source was last read), so a
+    Warden replaced on a policy reload does not make ``failures_total`` go backwards.
+    """
+
+    def __init__(self) -> None:
+        self._wardens: weakref.WeakSet[Warden] = weakref.WeakSet()
+        self._last: weakref.WeakKeyDictionary[Any, tuple[float, ...]] = weakref.WeakKeyDictionary()
+        self._totals: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._syncing = False
+
+    def add(self, warden: Warden) -> None:
+        with self._lock:
+            self._wardens.add(warden)
+            start = MULTIPROCESS and not self._syncing
+            self._syncing = self._syncing or start
+        if start:
+            _StateSync(self).start()
+
+    def discard(self, warden: Warden) -> None:
+        with self._lock:
+            self._wardens.discard(warden)
+
+    def _advance(self, source: Any, key: str, *now: float) -> None:
+        """Add what ``source``'s counts grew by since last read to the totals named ``key``."""
+        before = self._last.get(source, (0.0,) * len(now))
+        for i, value in enumerate(now):
+            name = f"{key}.{i}"
+            self._totals[name] = self._totals.get(name, 0.0) + max(0.0, value - before[i])
+        self._last[source] = now
+
+    def read(self) -> StateReading:
+        reading = StateReading()
+        with self._lock:
+            seen: set[int] = set()
+            for warden in list(self._wardens):
+                store, counters = getattr(warden, "store", None), getattr(warden, "counters", None)
+                if store is not None and hasattr(store, "pending_writes") and id(store) not in seen:
+                    seen.add(id(store))  # a reloaded Warden shares its predecessor's store
+                    reading.degraded["store"] = reading.degraded.get("store", False) or bool(store.degraded)
+                    reading.outbox = (reading.outbox or 0) + int(store.pending_writes)
+                    self._advance(
+                        store, "store", store.local_answers, store.dropped_events, store.dropped_writes
+                    )
+                if counters is not None and id(counters) not in seen:
+                    seen.add(id(counters))
+                    down = counters.degraded_since is not None
+                    reading.degraded["counters"] = reading.degraded.get("counters", False) or down
+                    self._advance(counters, "counters", counters.failures)
+            for part in reading.degraded:
+                reading.failures[part] = self._totals.get(f"{part}.0", 0.0)
+            if "store" in reading.degraded:
+                reading.dropped = {
+                    "event": self._totals.get("store.1", 0.0),
+                    "write": self._totals.get("store.2", 0.0),
+                }
+        return reading
+
+
+STATE = StateWatch()
+
+
+def watch_state(warden: Warden) -> None:
+    """Report ``warden``'s state health (the Warden calls this when it is made)."""
+    STATE.add(warden)
+
+
+def unwatch_state(warden: Warden) -> None:
+    STATE.discard(warden)
+
+
+_DEGRADED_HELP = "1 while this part of the shared state answers from local state because Redis is away."
+_FAILURES_HELP = "Calls to Redis that did not get an answer in time (or were skipped while degraded)."
+_OUTBOX_HELP = "Writes (events, bans, settings) queued locally, waiting to reach Redis."
+_DROPPED_HELP = "Writes lost because the local outbox was full, by kind (event, write)."
+
+
+class StateCollector:
+    """The ``scrapewarden_state_*`` metrics, read when scraped (single-process mode)."""
+
+    def __init__(self, watch: StateWatch) -> None:
+        self.watch = watch
+
+    def describe(self) -> Iterable[Metric]:
+        return ()  # read lazily; nothing to check for name clashes up front
+
+    def collect(self) -> Iterator[Metric]:
+        reading = self.watch.read()
+        degraded = GaugeMetricFamily("scrapewarden_state_degraded", _DEGRADED_HELP, labels=["part"])
+        failures = CounterMetricFamily("scrapewarden_state_failures", _FAILURES_HELP, labels=["part"])
+        for part in PARTS:
+            if part in reading.degraded:
+                degraded.add_metric([part], 1.0 if reading.degraded[part] else 0.0)
+                failures.add_metric([part], reading.failures[part])
+        yield degraded
+        yield failures
+        if reading.outbox is not None:
+            yield GaugeMetricFamily("scrapewarden_state_outbox", _OUTBOX_HELP, value=reading.outbox)
+            dropped = CounterMetricFamily("scrapewarden_state_dropped", _DROPPED_HELP, labels=["kind"])
+            for kind, count in reading.dropped.items():
+                dropped.add_metric([kind], count)
+            yield dropped
+
+
+class _StateSync(threading.Thread):
+    """Multiprocess mode: copies the state's health into file-backed metrics every second."""
+
+    def __init__(self, watch: StateWatch) -> None:
+        super().__init__(name="scrapewarden-metrics-sync", daemon=True)
+        self.watch = watch
+        # Not registered anywhere: in multiprocess mode the files are what gets scraped.
+        self.degraded = Gauge(
+            "scrapewarden_state_degraded",
+            _DEGRADED_HELP,
+            ["part"],
+            multiprocess_mode="livemax",
+            registry=None,
+        )
+        self.outbox = Gauge(
+            "scrapewarden_state_outbox", _OUTBOX_HELP, multiprocess_mode="livesum", registry=None
+        )
+        self.failures = Counter("scrapewarden_state_failures", _FAILURES_HELP, ["part"], registry=None)
+        self.dropped = Counter("scrapewarden_state_dropped", _DROPPED_HELP, ["kind"], registry=None)
+        self._pushed: dict[tuple[str, str], float] = {}
+
+    def _push(self, counter: Counter, key: str, label: str, total: float) -> None:
+        """Raise ``counter{label}`` to ``total`` (a file-backed counter can only be added to)."""
+        pushed = self._pushed.get((key, label), 0.0)
+        counter.labels(label).inc(max(0.0, total - pushed))  # inc(0) still makes the series appear
+        self._pushed[(key, label)] = max(total, pushed)
+
+    def sync(self) -> None:
+        reading = self.watch.read()
+        for part, down in reading.degraded.items():
+            self.degraded.labels(part).set(1.0 if down else 0.0)
+            self._push(self.failures, "failures", part, reading.failures[part])
+        if reading.outbox is not None:
+            self.outbox.set(reading.outbox)
+            for kind, count in reading.dropped.items():
+                self._push(self.dropped, "dropped", kind, count)
+
+    def run(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(SYNC_SECONDS):
+            try:
+                self.sync()
+            except Exception:  # never let a metrics bug end the process; say it once a minute
+                log.exception("metrics: could not copy the state's health")
+                stop.wait(60.0)
+
+
+if not MULTIPROCESS:
+    REGISTRY.register(StateCollector(STATE))
+
+
+# -- exposing ---------------------------------------------------------------------------------------
+
+
+def exposed_registry(multiprocess_dir: str | None = None) -> CollectorRegistry:
+    """What ``/metrics`` serves: this process's registry, or the sum of every process's files
+    when ``multiprocess_dir`` is given or this process runs in multiprocess mode."""
+    path = multiprocess_dir or (os.environ.get(MULTIPROC_ENV) if MULTIPROCESS else None)
+    if not path:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)
+    return registry
+
+
+def _networks(allow: Iterable[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
+    return None if allow is None else [ipaddress.ip_network(cidr, strict=False) for cidr in allow]
+
+
+def _allowed(peer: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None) -> bool:
+    if networks is None:
+        return True
+    try:
+        address = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+def metrics_wsgi_app(
+    *, allow: Iterable[str] | None = LOOPBACK, registry: CollectorRegistry | None = None
+) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app answering the metrics, for a site to mount where it wants (e.g. ``/metrics``).
+
+    ``allow``: networks whose clients may read it (default: loopback only; None: everyone).
+    Behind a proxy on the same machine every client looks like loopback: keep the proxy from
+    routing this path, or serve it on its own port (:func:`start_metrics_server`)."""
+    inner = make_wsgi_app(registry or exposed_registry())
+    networks = _networks(allow)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not _allowed(str(environ.get("REMOTE_ADDR", "")), networks):
+            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Forbidden.\n"]
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain")])
+            return [b"Method not allowed.\n"]
+        result: Iterable[bytes] = inner(environ, start_response)
+        return result
+
+    return app
+
+
+def metrics_asgi_app(
+    *, allow: Iterable[str] | None = LOOPBACK, registry: CollectorRegistry | None = None
+) -> Callable[..., Any]:
+    """An ASGI app answering the metrics; see :func:`metrics_wsgi_app` for ``allow``."""
+    from prometheus_client import make_asgi_app
+
+    inner = make_asgi_app(registry or exposed_registry())
+    networks = _networks(allow)
+
+    async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            return
+        client = scope.get("client") or ("", 0)
+        refusal = None
+        if not _allowed(str(client[0]), networks):
+            refusal = (403, b"Forbidden.\n")
+        elif scope.get("method") not in ("GET", "HEAD"):
+            refusal = (405, b"Method not allowed.\n")
+        if refusal is None:
+            await inner(scope, receive, send)
+            return
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(refusal[1])),
+        ]
+        await send({"type": "http.response.start", "status": refusal[0], "headers": headers})
+        await send({"type": "http.response.body", "body": refusal[1]})
+
+    return app
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes every few seconds: no noise
+        pass
+
+
+class MetricsServer:
+    """``GET /metrics`` on an address of its own, served by a thread (the doors' ``--metrics-listen``).
+
+    A port of its own rather than a path on the public one: the public port's paths belong to
+    the site, and the metrics tell whoever reads them which detectors fire, live — an oracle
+    for a scraper tuning its disguise. Bind it to loopback or an admin network."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry
+        self._httpd: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, host: str, port: int) -> tuple[str, int]:
+        inner = make_wsgi_app(self.registry or exposed_registry())
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != METRICS_PATH:
+                start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"Not found; the metrics are at /metrics.\n"]
+            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
+                return [b""]
+            result: Iterable[bytes] = inner(environ, start_response)
+            return result
+
+        server_class = type("_Server", (_ThreadingServer,), {"address_family": _family(host)})
+        self._httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="scrapewarden-metrics", daemon=True
+        )
+        self._thread.start()
+        bound: Any = self._httpd.server_address
+        return str(bound[0]), int(bound[1])
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+
+
+def _family(host: str) -> int:
+    import socket
+
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def start_metrics_server(host: str, port: int, *, multiprocess_dir: str | None = None) -> MetricsServer:
+    """Serve ``GET /metrics`` on ``host:port`` from a thread; ``stop()`` the result when done."""
+    server = MetricsServer(exposed_registry(multiprocess_dir) if multiprocess_dir else None)
+    server.start(host, port)
+    return server
