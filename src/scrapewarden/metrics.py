@@ -362,8 +362,8 @@ def metrics_wsgi_app(
         if not _allowed(str(environ.get("REMOTE_ADDR", "")), networks):
             start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"Forbidden.\n"]
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain")])
+        if environ.get("REQUEST_METHOD") != "GET":
+            start_response("405 Method Not Allowed", [("Allow", "GET"), ("Content-Type", "text/plain")])
             return [b"Method not allowed.\n"]
         result: Iterable[bytes] = inner(environ, start_response)
         return result
@@ -387,7 +387,7 @@ def metrics_asgi_app(
         refusal = None
         if not _allowed(str(client[0]), networks):
             refusal = (403, b"Forbidden.\n")
-        elif scope.get("method") not in ("GET", "HEAD"):
+        elif scope.get("method") != "GET":
             refusal = (405, b"Method not allowed.\n")
         if refusal is None:
             await inner(scope, receive, send)
@@ -422,6 +422,8 @@ class MetricsServer:
         self.registry = registry
         self._httpd: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.bound: tuple[str, int] = ("", 0)
+        """The address served (the port chosen, when asked for port 0)."""
 
     def start(self, host: str, port: int) -> tuple[str, int]:
         inner = make_wsgi_app(self.registry or exposed_registry())
@@ -430,8 +432,8 @@ class MetricsServer:
             if environ.get("PATH_INFO") != METRICS_PATH:
                 start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
                 return [b"Not found; the metrics are at /metrics.\n"]
-            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-                start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
+            if environ.get("REQUEST_METHOD") != "GET":
+                start_response("405 Method Not Allowed", [("Allow", "GET")])
                 return [b""]
             result: Iterable[bytes] = inner(environ, start_response)
             return result
@@ -443,7 +445,8 @@ class MetricsServer:
         )
         self._thread.start()
         bound: Any = self._httpd.server_address
-        return str(bound[0]), int(bound[1])
+        self.bound = (str(bound[0]), int(bound[1]))
+        return self.bound
 
     def stop(self) -> None:
         if self._httpd is not None:
