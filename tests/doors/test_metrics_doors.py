@@ -212,8 +212,8 @@ def test_proxy_workers_add_up_every_process_and_clean_up(
     redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--workers 2: the supervisor serves the sum of the processes' files. Counts survive the
-    decider's death and restart; the state's health comes from the decider; the multiprocess
-    directory goes with the proxy."""
+    decider's death and restart (the new decider's files add to the dead one's); the state's
+    health comes from the decider; the multiprocess directory goes with the proxy."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))  # where the proxy makes its private directory
@@ -224,8 +224,12 @@ def test_proxy_workers_add_up_every_process_and_clean_up(
         output = OutputReader(proc)
         output.wait_for("decider: worker")
         statuses = [_get(f"{url}/page/{i}", BROWSER if i % 4 else SCRIPT) for i in range(24)]
+        # Each process adds its counts to its files about once a second.
+        wait_for("24 decisions in the sum", lambda: sum(decisions(scrape(metrics_port)).values()) == 24)
         first = scrape(metrics_port)
-        assert sum(decisions(first).values()) == 24
+        assert value(first, "scrapewarden_decision_seconds_count") == 24
+        assert value(first, "scrapewarden_decision_seconds_bucket", le="+Inf") == 24
+        assert 0 < (value(first, "scrapewarden_decision_seconds_sum") or 0) < 24
         assert decisions(first)["allow"] == statuses.count(200) and 0 < statuses.count(200) < 24
         assert len(seen.peers) >= 2  # both workers carried traffic
         metrics_dir = next(scratch.glob("scrapewarden-proxy-*/metrics"))
@@ -244,8 +248,8 @@ def test_proxy_workers_add_up_every_process_and_clean_up(
         )
         for i in range(6):
             assert _get(f"{url}/again/{i}", BROWSER) == 200
-        second = scrape(metrics_port)
-        assert sum(decisions(second).values()) == 30
+        wait_for("30 decisions in the sum", lambda: sum(decisions(scrape(metrics_port)).values()) == 30)
+        assert value(scrape(metrics_port), "scrapewarden_decision_seconds_count") == 30
 
         # The state's health, copied from the decider into the files about once a second.
         redis.stop()
