@@ -18,7 +18,13 @@ from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
 from scrapewarden.core.decision import Action
 from scrapewarden.core.policy import Policy
 from scrapewarden.doors.proxy_decider import reloaded_warden
-from scrapewarden.metrics import MetricsServer, StateReading, StateWatch, start_metrics_server
+from scrapewarden.metrics import (
+    MetricsServer,
+    StateReading,
+    StateWatch,
+    exposed_registry,
+    start_metrics_server,
+)
 from scrapewarden.warden import Warden
 
 BROWSER = [
@@ -209,3 +215,49 @@ def test_a_warden_without_redis_reports_no_state_health() -> None:
     reading = watch.read()
     warden.close()
     assert reading.degraded == {} and reading.outbox is None
+
+
+FORKING = """
+import os, sys
+from scrapewarden.core.policy import Policy
+from scrapewarden.warden import Warden
+
+warden = Warden(Policy(), state="memory://")  # made before the fork, as under gunicorn --preload
+headers = [(b"user-agent", b"python-requests/2.32")]
+
+def decide(n, who):
+    for i in range(n):
+        warden.decide_http(peer=f"198.51.100.{who}", method="GET", path=f"/{i}", query="", headers=headers)
+
+decide(3, 1)
+child = os.fork()
+if child == 0:
+    decide(2, 2)
+    sys.exit(0)  # a normal exit: the last sync runs
+_, status = os.waitpid(child, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_processes_add_up_in_multiprocess_mode_forked_children_included(tmp_path: Path) -> None:
+    """Several processes writing to one directory, one of them forked after the Warden was made:
+    the sum is every decision once (the child does not report its parent's again)."""
+    import os
+    import subprocess
+    import sys
+
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    done = subprocess.run([sys.executable, "-c", FORKING], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in exposed_registry(str(directory)).collect()
+        for sample in family.samples
+    }
+    assert len(list(directory.glob("counter_*.db"))) == 2  # one file per process
+    decided = sum(value(samples, "scrapewarden_decisions_total", action=a.label) for a in Action)
+    assert decided == 5
+    assert value(samples, "scrapewarden_decision_seconds_count") == 5
+    assert value(samples, "scrapewarden_detector_findings_total", detector="client.bot_ua") == 5

@@ -101,6 +101,10 @@ class Tally:
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero, with a fresh lock (also what a forked child needs: the lock may have been held)."""
         self._lock = threading.Lock()
         self.actions = [0] * len(_ACTIONS)
         self.buckets = [0] * (len(DECISION_BUCKETS) + 1)
@@ -403,7 +407,27 @@ def _start_sync() -> None:
     if _SYNC is None:
         _SYNC = _Sync(TALLY, STATE)
         _SYNC.start()
-        atexit.register(_SYNC._sync_quietly)
+
+
+def _last_sync() -> None:
+    if _SYNC is not None:
+        _SYNC._sync_quietly()
+
+
+def _in_forked_child() -> None:
+    """A process forked after Wardens were made (gunicorn --preload): it counts its own
+    decisions from zero (its parent's are its parent's to report) with a sync thread of its
+    own, as threads do not survive a fork."""
+    global _SYNC
+    TALLY.reset()
+    STATE._lock = threading.Lock()
+    if _SYNC is not None:
+        _SYNC = None
+        _start_sync()
+
+
+atexit.register(_last_sync)
+os.register_at_fork(after_in_child=_in_forked_child)
 
 
 # -- exposing ---------------------------------------------------------------------------------------
