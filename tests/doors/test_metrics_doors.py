@@ -10,17 +10,21 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import requests
+import uvicorn
 from challenge_helpers import answer, read_page
-from conftest import serve_asgi, serve_wsgi
 from prometheus_client.parser import text_string_to_metric_families
 from proxy_fixtures import DEADLINE, OutputReader, free_port, run_proxy, serve_upstream
 
@@ -269,6 +273,40 @@ def test_proxy_workers_add_up_every_process_and_clean_up(
 
 
 # -- the middlewares' metrics_app -----------------------------------------------------------------------
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """``app`` under a real uvicorn on loopback, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for("uvicorn started", lambda: server.started or not thread.is_alive())
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(DEADLINE)
+        sock.close()
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """``app`` under werkzeug's real threaded server on loopback."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(DEADLINE)
+        server.server_close()
 
 
 def _status(url: str) -> int:
