@@ -28,6 +28,7 @@ import atexit
 import ipaddress
 import logging
 import os
+import socket
 import threading
 import weakref
 from bisect import bisect_left
@@ -427,7 +428,8 @@ def _in_forked_child() -> None:
 
 
 atexit.register(_last_sync)
-os.register_at_fork(after_in_child=_in_forked_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork either
+    os.register_at_fork(after_in_child=_in_forked_child)
 
 
 # -- exposing ---------------------------------------------------------------------------------------
@@ -575,8 +577,6 @@ class MetricsServer:
 
 
 def _family(host: str) -> int:
-    import socket
-
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
