@@ -18,13 +18,8 @@ from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
 from scrapewarden.core.decision import Action
 from scrapewarden.core.policy import Policy
 from scrapewarden.doors.proxy_decider import reloaded_warden
-from scrapewarden.metrics import (
-    MetricsServer,
-    StateReading,
-    StateWatch,
-    exposed_registry,
-    start_metrics_server,
-)
+from scrapewarden.metrics import StateReading, StateWatch
+from scrapewarden.metrics_http import exposed_registry, start_metrics_server
 from scrapewarden.warden import Warden
 
 BROWSER = [
@@ -127,31 +122,6 @@ def test_a_challenge_answer_is_counted_by_outcome_and_kind(metrics_port: int) ->
     assert grown("failed", "pow") == 1
     assert grown("failed", "nojs") == 1
     assert grown("passed", "pow") == 0
-
-
-def test_the_server_answers_get_metrics_and_nothing_else(metrics_port: int) -> None:
-    status, content_type, text = get(metrics_port, "/metrics")
-    assert status == 200 and content_type.startswith("text/plain")
-    assert "# TYPE scrapewarden_decisions_total counter" in text
-    assert get(metrics_port, "/")[0] == 404
-    assert get(metrics_port, "/metrics/../admin")[0] == 404
-    assert get(metrics_port, "/metrics", method="POST")[0] == 405
-
-
-def test_the_server_listens_on_ipv6_loopback() -> None:
-    server = MetricsServer()
-    try:
-        host, port = server.start("::1", 0)
-    except OSError as exc:  # a machine without IPv6 on loopback
-        pytest.skip(f"no ::1 here: {exc}")
-    try:
-        connection = http.client.HTTPConnection("::1", port, timeout=10)
-        connection.request("GET", "/metrics")
-        assert connection.getresponse().status == 200
-        connection.close()
-        assert host == "::1"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from ..challenge.service import PAGE_PATH, SCRIPT_PATHS, VERIFY_PATH, parse_form
 from ..core.decision import Action, Decision
 from ..core.http_facts import facts_from_http
 from ..core.policy import Policy
-from ..metrics import metrics_asgi_app as metrics_app
+from ..metrics_http import metrics_asgi_app as metrics_app
 from ..state.base import StateStore
 from ..warden import Warden
 from .responses import Reply, reply_for, wants_html

@@ -47,7 +47,7 @@ from ..core.decision import Action, Decision
 from ..core.facts import RequestFacts
 from ..core.fingerprint import fingerprint
 from ..core.http_facts import facts_from_http
-from ..metrics import start_metrics_server
+from ..metrics_http import start_metrics_server
 from ..warden import Warden
 from .authz_cache import AssetDecisionCache
 from .authz_describe import DEFAULT_ENVOY_PREFIX, FORMATS, Described, describe, direct
@@ -666,7 +666,7 @@ async def serve(
     """Serve until SIGTERM/SIGINT, then shut down gracefully and flush the store.
 
     ``metrics_listen``: also serve ``GET /metrics`` there (an address of its own; see
-    :class:`scrapewarden.metrics.MetricsServer` for why not on the one the proxy asks)."""
+    :class:`scrapewarden.metrics_http.MetricsServer` for why not on the one the proxy asks)."""
     server = AuthzServer(service)
     bound = await server.start(host, port)
     log.info("scrapewarden authz listening on %s:%d (format %s)", bound[0], bound[1], service.config.format)

@@ -44,7 +44,8 @@ from pathlib import Path
 from prometheus_client.multiprocess import mark_process_dead
 
 from ..core.policy import Policy
-from ..metrics import MULTIPROC_ENV, MetricsServer, start_metrics_server
+from ..metrics import MULTIPROC_ENV
+from ..metrics_http import MetricsServer, start_metrics_server
 from ..warden import Warden, resolve_policy
 from .proxy import ProxyServer, ProxySettings
 from .proxy_decider import DeciderService, LocalDecider, RemoteDecider

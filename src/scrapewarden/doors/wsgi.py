@@ -22,7 +22,7 @@ from ..challenge.service import PAGE_PATH, VERIFY_PATH, parse_form, static_reply
 from ..core.decision import Action, Decision
 from ..core.http_facts import facts_from_http
 from ..core.policy import Policy
-from ..metrics import metrics_wsgi_app as metrics_app
+from ..metrics_http import metrics_wsgi_app as metrics_app
 from ..state.base import StateStore
 from ..warden import Warden
 from .asgi import MAX_FORM, OWN_PATHS, plain_reply
