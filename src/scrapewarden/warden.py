@@ -10,6 +10,8 @@ The Warden is the only place where the pure engine meets time and storage:
   pseudonymised when the policy asks (the default);
 - it turns the engine's ban requests into stored bans with an escalating expiry, and reloads bans
   from the store every few seconds so bans added by the CLI or another process take effect.
+- it counts every decision, and reports its store's health, in the Prometheus metrics
+  (:mod:`.metrics`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .core.http_facts import facts_from_http
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
 from .loop_thread import LoopThread
+from .metrics import record_challenge, record_decision, unwatch_state, watch_state
 from .state.base import Ban, BanKind, Event, StateStore
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
@@ -130,6 +133,7 @@ class Warden:
         self._next_retention = 0.0
         self.decisions = 0
         self.actions = {action: 0 for action in Action}
+        watch_state(self)  # its store's and counters' health, in the metrics
 
     def _shared_counters(self) -> RedisCounters | None:
         """Per-actor counters on the same Redis as the state store, when it is one: every
@@ -250,11 +254,12 @@ class Warden:
         counters = self.counters
         if counters is None:
             return self.decide(facts)
+        started = time.perf_counter()
         step = self._begin(facts)
         if isinstance(step, Decision):
-            return self._after(facts, step)
+            return self._after(facts, step, started)
         counted: Sequence[ActorCounts] | None = await counters.observe(step.actors, step.observation)
-        return self._finish(facts, step, counted)
+        return self._finish(facts, step, counted, started)
 
     def decide_shared_sync(self, facts: RequestFacts) -> Decision:
         """:meth:`decide_async` for synchronous doors (WSGI worker threads, ``watch``).
@@ -270,9 +275,10 @@ class Warden:
         counters = self.counters
         if counters is None:
             return self.decide(facts)
+        started = time.perf_counter()
         step = self._begin(facts)
         if isinstance(step, Decision):
-            return self._after(facts, step)
+            return self._after(facts, step, started)
         counters = self._bridged_counters(counters)
         future = self._loop_thread.submit(counters.observe(step.actors, step.observation))
         counted: Sequence[ActorCounts] | None
@@ -281,7 +287,7 @@ class Warden:
         except Exception:  # past the deadline (the loop thread starved, say): count locally
             future.cancel()
             counted = None
-        return self._finish(facts, step, counted)
+        return self._finish(facts, step, counted, started)
 
     def _bridged_counters(self, counters: RedisCounters) -> RedisCounters:
         """``counters``, or fresh ones when this is a process forked after the loop thread
@@ -303,12 +309,14 @@ class Warden:
             self._refresh_bans_if_due(facts.now)
             return self.engine.begin(facts)
 
-    def _finish(self, facts: RequestFacts, step: Pending, counted: Sequence[ActorCounts] | None) -> Decision:
+    def _finish(
+        self, facts: RequestFacts, step: Pending, counted: Sequence[ActorCounts] | None, started: float
+    ) -> Decision:
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
             decision = self._imposing_bans(self.engine.finish(step, counted), facts.now)
-        return self._after(facts, decision)
+        return self._after(facts, decision, started)
 
     def read_clearance(self, facts: RequestFacts) -> None:
         """Note in ``facts`` how the client earned its clearance cookie, and what its browser
@@ -321,11 +329,12 @@ class Warden:
                 facts.extra["clearance_signals"] = ",".join(cleared.signals)
 
     def decide(self, facts: RequestFacts) -> Decision:
+        started = time.perf_counter()
         now = facts.now
         with self._lock:
             self._refresh_bans_if_due(now)
             decision = self._imposing_bans(self.engine.decide(facts), now)
-        return self._after(facts, decision)
+        return self._after(facts, decision, started)
 
     def _refresh_bans_if_due(self, now: float) -> None:
         if now >= self._next_ban_refresh:
@@ -337,8 +346,9 @@ class Warden:
             self._impose_ban(kind, value, now, decision)
         return decision
 
-    def _after(self, facts: RequestFacts, decision: Decision) -> Decision:
-        """Tallies, the event trail and the owed challenge, whichever way the decision was made."""
+    def _after(self, facts: RequestFacts, decision: Decision, started: float) -> Decision:
+        """Tallies, the event trail, the owed challenge and the metrics (``started``: the
+        decision's ``perf_counter()``), whichever way the decision was made."""
         self.decisions += 1
         self.actions[decision.action] += 1
         if decision.action is not Action.ALLOW:
@@ -347,6 +357,7 @@ class Warden:
                 # Whatever the door answers (page or JSON), a direct GET of the challenge page
                 # must not then hand this client an easier challenge than the one it was owed.
                 self.challenges.note_demand(facts.ip, facts.user_agent, decision)
+        record_decision(decision, time.perf_counter() - started)
         return decision
 
     # -- bans --------------------------------------------------------------------------------------
@@ -440,6 +451,7 @@ class Warden:
     def _record_outcome(self, outcome: Outcome) -> None:
         """A checked challenge answer joins the event trail: the solve rate is passed answers
         over challenge decisions (see :mod:`scrapewarden.state.summary`)."""
+        record_challenge(outcome.passed, outcome.how)
         self.store.record_event(
             Event(
                 ts=outcome.ts,
@@ -455,6 +467,7 @@ class Warden:
         )
 
     def close(self) -> None:
+        unwatch_state(self)
         counters = self.counters
         self._loop_thread.close(counters.aclose() if counters is not None and self._loop_pid else None)
         self.challenges.close()

@@ -92,6 +92,13 @@ def _upstream(text: str) -> tuple[str, int]:
     "static assets excepted.",
 )
 @click.option(
+    "--metrics-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (off by default). A port of its "
+    "own, not the public one: bind it to loopback or an admin network (docs/metrics.md).",
+)
+@click.option(
     "--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning"])
 )
 def proxy(
@@ -108,6 +115,7 @@ def proxy(
     grace: float,
     forwarded_proto: str,
     under_attack: bool,
+    metrics_listen: str | None,
     log_level: str,
 ) -> None:
     """Reverse proxy: decide on every request, forward what is allowed to UPSTREAM.
@@ -140,7 +148,14 @@ def proxy(
         grace=grace,
     )
     run(
-        settings, policy=policy, state=state, host=host, port=port, workers=workers, under_attack=under_attack
+        settings,
+        policy=policy,
+        state=state,
+        host=host,
+        port=port,
+        workers=workers,
+        under_attack=under_attack,
+        metrics_listen=_host_port(metrics_listen, 9464) if metrics_listen else None,
     )
 
 

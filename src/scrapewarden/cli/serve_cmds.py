@@ -66,6 +66,13 @@ def register(group: click.Group) -> None:
     show_default=True,
     help="Reuse an allow for a client's static assets this long (0: decide every request in full).",
 )
+@click.option(
+    "--metrics-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (off by default). A port of its "
+    "own, not the one the proxy asks: bind it to loopback or an admin network (docs/metrics.md).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def authz(
     listen: str,
@@ -77,6 +84,7 @@ def authz(
     trusted_hops: tuple[str, ...],
     envoy_prefix: str,
     cache_seconds: float,
+    metrics_listen: str | None,
     log_level: str,
 ) -> None:
     """Answer forward-auth requests: 200 to let a request through, 429/403/302 to refuse it.
@@ -95,6 +103,7 @@ def authz(
     try:
         host, port = parse_listen(listen)
         hops = tuple(str(ipaddress.ip_network(h, strict=False)) for h in trusted_hops)
+        metrics = parse_listen(metrics_listen) if metrics_listen else None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     if challenge_url and not challenge_url.lower().startswith(("http://", "https://", "/")):
@@ -116,6 +125,6 @@ def authz(
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is not available on every platform
-        asyncio.run(serve(service, host, port))
+        asyncio.run(serve(service, host, port, metrics_listen=metrics))
     else:
-        uvloop.run(serve(service, host, port))
+        uvloop.run(serve(service, host, port, metrics_listen=metrics))

@@ -4,6 +4,10 @@ Pure ASGI on purpose (no ``BaseHTTPMiddleware``): it adds one function call and 
 decision per request and nothing else. It imports no framework.
 
     app = ScrapeWardenMiddleware(app, policy="policy.toml")
+
+Metrics: mount :func:`metrics_app` where the site wants them (Starlette:
+``Mount("/metrics", app=metrics_app())``); it answers loopback clients only unless told
+otherwise (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ..challenge.service import PAGE_PATH, SCRIPT_PATHS, VERIFY_PATH, parse_form
 from ..core.decision import Action, Decision
 from ..core.http_facts import facts_from_http
 from ..core.policy import Policy
+from ..metrics_http import metrics_asgi_app as metrics_app
 from ..state.base import StateStore
 from ..warden import Warden
 from .responses import Reply, reply_for, wants_html
@@ -30,6 +35,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("scrapewarden")
+
+__all__ = ["ScrapeWardenMiddleware", "metrics_app"]
 
 SCOPE_KEY = "scrapewarden.decision"
 """The decision is left in the scope under this key, for apps that want to read it."""

@@ -49,6 +49,7 @@ from ..core.decision import Action, Decision
 from ..core.facts import RequestFacts
 from ..core.fingerprint import fingerprint
 from ..core.http_facts import facts_from_http
+from ..metrics_http import start_metrics_server
 from ..warden import Warden
 from .authz_cache import AssetDecisionCache
 from .authz_describe import DEFAULT_ENVOY_PREFIX, FORMATS, Described, describe, direct
@@ -724,12 +725,19 @@ async def serve(
     port: int,
     *,
     stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully and flush the store."""
+    """Serve until SIGTERM/SIGINT, then shut down gracefully and flush the store.
+
+    ``metrics_listen``: also serve ``GET /metrics`` there (an address of its own; see
+    :class:`scrapewarden.metrics_http.MetricsServer` for why not on the one the proxy asks)."""
     server = AuthzServer(service)
     bound = await server.start(host, port)
     log.info("scrapewarden authz listening on %s:%d (format %s)", bound[0], bound[1], service.config.format)
     print(f"scrapewarden authz listening on http://{_join(bound)}", flush=True)
+    metrics = start_metrics_server(*metrics_listen) if metrics_listen else None
+    if metrics is not None:
+        print(f"scrapewarden authz metrics on http://{_join(metrics.bound)}/metrics", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in stop_signals:
@@ -740,6 +748,8 @@ async def serve(
         for sig in stop_signals:
             loop.remove_signal_handler(sig)
         await server.stop()
+        if metrics is not None:
+            metrics.stop()
         service.warden.close()
         log.info("scrapewarden authz stopped: %s", _stats_dict(service.stats))
 

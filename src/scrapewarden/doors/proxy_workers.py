@@ -20,6 +20,11 @@ let requests through and answer ``/.sw/verify`` with a 503 page. A decider that 
 listens is not restarted (a policy or state it cannot load, say): the whole proxy stops, as it
 does when a worker dies. Restarts are at least :data:`DECIDER_RESTART_GAP` seconds apart, so a
 decider that keeps dying costs a log line every few seconds, not a busy loop.
+
+Metrics (``--metrics-listen``): one process serves ``GET /metrics`` on that address of its own —
+the proxy itself, or with workers the supervisor, which makes a prometheus multiprocess
+directory in its private temporary directory (removed with it) and adds up every child's files,
+so counts survive a decider restart (see :mod:`scrapewarden.metrics`).
 """
 
 from __future__ import annotations
@@ -33,10 +38,14 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from ..core.policy import Policy
+from ..metrics import MULTIPROC_ENV
+from ..metrics_http import MetricsServer, start_metrics_server
 from ..warden import Warden, resolve_policy
 from .proxy import ProxyServer, ProxySettings
 from .proxy_decider import DeciderService, LocalDecider, RemoteDecider
@@ -83,11 +92,13 @@ async def serve_single(
     host: str,
     port: int,
     under_attack: bool = False,
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     decider = LocalDecider(Warden(policy, state=state, under_attack=under_attack))
     server = ProxyServer(settings, decider, loop)
     bound = await server.start(host, port)
+    metrics = _serve_metrics(metrics_listen)
     log.warning(
         "scrapewarden proxy on http://%s:%d -> %s:%d (policy mode: %s%s)",
         *bound,
@@ -108,6 +119,18 @@ async def serve_single(
     await _until_stopped(reload)
     await server.shutdown()
     decider.close()
+    if metrics is not None:
+        metrics.stop()
+
+
+def _serve_metrics(
+    listen: tuple[str, int] | None, multiprocess_dir: str | None = None
+) -> MetricsServer | None:
+    if listen is None:
+        return None
+    metrics = start_metrics_server(*listen, multiprocess_dir=multiprocess_dir)
+    log.warning("proxy: metrics on http://%s:%d/metrics", *metrics.bound)
+    return metrics
 
 
 # -- several processes ----------------------------------------------------------------------------
@@ -193,10 +216,14 @@ def serve_workers(
     port: int,
     workers: int,
     under_attack: bool = False,
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
     """Run the decider and ``workers`` proxy processes until SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")
-    with tempfile.TemporaryDirectory(prefix="scrapewarden-proxy-") as private:
+    with (
+        tempfile.TemporaryDirectory(prefix="scrapewarden-proxy-") as private,
+        _multiprocess_metrics(private, metrics_listen is not None) as metrics_dir,
+    ):
         os.chmod(private, 0o700)
         socket_path = os.path.join(private, "decider.sock")
         # Hold the port (bound, not listening) so every worker binds the same one, even port 0.
@@ -225,6 +252,7 @@ def serve_workers(
         ]
         for proc in procs:
             _start_deaf_to_hup(proc)
+        metrics = _serve_metrics(metrics_listen, metrics_dir)
         log.warning(
             "scrapewarden proxy on http://%s:%d -> %s:%d with %d workers and one decider%s",
             host,
@@ -267,6 +295,8 @@ def serve_workers(
                         )
                         restarting = True
                     if time.monotonic() >= decider_since + DECIDER_RESTART_GAP:
+                        if metrics_dir is not None and decider.pid:
+                            mark_process_dead(decider.pid, metrics_dir)  # its gauges go, counts stay
                         # Its socket tells the next death apart from a failed start.
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(socket_path)
@@ -291,6 +321,29 @@ def serve_workers(
             if decider.is_alive():
                 decider.kill()
             holder.close()
+            if metrics is not None:
+                metrics.stop()
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics(private: str, wanted: bool) -> Iterator[str | None]:
+    """With metrics wanted: a multiprocess directory in ``private``, named in the environment
+    the children inherit (prometheus-client picks the mode when it is first imported, which in
+    a spawned child comes after). The supervisor's own environment is restored afterwards."""
+    if not wanted:
+        yield None
+        return
+    path = os.path.join(private, "metrics")
+    os.mkdir(path, 0o700)
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
 
 
 def run(
@@ -302,6 +355,7 @@ def run(
     port: int = 8080,
     workers: int = 1,
     under_attack: bool = False,
+    metrics_listen: tuple[str, int] | None = None,
 ) -> None:
     """Blocking entry point used by ``scrapewarden proxy``."""
     if workers > 1:
@@ -313,9 +367,18 @@ def run(
             port=port,
             workers=workers,
             under_attack=under_attack,
+            metrics_listen=metrics_listen,
         )
         return
     _install_loop()
     asyncio.run(
-        serve_single(settings, policy=policy, state=state, host=host, port=port, under_attack=under_attack)
+        serve_single(
+            settings,
+            policy=policy,
+            state=state,
+            host=host,
+            port=port,
+            under_attack=under_attack,
+            metrics_listen=metrics_listen,
+        )
     )

@@ -2,6 +2,11 @@
 
 app.wsgi_app = ScrapeWardenWSGIMiddleware(app.wsgi_app, policy="policy.toml")   # Flask
 application = ScrapeWardenWSGIMiddleware(get_wsgi_application(), policy=...)     # Django
+
+Metrics: mount :func:`metrics_app` where the site wants them (e.g. werkzeug's
+``DispatcherMiddleware(app, {"/metrics": metrics_app()})``); it answers loopback clients only
+unless told otherwise. Under several worker processes set ``PROMETHEUS_MULTIPROC_DIR``
+(docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from ..challenge.service import PAGE_PATH, VERIFY_PATH, parse_form, static_reply
 from ..core.decision import Action, Decision
 from ..core.http_facts import facts_from_http
 from ..core.policy import Policy
+from ..metrics_http import metrics_wsgi_app as metrics_app
 from ..state.base import StateStore
 from ..warden import Warden
 from .asgi import MAX_FORM, OWN_PATHS, plain_reply
@@ -27,6 +33,8 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 log = logging.getLogger("scrapewarden")
+
+__all__ = ["ScrapeWardenWSGIMiddleware", "metrics_app"]
 
 ENVIRON_KEY = "scrapewarden.decision"
 """The decision is left in the environ under this key, for apps that want to read it."""
