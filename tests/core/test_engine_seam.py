@@ -99,7 +99,9 @@ def test_begin_describes_what_to_count_for_which_actors() -> None:
 def refused(i: int) -> RequestFacts:
     """A request the default policy refuses: a scripted client on a trap path."""
     ua = "python-requests/2.31"
-    return RequestFacts(now=T0 + i, ip="203.0.113.66", path="/.trap", user_agent=ua, headers=(("user-agent", ua),))
+    return RequestFacts(
+        now=T0 + i, ip="203.0.113.66", path="/.trap", user_agent=ua, headers=(("user-agent", ua),)
+    )
 
 
 def test_offences_counted_elsewhere_ban_after_as_many_refusals_as_counted_here() -> None:
