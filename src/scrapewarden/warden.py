@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,11 +33,14 @@ from .core.http_facts import facts_from_http
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
 from .state.base import Ban, BanKind, Event, StateStore
+from .state.shared_keys import PSEUDONYM_KEY, StoredKey, shared_key, stored_key
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
 
 if TYPE_CHECKING:
+    from .core.engine import Pending
     from .state.redis.counters import RedisCounters
+    from .state.redis.tallies import SharedTallies
 
 log = logging.getLogger("scrapewarden")
 
@@ -107,11 +109,21 @@ class Warden:
         self.engine = engine or build_engine(self.policy)
         self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
         self.clock = clock
-        self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=self._stored_key())
+        self._pseudonym_key = self._stored_key()
+        self.pseudonymizer = Pseudonymizer.from_policy(
+            self.policy.privacy, fallback_key=self._pseudonym_key.value if self._pseudonym_key else None
+        )
         self.challenges = ChallengeService(self.policy, self.store, clock)
         self.challenges.on_outcome = self._record_outcome
         """Challenge pages, answers and clearance cookies, signed with a key shared via the store."""
+        self._own_counters = counters is None
         self.counters = counters if counters is not None else self._shared_counters()
+        self.tallies: SharedTallies | None = None
+        """Offences, shared networks and the site-wide asset tally, beside the shared counters."""
+        if self.counters is not None:
+            from .state.redis.tallies import SharedTallies
+
+            self.tallies = SharedTallies.beside(self.counters)
         self._lock = threading.Lock()
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
@@ -136,26 +148,42 @@ class Warden:
         fast = RespConnection(config) if config.mode == "single" else None
         return RedisCounters(client, name=generic, timeout=config.timeout, prefix=config.prefix, fast=fast)
 
-    def _stored_key(self) -> bytes | None:
+    def _stored_key(self) -> StoredKey | None:
         """The store's own pseudonymisation key, made on first use.
 
         Without a key in the policy, every process sharing a store then uses the same key, so
         pseudonyms stay comparable across restarts and instances while the key never appears in
-        the events it protects.
+        the events it protects. One made while the store could not answer is provisional until
+        :meth:`_converge_keys` finds the shared one.
         """
         if not self.policy.privacy.pseudonymize or self.policy.privacy.key:
             return None
-        try:
-            key = self.store.get_setting("privacy.pseudonym_key")
-            if key is None:
-                key = secrets.token_hex(32)
-                self.store.set_setting("privacy.pseudonym_key", key)
-                self.store.flush()
-                key = self.store.get_setting("privacy.pseudonym_key") or key  # another process won
-            return bytes.fromhex(key)
-        except Exception:
-            log.exception("could not read the pseudonymisation key from the store; using a process key")
-            return None
+        return stored_key(self.store, PSEUDONYM_KEY, "pseudonymisation key")
+
+    @property
+    def keys_provisional(self) -> bool:
+        """True while this process uses a pseudonymisation key of its own, made while the store
+        could not answer: counting on shared counters under it would share nothing."""
+        return self._pseudonym_key is not None and self._pseudonym_key.provisional
+
+    def _converge_keys(self) -> None:
+        """Keys made while the store could not answer are this process's own; once it can, the
+        shared ones replace them (see docs/state.md). Called with the ban refresh."""
+        mine = self._pseudonym_key
+        if mine is not None and mine.provisional:
+            shared = shared_key(self.store, PSEUDONYM_KEY, mine.value)
+            if shared is not None:
+                if shared != mine.value:
+                    self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=shared)
+                    if self._own_counters:
+                        for user in (self.counters, self.tallies):
+                            if user is not None:
+                                user.name = self.pseudonymizer.generic
+                    log.warning(
+                        "scrapewarden: pseudonymisation key now the one shared through the state store"
+                    )
+                self._pseudonym_key = StoredKey(shared)
+        self.challenges.converge_key()
 
     # -- deciding --------------------------------------------------------------------------------
 
@@ -223,7 +251,7 @@ class Warden:
 
     async def decide_async(self, facts: RequestFacts) -> Decision:
         counters = self.counters
-        if counters is None:
+        if counters is None or self.keys_provisional:
             return self.decide(facts)
         now = facts.now
         with self._lock:
@@ -231,12 +259,50 @@ class Warden:
             step = self.engine.begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step)
+        tallies = self.tallies
         counted: Sequence[ActorCounts] | None = await counters.observe(step.actors, step.observation)
+        # Offences go where the counts came from: Redis, or (it is away) this process.
+        shared = counted is not None and tallies is not None
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
-            decision = self._imposing_bans(self.engine.finish(step, counted), now)
+            decision = self.engine.finish(step, counted, count_offences=not shared)
+        if shared and decision.offences:
+            assert tallies is not None
+            await self._count_offences_shared(tallies, decision, now)
+        with self._lock:
+            self._imposing_bans(decision, now)
+        if tallies is not None:
+            self._share_tallies(tallies, step)
         return self._after(facts, decision)
+
+    async def _count_offences_shared(self, tallies: SharedTallies, decision: Decision, now: float) -> None:
+        """Count a refusal's offences on Redis, so every instance's refusals add up to one ban
+        threshold; in this process when Redis does not answer in time."""
+        bans = self.engine.policy.actions.bans
+        counts = await tallies.offences(decision.offences, now, bans.window_seconds, bans.blocks_before_ban)
+        with self._lock:
+            if counts is None:
+                decision.new_bans = self.engine.count_offences(decision.offences, now)
+            else:
+                decision.new_bans = self.engine.offences_counted(decision.offences, counts, now)
+
+    def _share_tallies(self, tallies: SharedTallies, step: Pending) -> None:
+        """Ask, in the background, whether other instances have seen other addresses in this
+        address's network, and add to (or read) the site-wide asset tally until it is enough."""
+        now = step.facts.now
+        if step.lone_network:
+            tallies.network_seen(step.lone_network, step.facts.ip, now, self._network_shared)
+        if not self.engine.site_assets_known:
+            tallies.site_assets(step.observation.asset, now, self._site_assets)
+
+    def _network_shared(self, network: str) -> None:
+        with self._lock:
+            self.engine.network_shared(network)
+
+    def _site_assets(self, total: int) -> None:
+        with self._lock:
+            self.engine.note_site_assets(total)
 
     def read_clearance(self, facts: RequestFacts) -> None:
         """Note in ``facts`` how the client earned its clearance cookie, and what its browser
@@ -281,6 +347,7 @@ class Warden:
 
     def _refresh_bans(self, now: float) -> None:
         self._next_ban_refresh = now + BAN_REFRESH_SECONDS
+        self._converge_keys()
         try:
             bans = self.store.list_bans(now)
         except Exception:  # a broken store must not take requests down; keep the bans we have
@@ -384,5 +451,7 @@ class Warden:
 
     def close(self) -> None:
         self.challenges.close()
+        if self.tallies is not None:
+            self.tallies.close()
         self.store.flush()
         self.store.close()
