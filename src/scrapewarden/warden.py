@@ -256,6 +256,9 @@ class Warden:
         now = facts.now
         with self._lock:
             self._refresh_bans_if_due(now)
+            # Asked before begin() counts this request's asset: that asset must reach the
+            # shared tally even if it is the one that completes the local count.
+            assets_short = not self.engine.site_assets_known
             step = self.engine.begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step)
@@ -273,7 +276,7 @@ class Warden:
         with self._lock:
             self._imposing_bans(decision, now)
         if tallies is not None:
-            self._share_tallies(tallies, step)
+            self._share_tallies(tallies, step, assets_short)
         return self._after(facts, decision)
 
     async def _count_offences_shared(self, tallies: SharedTallies, decision: Decision, now: float) -> None:
@@ -287,13 +290,15 @@ class Warden:
             else:
                 decision.new_bans = self.engine.offences_counted(decision.offences, counts, now)
 
-    def _share_tallies(self, tallies: SharedTallies, step: Pending) -> None:
-        """Ask, in the background, whether other instances have seen other addresses in this
-        address's network, and add to (or read) the site-wide asset tally until it is enough."""
+    def _share_tallies(self, tallies: SharedTallies, step: Pending, assets_short: bool) -> None:
+        """In the background: tell the other instances that this address's network is shared
+        (or ask whether they have seen other addresses in it), and add to (or read) the
+        site-wide asset tally until it is enough."""
         now = step.facts.now
-        if step.lone_network:
-            tallies.network_seen(step.lone_network, step.facts.ip, now, self._network_shared)
-        if not self.engine.site_assets_known:
+        tallies.network_seen(
+            step.network, step.facts.ip, now, self._network_shared, counted=step.network_counted
+        )
+        if assets_short:
             tallies.site_assets(step.observation.asset, now, self._site_assets)
 
     def _network_shared(self, network: str) -> None:

@@ -136,11 +136,11 @@ def test_offences_counted_elsewhere_ban_after_as_many_refusals_as_counted_here()
 def test_a_network_marked_shared_elsewhere_is_counted_from_the_next_request() -> None:
     engine = Engine(policy())
     step = engine.begin(RequestFacts(now=T0, ip="198.51.100.7", path="/users/1", user_agent=CHROME))
-    assert isinstance(step, Pending) and step.lone_network == "198.51.100.0/24"
+    assert isinstance(step, Pending) and step.network == "198.51.100.0/24" and not step.network_counted
     assert "network" not in [kind for kind, _ in step.actors]
     engine.network_shared("198.51.100.0/24")
     step = engine.begin(RequestFacts(now=T0 + 1, ip="198.51.100.7", path="/users/2", user_agent=CHROME))
-    assert isinstance(step, Pending) and step.lone_network == ""
+    assert isinstance(step, Pending) and step.network_counted
     assert ("network", "198.51.100.0/24") in step.actors
 
 

@@ -94,10 +94,12 @@ class Pending:
     """How the client earned its clearance ("pow", "nojs", "captcha"), or ""."""
     shown: tuple[str, ...]
     """What its browser showed while earning it (codes of :mod:`.challenge_signals`)."""
-    lone_network: str = ""
-    """The address's network when it is not counted as an actor: only this address is known
-    to use it here. A door sharing state asks the other instances whether they have seen
-    other addresses in it (and if so tells :meth:`Engine.network_shared`); "" otherwise."""
+    network: str = ""
+    """The address's network (counted as an actor or not)."""
+    network_counted: bool = False
+    """True when the network is one of ``actors``: several addresses are known to use it. A door
+    sharing state tells the other instances so; while False, it asks them whether they have
+    seen other addresses in it (and if so tells :meth:`Engine.network_shared`)."""
 
 
 class _PartnerUsage:
@@ -258,8 +260,10 @@ class Engine:
             observation = Observation(
                 now, is_asset, page, path in self._traps, record.digest, record.kind, record.record_id
             )
-        actors, lone_network = self._actors(facts, fp)
-        return Pending(facts, fp, record, evidence, actors, observation, cleared or "", shown, lone_network)
+        actors, network, counted = self._actors(facts, fp)
+        return Pending(
+            facts, fp, record, evidence, actors, observation, cleared or "", shown, network, counted
+        )
 
     def observe(self, pending: Pending) -> list[ActorState]:
         """Count the request for each of its actors in this process's tables."""
@@ -343,9 +347,9 @@ class Engine:
             return False
         return None
 
-    def _actors(self, facts: RequestFacts, fp: str) -> tuple[list[tuple[str, str]], str]:
-        """The actors a request belongs to, most general first, and the address's network
-        when it is not one of them (see ``Pending.lone_network``).
+    def _actors(self, facts: RequestFacts, fp: str) -> tuple[list[tuple[str, str]], str, bool]:
+        """The actors a request belongs to, most general first; the address's network, and
+        whether it is one of them.
 
         Address always. Its network only once the network has a second address (see
         ``SharedNetworks``). Then the most specific identity the client shows: its account, else
@@ -357,18 +361,18 @@ class Engine:
         ip = facts.ip
         actors = [("ip", ip)]
         network = network_of(ip, self._v4, self._v6)
-        lone = ""
-        if self._tables["network"].peek(network) is not None or self._networks.second_address(network, ip):
+        counted = self._tables["network"].peek(network) is not None or self._networks.second_address(
+            network, ip
+        )
+        if counted:
             actors.append(("network", network))
-        else:
-            lone = network
         if facts.account_id:
             actors.append(("account", facts.account_id))
         elif facts.session_id:
             actors.append(("session", facts.session_id))
         else:
             actors.append(("fingerprint", fp))
-        return actors, lone
+        return actors, network, counted
 
     def _judge_counts(self, pending: Pending, counts: Sequence[ActorCounts], *, halved: bool) -> None:
         """Findings from the actors' counts, the strongest per detector, into ``pending.evidence``."""

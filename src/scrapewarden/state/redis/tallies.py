@@ -13,7 +13,8 @@ process, and N instances would each give a scraper its own:
   ``<prefix>:c:{network:<pseudonym>}:a`` (``lua/network_seen.lua``); the answer "two addresses
   have used it" marks the network shared in the engine, from the next request on. Asked once per
   (network, address) pair, and again every :data:`NETWORK_ASK_EVERY` seconds while the network
-  has one address here, so an instance learns of addresses seen only elsewhere.
+  has one address here, so an instance learns of addresses seen only elsewhere. An instance that
+  finds a network shared by itself says so once.
 * **the site-wide asset tally** (``SITE_ASSETS_MIN``): assets served are added to
   ``<prefix>:site:assets`` (``lua/site_assets.lua``), and an instance that serves none reads it
   every :data:`ASSETS_ASK_EVERY` seconds, until the engine knows the minimum is passed; then
@@ -56,6 +57,9 @@ BACKOFF_SECONDS = 1.0
 WARN_EVERY = 5.0
 SEND_SECONDS = 1.0
 """A round trip still unanswered after this is abandoned (its callers gave up long before)."""
+
+_SHARED = "*"
+"""network_seen.lua's mark for a network two addresses have used (no pseudonym is "*")."""
 
 _Call = tuple[Any, list[str], list[str]]
 """(script, keys, args)."""
@@ -199,21 +203,24 @@ class SharedTallies:
 
     # -- networks and assets (in the background) ---------------------------------------------------
 
-    def network_seen(self, network: str, ip: str, now: float, shared: Callable[[str], None]) -> None:
+    def network_seen(
+        self, network: str, ip: str, now: float, shared: Callable[[str], None], *, counted: bool = False
+    ) -> None:
         """Note ``ip`` in ``network`` on Redis, in the background; ``shared(network)`` once two
         addresses have used it. Asked only for a new (network, address) pair, or every
-        :data:`NETWORK_ASK_EVERY` seconds of ``now``."""
+        :data:`NETWORK_ASK_EVERY` seconds of ``now``. ``counted``: this instance knows already
+        that the network is shared, and says so once."""
         asked = self._asked.get(network)
-        if asked is not None and asked[0] == ip and now < asked[1]:
+        if asked is not None and (asked[0] == _SHARED or (asked[0] == ip and now < asked[1])):
             return
         if len(self._asked) >= NETWORKS_REMEMBERED:
             self._asked.clear()
-        self._asked[network] = (ip, now + NETWORK_ASK_EVERY)
-        args = [self.name("ip", ip), str(TTL_SECONDS * 1000)]
+        self._asked[network] = (_SHARED, 0.0) if counted else (ip, now + NETWORK_ASK_EVERY)
+        args = [_SHARED if counted else self.name("ip", ip), str(TTL_SECONDS * 1000)]
         call = (self._network, [self._tag("network", network) + ":a"], args)
 
         def answered(reply: Any) -> None:
-            if int(reply) == 1:
+            if int(reply) == 1 and not counted:
                 shared(network)
 
         self._in_background(call, answered)

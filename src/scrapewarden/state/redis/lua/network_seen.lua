@@ -4,7 +4,7 @@
 -- actor of its own once two addresses use it. The key shares the network actor's hash tag.
 --
 -- KEYS[1]  string: the pseudonym of the first address seen in the network, or "*" once shared
--- ARGV[1]  the address's pseudonym, ARGV[2] how long the note outlives the network's last
+-- ARGV[1]  the address's pseudonym ("*": the caller knows the network is shared), ARGV[2] how long the note outlives the network's last
 --          request (milliseconds)
 -- Returns: 1 when the network is shared, else 0.
 
