@@ -13,8 +13,9 @@ import random
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
-from redis_servers import RedisServer
+from redis_servers import RedisCluster, RedisServer
 
 from scrapewarden.core.clearance import new_clearance
 from scrapewarden.core.decision import Action, Decision
@@ -41,8 +42,16 @@ def facts(now: float, ip: str, path: str, ua: str = CHROME) -> RequestFacts:
     return RequestFacts(now=now, ip=ip, path=path, user_agent=ua, headers=headers)
 
 
-def state_url(server: RedisServer) -> str:
+def state_url(server: RedisServer | RedisCluster) -> str:
     return f"{server.url}?prefix=t{random.randrange(10**9)}&timeout=0.5"
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis_any(request: pytest.FixtureRequest) -> RedisServer | RedisCluster:
+    """The session's single server, or its Cluster (every tally's keys share one hash tag)."""
+    name = "redis_cluster" if request.param == "cluster" else "redis_server"
+    server: RedisServer | RedisCluster = request.getfixturevalue(name)
+    return server
 
 
 async def decide(warden: Warden, f: RequestFacts) -> Decision:
@@ -75,12 +84,12 @@ async def refusals_before_ban(wardens: list[Warden]) -> tuple[int, list[Decision
 
 
 def test_an_actor_refused_alternately_on_two_instances_is_banned_after_as_many_offences_as_on_one(
-    redis_server: RedisServer,
+    redis_any: RedisServer | RedisCluster,
 ) -> None:
     async def run() -> None:
         alone = Warden(policy(), state="memory://")
         n_alone, _ = await refusals_before_ban([alone])
-        url = state_url(redis_server)
+        url = state_url(redis_any)
         pair = [Warden(policy(), state=url) for _ in range(2)]
         n_pair, decisions = await refusals_before_ban(pair)
         assert n_alone == BANS_AFTER
@@ -135,10 +144,10 @@ def actors_of(warden: Warden, f: RequestFacts) -> list[str]:
 
 
 def test_a_network_is_marked_shared_by_addresses_seen_on_different_instances(
-    redis_server: RedisServer,
+    redis_any: RedisServer | RedisCluster,
 ) -> None:
     async def run() -> None:
-        url = state_url(redis_server)
+        url = state_url(redis_any)
         a, b = Warden(policy(), state=url), Warden(policy(), state=url)
         await decide(a, facts(T0, "198.51.100.1", "/"))
         await decide(b, facts(T0 + 1, "198.51.100.1", "/"))  # the same address: still one
