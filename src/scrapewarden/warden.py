@@ -269,26 +269,30 @@ class Warden:
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
-            decision = self.engine.finish(step, counted, count_offences=not shared)
-        if shared and decision.offences:
-            assert tallies is not None
-            await self._count_offences_shared(tallies, decision, now)
-        with self._lock:
-            self._imposing_bans(decision, now)
+            decision = self._imposing_bans(self.engine.finish(step, counted, count_offences=not shared), now)
         if tallies is not None:
+            if shared and decision.offences:
+                self._count_offences_shared(tallies, decision, now)
             self._share_tallies(tallies, step, assets_short)
         return self._after(facts, decision)
 
-    async def _count_offences_shared(self, tallies: SharedTallies, decision: Decision, now: float) -> None:
-        """Count a refusal's offences on Redis, so every instance's refusals add up to one ban
-        threshold; in this process when Redis does not answer in time."""
+    def _count_offences_shared(self, tallies: SharedTallies, decision: Decision, now: float) -> None:
+        """Count a refusal's offences on Redis, in the background (the refusal does not wait),
+        so that every instance's refusals add up to one ban threshold; in this process when
+        Redis does not answer in time. A ban falls due as the count comes back and takes
+        effect from the next request, as it does in one process."""
         bans = self.engine.policy.actions.bans
-        counts = await tallies.offences(decision.offences, now, bans.window_seconds, bans.blocks_before_ban)
-        with self._lock:
-            if counts is None:
-                decision.new_bans = self.engine.count_offences(decision.offences, now)
-            else:
-                decision.new_bans = self.engine.offences_counted(decision.offences, counts, now)
+
+        def counted(counts: list[float] | None) -> None:
+            with self._lock:
+                if counts is None:
+                    due = self.engine.count_offences(decision.offences, now)
+                else:
+                    due = self.engine.offences_counted(decision.offences, counts, now)
+                for kind, value in due:
+                    self._impose_ban(kind, value, now, decision)
+
+        tallies.offences(decision.offences, now, bans.window_seconds, bans.blocks_before_ban, counted)
 
     def _share_tallies(self, tallies: SharedTallies, step: Pending, assets_short: bool) -> None:
         """In the background: tell the other instances that this address's network is shared
