@@ -361,3 +361,35 @@ def test_starter_policy_mentions_every_section_and_field() -> None:
                 assert shown, f"{section}.{key} missing from the starter policy"
     for marker in ("R3", "R4", "R15", "R17"):
         assert marker in text
+
+
+# -- the state key ----------------------------------------------------------------------------
+
+
+def test_the_state_key_is_read(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'state = "sqlite:///state.db"\n[limits.per_ip]\nprofiles_per_day = 90\n')
+    policy = load_policy(path, env={})
+    assert policy.state == "sqlite:///state.db"
+    assert Policy().state == ""
+
+
+def test_a_bad_state_url_names_the_key_and_line_and_masks_the_password(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'mode = "enforce"\n\nstate = "redis://sw:hunter2@10.0.0.5:6379/0?timout=1"\n')
+    errors = _errors(path)
+    assert len(errors) == 1
+    assert errors[0].startswith("state: bad state URL 'redis://sw:***@10.0.0.5:6379/0?timout=1': ")
+    assert "unknown option 'timout'" in errors[0]
+    assert errors[0].endswith("(policy.toml line 3)")
+    assert "hunter2" not in "\n".join(errors)
+
+
+def test_a_bad_state_url_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'state = "postgres://db/sw"\nmode = "sometimes"\n')
+    errors = _errors(path)
+    assert errors[0].startswith("state: bad state URL 'postgres://db/sw': unknown scheme")
+    assert errors[0].endswith("(policy.toml line 1)")
+    assert errors[1].startswith("mode: ") and errors[1].endswith("(policy.toml line 2)")
+
+
+def test_the_state_url_stays_out_of_the_policy_repr() -> None:
+    assert "hunter2" not in repr(Policy(state="redis://:hunter2@localhost/0"))

@@ -124,3 +124,20 @@ def test_observe_mode_records_would_be_actions_without_bans(store):
     store.flush()
     assert store.events(limit=5) and all(not e.enforced for e in store.events(limit=5))
     assert store.list_bans() == []
+
+
+def test_the_policy_state_key_opens_the_store_unless_the_flag_or_environment_names_one(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("SCRAPEWARDEN_STATE", raising=False)
+    from_policy = f"sqlite:///{tmp_path}/policy.db"
+    warden = Warden(policy(state=from_policy))
+    assert warden.store.url == from_policy
+    warden.close()
+    monkeypatch.setenv("SCRAPEWARDEN_STATE", f"sqlite:///{tmp_path}/env.db")
+    warden = Warden(policy(state=from_policy))
+    assert warden.store.url == f"sqlite:///{tmp_path}/env.db"
+    warden.close()
+    warden = Warden(policy(state=from_policy), state="memory://")
+    assert warden.store.url == "memory://"
+    warden.close()

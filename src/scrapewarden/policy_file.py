@@ -232,11 +232,35 @@ def _build(data: dict[str, Any], text: str, source: str, env: Mapping[str, str])
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             issues.append(_issue_from_error(error, text, source, overrides))
+    state = data.get("state")
+    if isinstance(state, str) and state.strip():  # checked even when other keys are wrong
+        issue = _state_issue(state, text, source)
+        if issue is not None:
+            issues.append(issue)
     if issues or policy is None:
         # Environment problems (no line) first, then the file's in reading order.
         issues.sort(key=lambda issue: -1 if issue.line is None else issue.line)
         raise PolicyError(issues)
     return policy
+
+
+def _state_issue(url: str, text: str, source: str) -> PolicyIssue | None:
+    """The ``state`` key's URL checked as the doors will open it (nothing is connected).
+    The message shows the URL with its password masked, never the password."""
+    from .state.errors import StateURLError
+    from .state.url import check_state_url
+
+    try:
+        check_state_url(url)
+    except StateURLError as exc:
+        message = str(exc)
+        return PolicyIssue(
+            "state",
+            message[:1].lower() + message[1:],
+            locate(text, ("state",)) if text else None,
+            source or "defaults",
+        )
+    return None
 
 
 def _issue_from_error(

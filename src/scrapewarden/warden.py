@@ -14,6 +14,8 @@ The Warden is the only place where the pure engine meets time and storage:
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import os
 import threading
@@ -26,12 +28,13 @@ from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
 from .core.bans import ban_ttl
 from .core.counters import ActorCounts
 from .core.decision import Action, Decision
-from .core.engine import Engine
+from .core.engine import Engine, Pending
 from .core.facts import RequestFacts
 from .core.fingerprint import fingerprint
 from .core.http_facts import facts_from_http
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
+from .loop_thread import LoopThread
 from .state.base import Ban, BanKind, Event, StateStore
 from .state.shared_keys import PSEUDONYM_KEY, StoredKey, shared_key, stored_key
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("scrapewarden")
 
 BAN_REFRESH_SECONDS = 2.0
+BRIDGE_MARGIN = 0.01
+"""Seconds a synchronous caller waits beyond the shared counters' own deadline: the hop to the
+loop thread and back, which a busy process (many threads, one interpreter lock) may delay."""
 RETENTION_CHECK_SECONDS = 3600.0
 
 
@@ -107,7 +113,10 @@ class Warden:
             raise ValueError("under_attack needs an engine built for the under-attack policy")
         self.policy: Policy = resolve_policy(policy, under_attack=under_attack)
         self.engine = engine or build_engine(self.policy)
-        self.store: StateStore = open_state(state) if state is None or isinstance(state, str) else state
+        # --state (or an explicit URL) > SCRAPEWARDEN_STATE > the policy's state key > memory://
+        self.store: StateStore = (
+            open_state(state, default=self.policy.state) if state is None or isinstance(state, str) else state
+        )
         self.clock = clock
         self._pseudonym_key = self._stored_key()
         self.pseudonymizer = Pseudonymizer.from_policy(
@@ -125,6 +134,11 @@ class Warden:
 
             self.tallies = SharedTallies.beside(self.counters)
         self._lock = threading.Lock()
+        self._loop_thread = LoopThread()
+        """Runs the shared counters' calls for synchronous doors (:meth:`decide_shared_sync`)."""
+        self._loop_pid = 0
+        """The process whose loop thread the counters' connections belong to (0: none yet)."""
+        self._bridge_lock = threading.Lock()
         self._next_ban_refresh = 0.0
         self._next_retention = 0.0
         self.decisions = 0
@@ -144,9 +158,21 @@ class Warden:
 
         generic = self.pseudonymizer.generic
         client = connect_async(config)
-        # On a single server the batches go over a lean connection of their own (see resp.py).
+        # The batches go over lean connections of their own (see resp.py): one to a single
+        # server, or one per Cluster node.
         fast = RespConnection(config) if config.mode == "single" else None
-        return RedisCounters(client, name=generic, timeout=config.timeout, prefix=config.prefix, fast=fast)
+
+        def node(host: str, port: int) -> RespConnection:
+            return RespConnection(dataclasses.replace(config, mode="single", nodes=((host, port),)))
+
+        return RedisCounters(
+            client,
+            name=generic,
+            timeout=config.timeout,
+            prefix=config.prefix,
+            fast=fast,
+            node=node if config.mode == "cluster" else None,
+        )
 
     def _stored_key(self) -> StoredKey | None:
         """The store's own pseudonymisation key, made on first use.
@@ -253,26 +279,86 @@ class Warden:
         counters = self.counters
         if counters is None or self.keys_provisional:
             return self.decide(facts)
-        now = facts.now
-        with self._lock:
-            self._refresh_bans_if_due(now)
-            # Asked before begin() counts this request's asset: that asset must reach the
-            # shared tally even if it is the one that completes the local count.
-            assets_short = not self.engine.site_assets_known
-            step = self.engine.begin(facts)
+        step, assets_short = self._begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step)
-        tallies = self.tallies
         counted: Sequence[ActorCounts] | None = await counters.observe(step.actors, step.observation)
-        # Offences go where the counts came from: Redis, or (it is away) this process.
+        return self._finish(facts, step, counted, assets_short)
+
+    def decide_shared_sync(self, facts: RequestFacts) -> Decision:
+        """:meth:`decide_async` for synchronous doors (WSGI worker threads, ``watch``).
+
+        Only the Redis call leaves the calling thread: it runs on this Warden's one event-loop
+        thread (:class:`~.loop_thread.LoopThread`, started on first use), where every thread's
+        requests join one pipelined round trip; the engine's steps stay on the calling thread
+        under ``_lock``, exactly as in :meth:`decide`, because the engine is not thread-safe.
+        The caller waits at most the counters' deadline plus :data:`BRIDGE_MARGIN` (the hop
+        between threads), then counts locally; a late Redis answer is dropped, so no request
+        is judged twice. Without shared counters this is :meth:`decide`. The shared tallies'
+        asks (offences, networks, assets) are handed to the same loop thread, unwaited.
+        """
+        counters = self.counters
+        if counters is None or self.keys_provisional:
+            return self.decide(facts)
+        step, assets_short = self._begin(facts)
+        if isinstance(step, Decision):
+            return self._after(facts, step)
+        counters = self._bridged_counters(counters)
+        future = self._loop_thread.submit(counters.observe(step.actors, step.observation))
+        counted: Sequence[ActorCounts] | None
+        try:
+            counted = future.result(counters.timeout + BRIDGE_MARGIN)
+        except Exception:  # past the deadline (the loop thread starved, say): count locally
+            future.cancel()
+            counted = None
+        return self._finish(facts, step, counted, assets_short)
+
+    def _bridged_counters(self, counters: RedisCounters) -> RedisCounters:
+        """``counters``, or fresh ones when this is a process forked after the loop thread
+        started: connections made on the parent's loop (their sockets shared with the parent)
+        must not be used from the child's. The tallies likewise, told which loop is theirs."""
+        pid = os.getpid()
+        if self._loop_pid == pid:
+            return counters
+        with self._bridge_lock:  # one thread of a fresh process sets up; the others wait
+            if self._loop_pid != pid:
+                if self._loop_pid != 0:
+                    self.counters = self._shared_counters() or counters
+                    if self.tallies is not None and self.counters is not counters:
+                        from .state.redis.tallies import SharedTallies
+
+                        self.tallies = SharedTallies.beside(self.counters)
+                self._loop_thread.ensure()
+                if self.tallies is not None:
+                    self.tallies.loop = self._loop_thread.submit(_running_loop()).result()
+                self._loop_pid = pid
+            return self.counters or counters
+
+    def _begin(self, facts: RequestFacts) -> tuple[Decision | Pending, bool]:
+        """The engine's first step, and whether the site-wide asset tally is still short: asked
+        before begin() counts this request's asset, which must then reach the shared tally even
+        if it is the one that completes the local count."""
+        with self._lock:
+            self._refresh_bans_if_due(facts.now)
+            short = not self.engine.site_assets_known
+            return self.engine.begin(facts), short
+
+    def _finish(
+        self, facts: RequestFacts, step: Pending, counted: Sequence[ActorCounts] | None, assets_short: bool
+    ) -> Decision:
+        tallies = self.tallies
+        # Offences are counted where the counts came from: Redis, or (it is away) this process.
         shared = counted is not None and tallies is not None
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
-            decision = self._imposing_bans(self.engine.finish(step, counted, count_offences=not shared), now)
+            finished = self.engine.finish(step, counted, count_offences=not shared)
+            decision = self._imposing_bans(finished, facts.now)
         if tallies is not None:
+            # Outside the lock: the answers come back through callbacks that take it. (From
+            # several threads at once, the tallies' bookkeeping may at worst ask twice.)
             if shared and decision.offences:
-                self._count_offences_shared(tallies, decision, now)
+                self._count_offences_shared(tallies, decision, facts.now)
             self._share_tallies(tallies, step, assets_short)
         return self._after(facts, decision)
 
@@ -284,6 +370,7 @@ class Warden:
         bans = self.engine.policy.actions.bans
 
         def counted(counts: list[float] | None) -> None:
+            # On the tallies' loop, or at once on the caller's thread if the ask was not made.
             with self._lock:
                 if counts is None:
                     due = self.engine.count_offences(decision.offences, now)
@@ -459,8 +546,24 @@ class Warden:
         )
 
     def close(self) -> None:
+        counters, tallies = self.counters, self.tallies
+        bridged = counters is not None and self._loop_pid
+        self._loop_thread.close(_close_shared(counters, tallies) if bridged else None)
         self.challenges.close()
-        if self.tallies is not None:
-            self.tallies.close()
+        if tallies is not None and not bridged:
+            tallies.close()
         self.store.flush()
         self.store.close()
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    """The loop this runs on (what a loop thread's loop is, asked from another thread)."""
+    return asyncio.get_running_loop()
+
+
+async def _close_shared(counters: RedisCounters | None, tallies: SharedTallies | None) -> None:
+    """Close the shared counters' and tallies' connections on the loop that made them."""
+    if tallies is not None:
+        tallies.close()
+    if counters is not None:
+        await counters.aclose()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from scrapewarden.cli.main import main
-from scrapewarden.core.policy import Policy
+from scrapewarden.core.policy import Policy, ProtectedResource
 from scrapewarden.logs.tail import Tail
 from scrapewarden.logs.watch import Watcher
 from scrapewarden.state.base import Ban
@@ -110,3 +111,54 @@ def test_json_lines_log(tmp_path: Path) -> None:
     assert (watcher.stats.lines, watcher.stats.bad_lines) == (31, 1)
     assert out.read_text().splitlines()[1:] == ["203.0.113.77/32"]
     warden.close()
+
+
+def test_two_watchers_on_one_redis_hold_a_walker_to_one_budget(tmp_path: Path) -> None:
+    """Two hosts, each with its own log and its own watcher on one Redis: a walker whose
+    requests alternate between the hosts is refused after as many records as one watcher reading
+    one log refuses it (± one)."""
+    from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
+
+    try:
+        redis = RedisServer(tmp_path).start()
+    except RedisMissing as missing:
+        pytest.skip(str(missing))
+    policy = Policy(
+        protected=[ProtectedResource(pattern="/users/{id}")],
+        limits={"per_ip": {"requests_per_minute": 600, "profiles_per_hour": 40, "profiles_per_day": 200}},
+    )
+    ua = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
+    now = time.time()
+
+    def walk(watchers: list[Watcher], logs: list[Path]) -> int:
+        for n in range(1, 300):
+            at = n % len(watchers)
+            _append(logs[at], [line("203.0.113.9", now + n * 2.0, f"/users/{n * 7919 % 10**6}", ua)])
+            watchers[at].step()
+            if any(label != "allow" for label in watchers[at].stats.decisions):
+                return n
+        return 0
+
+    def watchers(state: str, hosts: int) -> tuple[list[Watcher], list[Path]]:
+        made, logs = [], []
+        for host in range(hosts):
+            log = tmp_path / f"{state[:5]}-{host}.log"
+            log.write_text("")
+            warden = Warden(policy, state=state)
+            made.append(Watcher(warden, Tail(log), "plain", out=tmp_path / f"bans-{host}.txt"))
+            logs.append(log)
+        return made, logs
+
+    try:
+        alone_watchers, alone_logs = watchers("memory://", 1)
+        alone = walk(alone_watchers, alone_logs)
+        shared, shared_logs = watchers(f"{redis.url}?prefix=watch", 2)
+        together = walk(shared, shared_logs)
+        counters = [w.warden.counters for w in shared]
+        assert all(c is not None and c.calls > 0 and c.failures == 0 for c in counters)
+        for w in (*alone_watchers, *shared):
+            w.warden.close()
+    finally:
+        redis.stop()
+    assert 10 < alone < 300  # the record budget stopped it, not its first request
+    assert abs(together - alone) <= 1, (alone, together)

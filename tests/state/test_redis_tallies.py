@@ -314,3 +314,29 @@ def test_a_key_already_shared_wins_over_one_made_during_an_outage(own_redis: Red
             close(first, late)
 
     asyncio.run(run())
+
+
+def test_synchronous_doors_count_offences_on_redis_through_the_loop_thread(redis_server: RedisServer) -> None:
+    """WSGI and ``watch`` decide with ``decide_shared_sync``: the tallies' asks go to the
+    Warden's loop thread, and two instances still ban after as many refusals as one."""
+    url = state_url(redis_server)
+    pair = [Warden(policy(), state=url) for _ in range(2)]
+
+    def settle(w: Warden) -> None:
+        assert w.tallies is not None
+        w._loop_thread.submit(w.tallies.settle()).result(10)
+
+    try:
+        n_pair = 0
+        for n in range(1, 40):
+            w = pair[n % 2]
+            d = w.decide_shared_sync(facts(T0 + n, "203.0.113.80", "/.trap", SCRIPT))
+            assert d.action >= Action.CHALLENGE
+            settle(w)
+            if banned(pair[0], "203.0.113.80", T0 + n):
+                n_pair = n
+                break
+        assert n_pair == BANS_AFTER
+        assert all(w.tallies is not None and w.tallies.failures == 0 and w.tallies.calls > 0 for w in pair)
+    finally:
+        close(*pair)

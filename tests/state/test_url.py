@@ -10,7 +10,7 @@ from scrapewarden.state.errors import StateURLError
 from scrapewarden.state.memory import MemoryStore
 from scrapewarden.state.redis import RedisStore, parse_redis_url
 from scrapewarden.state.sqlite import SQLiteStore
-from scrapewarden.state.url import open_state, redact
+from scrapewarden.state.url import check_state_url, choose_url, open_state, redact
 
 
 def test_memory_is_the_default_when_nothing_is_configured() -> None:
@@ -204,3 +204,51 @@ def test_bad_urls_are_named_in_the_error(url: str, says: str) -> None:
 def test_redact_only_touches_passwords() -> None:
     assert redact("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
     assert redact("sqlite:///x.db") == "sqlite:///x.db"
+
+
+# -- which URL: --state > SCRAPEWARDEN_STATE > the policy's state key > memory:// --------------
+
+
+def test_the_policy_key_is_used_when_neither_flag_nor_environment_names_a_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'policy.db'}"
+    store = open_state(None, env={}, default=url)
+    try:
+        assert isinstance(store, SQLiteStore) and store.url == url
+    finally:
+        store.close()
+
+
+def test_precedence_flag_then_environment_then_policy_then_memory() -> None:
+    env = {"SCRAPEWARDEN_STATE": "sqlite:///env.db"}
+    flag = choose_url("sqlite:///flag.db", env=env, default="sqlite:///policy.db")
+    assert flag == ("sqlite:///flag.db", "")
+    assert choose_url(None, env=env, default="sqlite:///policy.db") == (
+        "sqlite:///env.db",
+        "environment variable SCRAPEWARDEN_STATE",
+    )
+    assert choose_url(None, env={}, default="sqlite:///policy.db") == (
+        "sqlite:///policy.db",
+        "the policy's state key",
+    )
+    assert choose_url(None, env={}, default="") == ("memory://", "")
+    assert choose_url("  ", env={"SCRAPEWARDEN_STATE": " "}, default=None) == ("memory://", "")
+
+
+def test_a_bad_url_from_the_policy_says_so_and_masks_the_password() -> None:
+    with pytest.raises(StateURLError) as info:
+        open_state(None, env={}, default="redis://u:hunter2@h:6379/0?nope=1")
+    text = str(info.value)
+    assert text.startswith("the policy's state key: bad state URL 'redis://u:***@h:6379/0?nope=1'")
+    assert "hunter2" not in text
+
+
+def test_checking_a_url_opens_nothing(tmp_path: Path) -> None:
+    check_state_url(f"sqlite:///{tmp_path / 'never.db'}")
+    check_state_url("redis://127.0.0.1:1/0")  # nothing listens there; nothing is asked
+    assert not (tmp_path / "never.db").exists()
+    with pytest.raises(StateURLError, match="memory:// takes no host"):
+        check_state_url("memory://somewhere")
+
+
+def test_an_unparseable_url_still_hides_its_password() -> None:
+    assert "hunter2" not in redact("redis://user:hunter2@[::1:6379/0")

@@ -272,7 +272,8 @@ def analyze(
     "--state",
     "state_url",
     envvar="SCRAPEWARDEN_STATE",
-    help="State store shared with the other doors, e.g. sqlite:////var/lib/scrapewarden/state.db",
+    help="State store shared with the other doors, e.g. sqlite:////var/lib/scrapewarden/state.db "
+    "(default: the policy's state key, else memory://).",
 )
 @click.option("--from-start", is_flag=True, help="Read the log from its beginning, not only new lines.")
 @click.option(
@@ -302,7 +303,11 @@ def watch(
 
     if not ban_path and not command:
         raise click.UsageError("watch needs --out FILE or --exec COMMAND")
-    warden = Warden(_policy(policy_path), state=state_url)
+    from .preflight import check_door
+
+    policy = _policy(policy_path)
+    check_door(policy, state_url)
+    warden = Warden(policy, state=state_url)
     watcher = Watcher(warden, Tail(log, from_start=from_start), ban_format, out=ban_path, command=command)
     console = Console(stderr=True)
     console.print(Text(f"watching {log} ({ban_format} bans -> {ban_path or command})"))

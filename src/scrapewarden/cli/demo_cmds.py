@@ -42,9 +42,9 @@ def scenario_options(duration: float, persons: int) -> Any:
             click.option(
                 "--state",
                 envvar="SCRAPEWARDEN_STATE",
-                default="memory://",
-                show_default=True,
-                help="Where the protected site keeps bans and events.",
+                default=None,
+                help="Where the protected site keeps bans and events "
+                "(default: the policy's state key, else memory://).",
             ),
             click.option(
                 "--under-attack",
@@ -67,7 +67,10 @@ def scenario_options(duration: float, persons: int) -> Any:
 
 def _config(**kw: Any) -> Any:
     from ..demo.scenarios import ScenarioConfig
+    from ..demo.site import demo_policy
+    from .preflight import check_door
 
+    check_door(kw["policy"] or demo_policy(), kw["state"])
     return ScenarioConfig(
         duration=kw["duration"],
         seed=kw["seed"],

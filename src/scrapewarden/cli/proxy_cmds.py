@@ -51,7 +51,8 @@ def _upstream(text: str) -> tuple[str, int]:
     default=None,
     envvar=ENV_VAR,
     metavar="URL",
-    help="State store for bans and events, e.g. sqlite:////var/lib/scrapewarden.db (default: memory://).",
+    help="State store for bans and events, e.g. sqlite:////var/lib/scrapewarden.db "
+    "(default: the policy's state key, else memory://).",
 )
 @click.option(
     "--max-body", default=100 * 1024 * 1024, show_default=True, type=click.IntRange(0), metavar="BYTES"
@@ -121,6 +122,9 @@ def proxy(
             raise
         raise click.ClickException("the proxy needs httptools: pip install 'scrapewarden[proxy]'") from None
 
+    from .preflight import check_door
+
+    check_door(policy, state)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     up_host, up_port = _upstream(upstream)
     host, port = _host_port(listen, 8080)

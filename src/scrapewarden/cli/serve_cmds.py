@@ -27,7 +27,7 @@ def register(group: click.Group) -> None:
     show_envvar=True,
     metavar="URL",
     help="State store shared with other processes, e.g. sqlite:////var/lib/scrapewarden/state.db "
-    "(default: memory://, this process only).",
+    "(default: the policy's state key, else memory://, this process only).",
 )
 @click.option(
     "--format",
@@ -89,6 +89,7 @@ def authz(
 
     from ..doors.authz import DEFAULT_TRUSTED_HOPS, AuthzConfig, AuthzService, parse_listen, serve
     from ..warden import Warden
+    from .preflight import check_door
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -98,6 +99,7 @@ def authz(
         raise click.BadParameter(str(exc)) from exc
     if challenge_url and not challenge_url.lower().startswith(("http://", "https://", "/")):
         raise click.BadParameter("--challenge-url must be an http(s) URL or a site path")
+    check_door(policy, state_url)
     warden = Warden(policy, state=state_url, under_attack=under_attack)
     if warden.policy.challenge.under_attack:
         logging.getLogger("scrapewarden.authz").warning(

@@ -400,6 +400,11 @@ class Policy(_Strict):
     """The whole policy. ``Policy()`` is the generic default."""
 
     mode: Literal["enforce", "observe"] = "enforce"
+    state: str = Field("", repr=False)
+    """State store URL (bans, events, challenge key; on Redis also the shared per-actor
+    counters), e.g. ``redis://10.0.0.5:6379/0``. Empty: ``memory://``. The ``--state`` flag and
+    ``SCRAPEWARDEN_STATE`` win over it. The URL is checked by the policy loader (an adapter);
+    it may hold a password, so it is kept out of the policy's repr."""
     network: NetworkPolicy = Field(default_factory=NetworkPolicy)
     identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
     protected: list[ProtectedResource] = Field(default_factory=list)

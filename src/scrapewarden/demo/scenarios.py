@@ -54,7 +54,8 @@ class ScenarioConfig:
     time_scale: float = 0.15
     """Multiplies people's think times, so a one-minute demo holds many clicks."""
     policy: str | None = None
-    state: str = "memory://"
+    state: str | None = None
+    """State URL for the protected site; None: SCRAPEWARDEN_STATE, the policy's key, memory://."""
     under_attack: bool = False
     """Run the protected site under attack: everyone without clearance is challenged."""
     regimes: tuple[str, ...] = REGIMES
@@ -91,9 +92,9 @@ def site_process(regime: str, config: ScenarioConfig) -> Any:
         str(config.people),
         "--regime",
         regime,
-        "--state",
-        config.state,
     ]
+    if config.state:
+        cmd += ["--state", config.state]
     if config.policy:
         cmd += ["--policy", config.policy]
     if config.under_attack and regime == "protected":

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--people", type=int, default=20_000)
     parser.add_argument("--regime", choices=("protected", "per_ip", "none"), default="protected")
     parser.add_argument("--policy", default=None, help="TOML policy for the protected regime")
-    parser.add_argument("--state", default="memory://")
+    parser.add_argument("--state", default=None, help="state URL (default: the policy's state key)")
     parser.add_argument(
         "--under-attack",
         action="store_true",

@@ -345,9 +345,10 @@ def create_app(
     """The demo site as an ASGI app, bare or behind scrapewarden or the per-IP baseline.
 
     ``policy`` (protected only) defaults to the shipped demo policy; ``state`` is the Warden's
-    store (``memory://`` when None). ``clock`` stamps sign-ups and drives the Warden, so a
-    test can move time. ``under_attack`` (protected only) challenges every visitor without
-    clearance. The :class:`DemoSite` behind any of them is :func:`site_of`.
+    store (when None: ``SCRAPEWARDEN_STATE``, the policy's ``state`` key, else ``memory://``).
+    ``clock`` stamps sign-ups and drives the Warden, so a test can move time. ``under_attack``
+    (protected only) challenges every visitor without clearance. The :class:`DemoSite` behind
+    any of them is :func:`site_of`.
     """
     site = DemoSite(seed, people, clock)
     if regime == "none":

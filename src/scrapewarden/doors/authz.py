@@ -38,7 +38,9 @@ import logging
 import signal
 import time
 from collections import OrderedDict, deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import httptools
@@ -181,14 +183,43 @@ class AuthzService:
                 return self._health()
             if path == REPLY_PATH:
                 return self._stored_reply(headers)
-            return self._decide(hop_peer, method, target, headers)
+            described = self._described(hop_peer, method, target, headers)
+            decision, facts = self._decision(described)
+            return self._render(decision, described, facts)
         except Exception:
-            # A bug here must not take the site down: fail open, loudly.
-            self.stats.errors += 1
-            log.exception("authz: deciding failed; letting the request through")
-            return Answer(200, [("X-ScrapeWarden-Action", "error")])
+            return self._failed_open()
 
-    def _decide(self, hop_peer: str, method: str, target: str, headers: list[tuple[str, str]]) -> Answer:
+    @property
+    def shared(self) -> bool:
+        """True when decisions count on shared counters (Redis state): answer with
+        :meth:`answer_async` then, so a request waits on Redis without blocking the others."""
+        return self.warden.counters is not None
+
+    async def answer_async(
+        self, *, hop_peer: str, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> Answer:
+        """:meth:`answer` with the request counted on the shared counters (at most their
+        deadline, then on this process's own; see ``Warden.decide_async``). Never raises."""
+        try:
+            path = target.partition("?")[0]
+            if path in (HEALTH_PATH, REPLY_PATH):
+                return self.answer(hop_peer=hop_peer, method=method, target=target, headers=headers)
+            described = self._described(hop_peer, method, target, headers)
+            decision, facts = await self._decision_async(described)
+            return self._render(decision, described, facts)
+        except Exception:
+            return self._failed_open()
+
+    def _failed_open(self) -> Answer:
+        # A bug here must not take the site down: fail open, loudly.
+        self.stats.errors += 1
+        log.exception("authz: deciding failed; letting the request through")
+        return Answer(200, [("X-ScrapeWarden-Action", "error")])
+
+    def _described(
+        self, hop_peer: str, method: str, target: str, headers: list[tuple[str, str]]
+    ) -> Described:
+        """The request the proxy describes, with the trust and description problems counted."""
         stats = self.stats
         stats.requests += 1
         trusted = self.trusted_hop(hop_peer)
@@ -219,8 +250,7 @@ class AuthzService:
                     _printable(hop_peer),
                     _printable("; ".join(described.problems)),
                 )
-        decision, facts = self._decision(described)
-        return self._render(decision, described, facts)
+        return described
 
     async def own_answer(
         self, *, hop_peer: str, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None
@@ -257,6 +287,24 @@ class AuthzService:
         return Answer(reply.status, list(reply.headers), reply.body)
 
     def _decision(self, described: Described) -> tuple[Decision, RequestFacts]:
+        facts, identity, cached = self._prepare(described)
+        if cached is not None:
+            return cached, facts
+        decision = self.warden.decide(facts)
+        self._remember(facts, identity, decision)
+        return decision, facts
+
+    async def _decision_async(self, described: Described) -> tuple[Decision, RequestFacts]:
+        """:meth:`_decision` on the shared counters. A cached asset allow skips them too."""
+        facts, identity, cached = self._prepare(described)
+        if cached is not None:
+            return cached, facts
+        decision = await self.warden.decide_async(facts)
+        self._remember(facts, identity, decision)
+        return decision, facts
+
+    def _prepare(self, described: Described) -> tuple[RequestFacts, str | None, Decision | None]:
+        """(facts, the cache identity or None when not cacheable, a cached decision or None)."""
         warden = self.warden
         facts = facts_from_http(
             warden.policy,
@@ -275,18 +323,18 @@ class AuthzService:
         warden.read_clearance(facts)
         cache = self.cache
         if not (cache.enabled and self._cacheable(described)):
-            decision = warden.decide(facts)
-            if decision.action is not Action.ALLOW:
-                cache.forget(facts.ip)
-            return decision, facts
+            return facts, None, None
         identity = facts.account_id or facts.session_id or fingerprint(facts)
-        decision_or_none = cache.get(facts.ip, identity, facts.now)
-        if decision_or_none is not None:
+        cached = cache.get(facts.ip, identity, facts.now)
+        if cached is not None:
             self.stats.cached += 1
-            return decision_or_none, facts
-        decision = warden.decide(facts)
-        cache.put(facts.ip, identity, decision, facts.now)
-        return decision, facts
+        return facts, identity, cached
+
+    def _remember(self, facts: RequestFacts, identity: str | None, decision: Decision) -> None:
+        if identity is not None:
+            self.cache.put(facts.ip, identity, decision, facts.now)
+        elif decision.action is not Action.ALLOW:
+            self.cache.forget(facts.ip)
 
     def _cacheable(self, described: Described) -> bool:
         path = described.path
@@ -527,17 +575,22 @@ class _Connection(asyncio.Protocol):
             # The proxy's /.sw/ route: not an auth request but the request itself.
             self._own(method, target, keep_alive)
             return
-        answer = self._server.service.answer(
-            hop_peer=self._peer, method=method, target=self._url.decode("latin-1"), headers=self._headers
-        )
+        service = self._server.service
+        if service.shared:
+            # Shared counters: the decision waits on Redis (at most its deadline), so it is a
+            # task; answers still go out in request order.
+            coroutine = service.answer_async(
+                hop_peer=self._peer, method=method, target=target, headers=self._headers
+            )
+            self._later(coroutine, method, keep_alive)
+            return
+        answer = service.answer(hop_peer=self._peer, method=method, target=target, headers=self._headers)
         self._send(
             encode_answer(answer, keep_alive=keep_alive, head=method == "HEAD"), answer.delay, keep_alive
         )
 
     def _own(self, method: str, target: str, keep_alive: bool) -> None:
         """Our own page: answered by a task (verifying may wait on the network), in order."""
-        item: list[object] = [b"", False, keep_alive]
-        self._out.append(item)
         coroutine = self._server.service.own_answer(
             hop_peer=self._peer,
             method=method,
@@ -545,6 +598,13 @@ class _Connection(asyncio.Protocol):
             headers=self._headers,
             body=None if self._body_over else bytes(self._body),
         )
+        self._later(coroutine, method, keep_alive)
+
+    def _later(self, coroutine: Coroutine[Any, Any, Answer], method: str, keep_alive: bool) -> None:
+        """Answer with what ``coroutine`` returns, in its place among this connection's
+        answers (held back for the answer's tarpit ``delay``, if any)."""
+        item: list[object] = [b"", False, keep_alive]
+        self._out.append(item)
         task = self._loop.create_task(coroutine)
         tasks = self._server.tasks
         tasks.add(task)
@@ -553,8 +613,12 @@ class _Connection(asyncio.Protocol):
             tasks.discard(finished)
             if finished.cancelled():
                 return
-            item[0] = encode_answer(finished.result(), keep_alive=keep_alive, head=method == "HEAD")
-            self._release(item)
+            answer = finished.result()
+            item[0] = encode_answer(answer, keep_alive=keep_alive, head=method == "HEAD")
+            if answer.delay > 0:
+                self._loop.call_later(answer.delay, self._release, item)
+            else:
+                self._release(item)
 
         task.add_done_callback(done)
 

@@ -136,7 +136,10 @@ class ScrapeWardenWSGIMiddleware:
     def _decide(self, environ: Environ) -> Decision | None:
         """The decision for this request; None if deciding failed (we then fail open)."""
         try:
-            return self.warden.decide_http(
+            # With shared counters (Redis state) the request is counted on Redis from this
+            # worker thread via the Warden's loop thread, waiting at most the counters' deadline
+            # (see Warden.decide_shared_sync); otherwise this is Warden.decide.
+            facts = self.warden.facts_http(
                 peer=environ.get("REMOTE_ADDR") or "",
                 method=environ.get("REQUEST_METHOD") or "GET",
                 path=_raw_path(environ),
@@ -146,6 +149,7 @@ class ScrapeWardenWSGIMiddleware:
                 account_created=_call(self.account_created, environ) if self.account_created else None,
                 scheme=environ.get("wsgi.url_scheme") or "http",
             )
+            return self.warden.decide_shared_sync(facts)
         except Exception:
             # A bug in scrapewarden must not take the site down with it.
             log.exception("scrapewarden: deciding failed; letting the request through")

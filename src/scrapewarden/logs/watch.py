@@ -7,6 +7,10 @@ bans of addresses and networks, so bans imposed by the other doors (middleware, 
 ``ban`` command) sharing that store go to the firewall too, and expired ones drop out. The
 block list is rewritten (atomically) or the command run only when that set changes: nothing is
 banned twice.
+
+When the state store is Redis, each line is also counted on the shared per-actor counters
+(:meth:`~scrapewarden.warden.Warden.decide_shared_sync`): a watcher on each host of a fleet, each
+reading its own host's log, holds a client to one budget, as the middleware and proxy do.
 """
 
 from __future__ import annotations
@@ -85,7 +89,9 @@ class Watcher:
             if row is None:
                 self.stats.bad_lines += 1
                 continue
-            decision = self.warden.decide(facts_from_row(row))
+            # On Redis state the line counts on the shared per-actor counters (deadline, then
+            # local), so watchers on every host of a fleet hold a client to one budget.
+            decision = self.warden.decide_shared_sync(facts_from_row(row))
             label = decision.action.label
             self.stats.decisions[label] = self.stats.decisions.get(label, 0) + 1
         self.push()

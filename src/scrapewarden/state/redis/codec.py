@@ -40,8 +40,18 @@ class Keys:
         return self.history_prefix + member(kind, value)
 
 
+def text(value: object) -> str:
+    """``value`` as text Redis can take: lone surrogates (undecodable request bytes, which the
+    doors keep with surrogateescape) become '?'. The client's ``encoding_errors`` does this too,
+    but not when redis-py packs commands with hiredis (an optional speed-up users may have)."""
+    s = str(value)
+    if s.isascii():
+        return s
+    return s.encode("utf-8", "replace").decode("utf-8")
+
+
 def member(kind: str, value: str) -> str:
-    return f"{kind}:{value}"
+    return text(f"{kind}:{value}")
 
 
 def ban_args(ban: Ban) -> list[str]:
@@ -49,11 +59,11 @@ def ban_args(ban: Ban) -> list[str]:
     return [
         repr(float(ban.created)),
         "" if ban.expires is None else repr(float(ban.expires)),
-        str(ban.reason),
-        str(ban.source),
+        text(ban.reason),
+        text(ban.source),
         str(int(ban.offences)),
         ban.kind,
-        str(ban.value),
+        text(ban.value),
     ]
 
 
@@ -89,22 +99,22 @@ def event_fields(event: Event) -> list[str]:
         "enforced",
         "1" if event.enforced else "0",
         "ip",
-        str(event.ip),
+        text(event.ip),
         "method",
-        str(event.method),
+        text(event.method),
         "path",
-        str(event.path),
+        text(event.path),
         "ua",
-        str(event.user_agent),
+        text(event.user_agent),
         "fp",
-        str(event.fingerprint),
+        text(event.fingerprint),
         "reasons",
-        json.dumps([str(r) for r in event.reasons], ensure_ascii=False),
+        text(json.dumps([str(r) for r in event.reasons], ensure_ascii=False)),
     ]
     for name in _OPTIONAL:
         value = getattr(event, name)
         if value is not None:  # absent means None; "" stays ""
-            fields += [name, str(value)]
+            fields += [name, text(value)]
     return fields
 
 

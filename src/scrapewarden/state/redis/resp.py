@@ -7,14 +7,15 @@ decisions per second. This class writes the RESP commands with one ``bytes.join`
 replies (arrays of bulk strings, or errors) from its buffer without a coroutine per line.
 Everything else — the store, Cluster, Sentinel, script loading — stays on redis-py.
 
-One connection; one batch on the wire at a time (the counters put every request in flight into
-one batch per event-loop tick, so a busy instance sends few, large batches).
+One connection. The counters put every request in flight into one batch per event-loop tick, so
+a busy instance sends few, large batches; batches are pipelined (see :class:`RespConnection`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl as ssl_module
+from collections import deque
 from collections.abc import Sequence
 
 from .config import RedisConfig
@@ -100,7 +101,12 @@ class _Parser:
 
 
 class RespConnection:
-    """Sends batches of commands on one connection and returns their replies, in order."""
+    """Sends batches of commands on one connection and returns their replies, in order.
+
+    Batches are pipelined: a batch is written at once, even while earlier ones await their
+    replies, and one reader task hands the replies out in order. So this process prepares the
+    next batch while Redis works through the last (on two cores, each gets one).
+    """
 
     def __init__(self, config: RedisConfig) -> None:
         self.config = config
@@ -108,6 +114,8 @@ class RespConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._parser = _Parser()
         self._lock = asyncio.Lock()
+        self._waiting: deque[tuple[int, list[object], asyncio.Future[list[object]]]] = deque()
+        self._reading: asyncio.Task[None] | None = None
 
     async def _connect(self) -> None:
         config = self.config
@@ -120,7 +128,7 @@ class RespConnection:
                 context.verify_mode = ssl_module.CERT_NONE
             if config.ssl_certfile:
                 context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
-        self._reader, self._writer = await asyncio.wait_for(
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context), config.connect_timeout
         )
         self._parser = _Parser()
@@ -132,20 +140,28 @@ class RespConnection:
                 hello.append(pack("AUTH", config.password))
         if config.db:
             hello.append(pack("SELECT", str(config.db)))
-        if hello:
-            for reply in await self._exchange(hello):
-                if isinstance(reply, RespError):
-                    raise reply
+        try:
+            if hello:
+                for reply in await self._exchange(reader, writer, hello):
+                    if isinstance(reply, RespError):
+                        raise reply
+        except BaseException:
+            writer.close()
+            raise
+        self._reader, self._writer = reader, writer
+        self._reading = asyncio.ensure_future(self._read(reader))
 
-    async def _exchange(self, commands: Sequence[bytes]) -> list[object]:
-        assert self._reader is not None and self._writer is not None
-        self._writer.write(b"".join(commands))
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, commands: Sequence[bytes]
+    ) -> list[object]:
+        """Send and wait for the replies, before the reader task runs (the connection's hello)."""
+        writer.write(b"".join(commands))
         replies: list[object] = []
         parser = self._parser
         while len(replies) < len(commands):
             reply = parser.reply()
             if reply is INCOMPLETE:
-                data = await self._reader.read(1 << 16)
+                data = await reader.read(1 << 16)
                 if not data:
                     raise ConnectionError("Redis closed the connection")
                 parser.feed(data)
@@ -153,19 +169,61 @@ class RespConnection:
             replies.append(reply)
         return replies
 
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        """Hand out replies to the batches in the order they were sent."""
+        parser, waiting = self._parser, self._waiting
+        try:
+            while True:
+                data = await reader.read(1 << 16)
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                parser.feed(data)
+                while waiting:
+                    wanted, got, done = waiting[0]
+                    while len(got) < wanted:
+                        reply = parser.reply()
+                        if reply is INCOMPLETE:
+                            break
+                        got.append(reply)
+                    if len(got) < wanted:
+                        break
+                    waiting.popleft()
+                    if not done.done():
+                        done.set_result(got)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._drop(exc)
+
     async def batch(self, commands: Sequence[bytes]) -> list[object]:
         """Send ``commands`` and return their replies (errors as :class:`RespError` values).
-        A broken connection is dropped, so the next batch opens a fresh one."""
-        async with self._lock:
-            try:
+        A broken connection is dropped, so the next batch opens a fresh one. A caller that gives
+        up (a deadline) drops the connection too: a server that slow is not to be queued on."""
+        if self._writer is None:
+            async with self._lock:
                 if self._writer is None:
                     await self._connect()
-                return await self._exchange(commands)
-            except BaseException:
-                self.close()  # a reply half read (timeout, cancel) must not be read by the next batch
-                raise
+        assert self._writer is not None
+        done: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((len(commands), [], done))
+        self._writer.write(b"".join(commands))
+        try:
+            return await done
+        except asyncio.CancelledError:
+            self.close()
+            raise
 
-    def close(self) -> None:
+    def _drop(self, exc: BaseException) -> None:
         writer, self._writer, self._reader = self._writer, None, None
+        reading, self._reading = self._reading, None
+        waiting, self._waiting = self._waiting, deque()
+        for _, _, done in waiting:
+            if not done.done():
+                done.set_exception(exc)
+        if reading is not None and reading is not asyncio.current_task():
+            reading.cancel()
         if writer is not None:
             writer.close()
+
+    def close(self) -> None:
+        self._drop(ConnectionError("connection closed"))

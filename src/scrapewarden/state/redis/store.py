@@ -562,7 +562,7 @@ class RedisStore:
 
     def get_setting(self, name: str) -> str | None:
         def call() -> str | None:
-            value = self._client().hget(self.keys.settings, name)
+            value = self._client().hget(self.keys.settings, codec.text(name))
             if value is not None:
                 self._mirror.set_setting(name, value)
             return value  # type: ignore[no-any-return]
@@ -578,7 +578,7 @@ class RedisStore:
             return
 
         def call() -> None:
-            self._client().hset(self.keys.settings, name, value)
+            self._client().hset(self.keys.settings, codec.text(name), codec.text(value))
             self._mirror.set_setting(name, value)
 
         def fallback() -> None:
@@ -588,9 +588,9 @@ class RedisStore:
         self._guard("set_setting", call, fallback)
 
     def _replay_setting(self, name: str, value: str) -> None:
-        if self._client().hsetnx(self.keys.settings, name, value):
+        if self._client().hsetnx(self.keys.settings, codec.text(name), codec.text(value)):
             return
-        current = self._client().hget(self.keys.settings, name)
+        current = self._client().hget(self.keys.settings, codec.text(name))
         if current != value:
             self.lost_settings += 1
             if current is not None:

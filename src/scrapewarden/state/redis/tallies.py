@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -113,6 +114,11 @@ class SharedTallies:
         """network -> (the address last asked about, its requests since, earliest next ask)."""
         self._next_assets_read = float("-inf")
         self._paused_until = float("-inf")
+        self._count_lock = threading.Lock()
+        """Guards ``_outstanding``: synchronous doors ask from many threads, answers come on the loop."""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the tallies' connections live on, for callers without a running loop
+        (synchronous doors: the Warden's loop thread); None: always the caller's own loop."""
         self.calls = 0
         """Round trips (lean connection) or script calls (redis-py) made."""
         self.failures = 0
@@ -206,18 +212,41 @@ class SharedTallies:
         self, calls: Sequence[_Call], answered: _Answered, failed: _Failed | None = None
     ) -> bool:
         """Start one ask (its calls answered together); False when skipped: too many waiting,
-        or Redis failed just now. ``failed()`` runs if it gets no answer within the deadline."""
-        if self._outstanding >= MAX_BACKGROUND or time.monotonic() < self._paused_until:
+        Redis failed just now, or no loop to ask from. ``failed()`` runs if it gets no answer
+        within the deadline. Callable on the loop, or from any thread once :attr:`loop` is set
+        (the ask then joins the loop's next tick)."""
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        loop = here or self.loop
+        if loop is None or time.monotonic() < self._paused_until:
             self.skipped += 1
             return False
-        self._outstanding += 1
-        if self._fast is not None:
-            self._queue((calls, answered, failed))
+        with self._count_lock:
+            if self._outstanding >= MAX_BACKGROUND:
+                self.skipped += 1
+                return False
+            self._outstanding += 1
+        item: _Item = (calls, answered, failed)
+        if here is None:
+            loop.call_soon_threadsafe(self._start, item)
         else:
-            task = asyncio.ensure_future(self._ask_slow(calls, answered, failed))
+            self._start(item)
+        return True
+
+    def _start(self, item: _Item) -> None:
+        """On the loop: join this tick's batch (lean connection), or ask through redis-py."""
+        if self._fast is not None:
+            self._queue(item)
+        else:
+            task = asyncio.ensure_future(self._ask_slow(*item))
             self._asking.add(task)
             task.add_done_callback(self._asking.discard)
-        return True
+
+    def _answered(self, count: int) -> None:
+        with self._count_lock:
+            self._outstanding -= count
 
     async def _ask_slow(self, calls: Sequence[_Call], answered: _Answered, failed: _Failed | None) -> None:
         """One ask through redis-py: each call on its own, concurrently (Cluster: each call's
@@ -234,7 +263,7 @@ class SharedTallies:
         else:
             self._run(answered, list(replies))
         finally:
-            self._outstanding -= 1
+            self._answered(1)
 
     @staticmethod
     def _run(callback: Callable[..., None] | None, *args: Any) -> None:
@@ -273,7 +302,7 @@ class SharedTallies:
         try:
             done, _ = await asyncio.wait([sent], timeout=self.timeout)
         finally:
-            self._outstanding -= len(batch)
+            self._answered(len(batch))
         if not done:
             self._failed(TimeoutError("no answer within the deadline"))
             for _, _, failed in batch:

@@ -1,159 +1,163 @@
--- Count one request for one actor and answer with the actor's counts.
+-- Count one request for each of its actors and answer with each actor's counts.
 --
 -- The Redis twin of ActorState.observe (src/scrapewarden/core/counters.py): the same sliding
 -- windows (a fixed current window plus the previous one weighted by its overlap), the same
 -- distinct-record budgets (an exact set up to EXACT_LIMIT members, then a HyperLogLog), the same
 -- order tracker. All keys of one actor share one hash tag, so this runs on Redis Cluster too.
 --
--- KEYS[1]  hash   scalar state
--- KEYS[2]  list   order-tracker pair classes (at most ORDER_SIZE)
--- KEYS[3..8]      distinct records: minute set, minute HLL, hour set, hour HLL, day set, day HLL
--- ARGV[1]: "now flags record kind": flags are four 0/1 digits (asset, page, trap, is_ip) and a
---          fifth (is_account); record is the record's hash, or "-" for none
+-- Cost matters more than anything here: this runs for every actor of every request, and each
+-- redis.call costs about a microsecond. So the actor's scalars live in one MessagePack string
+-- (one GET, one SET, instead of a hash's many fields); a set's size is kept with the scalars
+-- instead of asked for (SCARD); expiries are refreshed once a minute, not on every request; the
+-- order tracker's last pairs are a short string, not a list key. And one call serves all the
+-- actors of a request when their keys live on one server (on a Cluster, one call per actor).
+--
+-- Per actor, seven keys (KEYS[7*i+1 .. 7*i+7]):
+--   string  scalars (MessagePack array, see the positions below)
+--   distinct records: minute set, minute HLL, hour set, hour HLL, day set, day HLL
+-- ARGV[1]: "now flags record kind": flags are three 0/1 digits (asset, page, trap); record is
+--          the record's hash, or "-" for none
 -- ARGV[2]: the record id (may contain spaces, so on its own)
+-- ARGV[3]: one letter per actor: "i" an address, "a" an account, "o" any other kind
 -- The constants below are filled in from Python when the script is loaded (@NAME@).
--- Returns: per_minute, pages, assets, trapped_until, seen_minute, seen_hour, seen_day,
---          order pairs, order steps, order ascending — as strings (Lua numbers would be truncated).
+-- Returns one string per call: for each actor a line of counts separated by spaces —
+-- per_minute, pages, assets, trapped_until, seen_minute, seen_hour, seen_day, order pairs,
+-- order steps, order ascending.
 
-local h = KEYS[1]
-local now_s, flags, record, rkind = string.match(ARGV[1], "^(%S+) (%d%d%d%d%d) (%S+) ?(.*)$")
+local now_s, flags, record, rkind = string.match(ARGV[1], "^(%S+) (%d%d%d) (%S+) ?(.*)$")
 local now = tonumber(now_s)
-local asset, page, trap = string.sub(flags, 1, 1) == "1", string.sub(flags, 2, 2) == "1", string.sub(flags, 3, 3) == "1"
-local is_ip, is_account = string.sub(flags, 4, 4) == "1", string.sub(flags, 5, 5) == "1"
-if record == "-" then record = "" end
+local byte = string.byte
+local asset, page, trap = byte(flags, 1) == 49, byte(flags, 2) == 49, byte(flags, 3) == 49
 local rid = ARGV[2]
 local exact_limit = @EXACT_LIMIT@
 local ttl_ms = @TTL_SECONDS@ * 1000
 local trap_memory = @TRAP_MEMORY_SECONDS@
 local ORDER_SIZE, MAX_STEP = 24, 8
 
--- All scalar state in one read and (below) one write: each redis.call costs about a microsecond.
-local FIELDS = {"rw", "rc", "rp", "assets", "pages", "trap", "sm", "sh", "sd",
-                "mw", "mp", "mx", "hw", "hp", "hx", "dw", "dp", "dx", "lk", "li", "ln", "os", "oa", "on"}
-local got = redis.call("HMGET", h, unpack(FIELDS))
-local st = {}
-for i, name in ipairs(FIELDS) do st[name] = got[i] end
-local function n(name, default)
-  return tonumber(st[name] or default) or default
-end
-local out = {}  -- fields to write back
+-- Positions in the scalars' array.
+local RW, RC, RP, ASSETS, PAGES, TRAP, SM, SH, SD = 1, 2, 3, 4, 5, 6, 7, 8, 9
+local LK, LI, LN, OQ, OS, OA = 10, 11, 12, 13, 14, 15
+-- per distinct window (minute 16.., hour 20.., day 24..): window, previous count, is HLL, count
+local M, H, D = 16, 20, 24
+local SIZE = 27
 
--- requests per minute
-local period = 60
-local window = math.floor(now / period)
-local rw, rc, rp = n("rw", -1), n("rc", 0), n("rp", 0)
-if window ~= rw then
-  if window == rw + 1 then rp = rc else rp = 0 end
-  rc = 0
-end
-rc = rc + 1
-local per_minute = rc
-if rp > 0 then per_minute = rc + rp * (1 - (now % period) / period) end
-out[#out + 1] = "rw"; out[#out + 1] = window
-out[#out + 1] = "rc"; out[#out + 1] = rc
-out[#out + 1] = "rp"; out[#out + 1] = rp
-
-local assets, pages = n("assets", 0), n("pages", 0)
-if asset then
-  assets = assets + 1; out[#out + 1] = "assets"; out[#out + 1] = assets
-elseif page then
-  pages = pages + 1; out[#out + 1] = "pages"; out[#out + 1] = pages
-end
-local trapped = n("trap", 0)
-if trap and is_ip then
-  trapped = now + trap_memory
-  out[#out + 1] = "trap"; out[#out + 1] = string.format("%.3f", trapped)
-end
-
--- distinct records in a sliding window: an exact set while small ("x" = 0), then a HyperLogLog
-local function distinct(prefix, p, set_key, hll_key)
+-- Distinct records in a sliding window: an exact set while small (is HLL = 0), then a
+-- HyperLogLog. Returns the sliding estimate and whether the record was new in this window
+-- (always true once a HyperLogLog, which cannot tell).
+local function distinct(s, at, p, set_key, hll_key)
   local w = math.floor(now / p)
-  local cw, prev, hll = n(prefix .. "w", -1), n(prefix .. "p", 0), n(prefix .. "x", 0) == 1
-  if w ~= cw then
-    if w == cw + 1 then
-      if hll then prev = redis.call("PFCOUNT", hll_key) else prev = redis.call("SCARD", set_key) end
-    else
-      prev = 0
-    end
-    redis.call("DEL", set_key, hll_key)
-    hll = false
-    out[#out + 1] = prefix .. "w"; out[#out + 1] = w
-    out[#out + 1] = prefix .. "p"; out[#out + 1] = prev
-    out[#out + 1] = prefix .. "x"; out[#out + 1] = 0
+  if w ~= s[at] then
+    if w == s[at] + 1 then s[at + 1] = s[at + 3] else s[at + 1] = 0 end
+    if s[at] >= 0 then redis.call("DEL", set_key, hll_key) end
+    s[at], s[at + 2], s[at + 3] = w, 0, 0
   end
-  local count
-  if hll then
-    redis.call("PFADD", hll_key, record)
-    count = redis.call("PFCOUNT", hll_key)
-    redis.call("PEXPIRE", hll_key, ttl_ms)
+  local added = true
+  if s[at + 2] == 1 then
+    if redis.call("PFADD", hll_key, record) == 1 then s[at + 3] = redis.call("PFCOUNT", hll_key) end
   else
-    if redis.call("SADD", set_key, record) == 1 then redis.call("PEXPIRE", set_key, ttl_ms) end
-    count = redis.call("SCARD", set_key)
-    if count > exact_limit then
-      redis.call("PFADD", hll_key, unpack(redis.call("SMEMBERS", set_key)))
-      redis.call("DEL", set_key)
-      redis.call("PEXPIRE", hll_key, ttl_ms)
-      count = redis.call("PFCOUNT", hll_key)
-      out[#out + 1] = prefix .. "x"; out[#out + 1] = 1
+    added = redis.call("SADD", set_key, record) == 1
+    if added then
+      local count = s[at + 3] + 1
+      if count == 1 then redis.call("PEXPIRE", set_key, ttl_ms) end
+      if count > exact_limit then
+        redis.call("PFADD", hll_key, unpack(redis.call("SMEMBERS", set_key)))
+        redis.call("DEL", set_key)
+        redis.call("PEXPIRE", hll_key, ttl_ms)
+        count = redis.call("PFCOUNT", hll_key)
+        s[at + 2] = 1
+      end
+      s[at + 3] = count
     end
   end
-  if prev > 0 then return count + prev * (1 - (now % p) / p) end
-  return count
+  local prev = s[at + 1]
+  if prev > 0 then return s[at + 3] + prev * (1 - (now % p) / p), added end
+  return s[at + 3], added
 end
 
-local seen_minute, seen_hour, seen_day = n("sm", 0), n("sh", 0), n("sd", 0)
-local pairs_n, steps, asc = n("on", 0), n("os", 0), n("oa", 0)
-if record ~= "" then
-  seen_hour = distinct("h", 3600, KEYS[5], KEYS[6])
-  seen_day = distinct("d", 86400, KEYS[7], KEYS[8])
-  if is_account then seen_minute = distinct("m", 60, KEYS[3], KEYS[4]) end
-  out[#out + 1] = "sm"; out[#out + 1] = tostring(seen_minute)
-  out[#out + 1] = "sh"; out[#out + 1] = tostring(seen_hour)
-  out[#out + 1] = "sd"; out[#out + 1] = tostring(seen_day)
+-- Count the request for the actor whose keys start after KEYS[k]; its counts as one line.
+local function count(k, is_ip, is_account)
+  local packed = redis.call("GET", KEYS[k + 1])
+  local s
+  if packed then s = cmsgpack.unpack(packed) end
+  if not s or #s ~= SIZE then
+    s = {-1, 0, 0, 0, 0, 0, 0, 0, 0, "", "", -1, "", 0, 0, -1, 0, 0, 0, -1, 0, 0, 0, -1, 0, 0, 0}
+  end
 
-  -- order tracker: how this id relates to the previous one of the same kind
-  local lkind, lid, lnum = st["lk"] or "", st["li"] or "", n("ln", -1)
-  local num = -1
-  if string.match(rid, "^%d+$") and string.len(rid) < 19 then num = tonumber(rid) end
-  if rkind == lkind and rid ~= lid then
-    local cls = 0
-    if num >= 0 and lnum >= 0 then
-      local delta = num - lnum
-      if delta >= -MAX_STEP and delta <= MAX_STEP then
-        cls = 1
-        if delta > 0 then cls = 3 end
-      elseif delta > 0 then
+  -- requests per minute
+  local period = 60
+  local window = math.floor(now / period)
+  local refresh = false
+  if window ~= s[RW] then
+    if window == s[RW] + 1 then s[RP] = s[RC] else s[RP] = 0 end
+    s[RC] = 0
+    s[RW] = window
+    refresh = true  -- once a minute is often enough to keep a two-day expiry alive
+  end
+  s[RC] = s[RC] + 1
+  local per_minute = s[RC]
+  if s[RP] > 0 then per_minute = s[RC] + s[RP] * (1 - (now % period) / period) end
+
+  if asset then s[ASSETS] = s[ASSETS] + 1 elseif page then s[PAGES] = s[PAGES] + 1 end
+  if trap and is_ip then s[TRAP] = now + trap_memory end
+
+  if record ~= "-" then
+    -- Hour windows nest inside day windows: a record already counted this hour is already
+    -- counted today, so the common "viewed it again" case skips the day (as in process).
+    local seen_hour, added = distinct(s, H, 3600, KEYS[k + 4], KEYS[k + 5])
+    if added then
+      s[SH] = seen_hour
+      s[SD] = distinct(s, D, 86400, KEYS[k + 6], KEYS[k + 7])
+    end
+    if is_account then s[SM] = distinct(s, M, 60, KEYS[k + 2], KEYS[k + 3]) end
+
+    -- order tracker: how this id relates to the previous one of the same kind
+    local num = -1
+    if string.match(rid, "^%d+$") and string.len(rid) < 19 then num = tonumber(rid) end
+    if rkind == s[LK] and rid ~= s[LI] then
+      local cls = 0
+      local lnum = s[LN]
+      if num >= 0 and lnum >= 0 then
+        local delta = num - lnum
+        if delta >= -MAX_STEP and delta <= MAX_STEP then
+          cls = 1
+          if delta > 0 then cls = 3 end
+        elseif delta > 0 then
+          cls = 2
+        end
+      elseif rid > s[LI] then
         cls = 2
       end
-    elseif rid > lid then
-      cls = 2
+      local q = s[OQ] .. cls
+      if cls % 2 == 1 then s[OS] = s[OS] + 1 end
+      if cls >= 2 then s[OA] = s[OA] + 1 end
+      if #q > ORDER_SIZE then
+        local old = byte(q, 1) - 48
+        if old % 2 == 1 then s[OS] = s[OS] - 1 end
+        if old >= 2 then s[OA] = s[OA] - 1 end
+        q = string.sub(q, 2)
+      end
+      s[OQ] = q
     end
-    redis.call("RPUSH", KEYS[2], cls)
-    if cls % 2 == 1 then steps = steps + 1 end
-    if cls >= 2 then asc = asc + 1 end
-    pairs_n = pairs_n + 1
-    if pairs_n > ORDER_SIZE then
-      local old = tonumber(redis.call("LPOP", KEYS[2]))
-      if old % 2 == 1 then steps = steps - 1 end
-      if old >= 2 then asc = asc - 1 end
-      pairs_n = pairs_n - 1
-    end
-    redis.call("PEXPIRE", KEYS[2], ttl_ms)
-    out[#out + 1] = "os"; out[#out + 1] = steps
-    out[#out + 1] = "oa"; out[#out + 1] = asc
-    out[#out + 1] = "on"; out[#out + 1] = pairs_n
+    s[LK], s[LI], s[LN] = rkind, rid, num
   end
-  out[#out + 1] = "lk"; out[#out + 1] = rkind
-  out[#out + 1] = "li"; out[#out + 1] = rid
-  out[#out + 1] = "ln"; out[#out + 1] = num
-end
-redis.call("HSET", h, unpack(out))
-redis.call("PEXPIRE", h, ttl_ms)
 
-local step_f, asc_f = 0, 0
-if pairs_n > 0 then step_f, asc_f = steps / pairs_n, asc / pairs_n end
-return {
-  tostring(per_minute), tostring(pages), tostring(assets), tostring(trapped),
-  tostring(seen_minute), tostring(seen_hour), tostring(seen_day),
-  tostring(pairs_n), tostring(step_f), tostring(asc_f),
-}
+  if refresh then
+    redis.call("SET", KEYS[k + 1], cmsgpack.pack(s), "PX", ttl_ms)
+  else
+    redis.call("SET", KEYS[k + 1], cmsgpack.pack(s), "KEEPTTL")
+  end
+
+  local pairs_n = #s[OQ]
+  local step_f, asc_f = 0, 0
+  if pairs_n > 0 then step_f, asc_f = s[OS] / pairs_n, s[OA] / pairs_n end
+  return string.format("%.17g %d %d %.17g %.17g %.17g %.17g %d %.17g %.17g",
+    per_minute, s[PAGES], s[ASSETS], s[TRAP], s[SM], s[SH], s[SD], pairs_n, step_f, asc_f)
+end
+
+local kinds = ARGV[3]
+local lines = {}
+for i = 1, #kinds do
+  local c = byte(kinds, i)
+  lines[i] = count(7 * (i - 1), c == 105, c == 97)  -- "i", "a"
+end
+return table.concat(lines, "\n")
