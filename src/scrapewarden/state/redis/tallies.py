@@ -6,10 +6,11 @@ process, and N instances would each give a scraper its own:
 * **offences** for automatic bans: each refused request counts against the actors in the
   policy's ban scopes; ``blocks_before_ban`` of them within ``window_seconds`` ban the actor.
   :meth:`SharedTallies.offences` runs ``lua/offence.lua`` for each (key
-  ``<prefix>:c:{<kind>:<pseudonym>}:b``, the actor's own hash tag) and answers with the counts,
-  which the engine judges (``Engine.offences_counted``). Only refused requests pay for it.
+  ``<prefix>:c:{<kind>:<pseudonym>}:b``, the actor's own hash tag) and hands the counts to a
+  callback, where the engine judges them (``Engine.offences_counted``) and a ban due is
+  imposed. Only refused requests pay for it.
 * **shared networks**: a network is counted as an actor once two addresses use it. An address
-  whose network is not counted here (``Pending.lone_network``) is noted in
+  whose network is not counted here (``Pending.network_counted`` false) is noted in
   ``<prefix>:c:{network:<pseudonym>}:a`` (``lua/network_seen.lua``); the answer "two addresses
   have used it" marks the network shared in the engine, from the next request on. Asked once per
   (network, address) pair, and again after every :data:`NETWORK_ASK_AFTER` requests (at least
@@ -21,13 +22,15 @@ process, and N instances would each give a scraper its own:
   every :data:`ASSETS_ASK_EVERY` seconds, until the engine knows the minimum is passed; then
   this is never asked again.
 
-Networks and assets are asked in the background: a request never waits for them, and their
-answer counts from the next request on. On a single server every call of one event-loop tick
-shares one round trip (a lean connection of the tallies' own); at most :data:`MAX_BACKGROUND`
-asks wait for answers; after a failure none is made for :data:`BACKOFF_SECONDS`. Offences are awaited,
-within the same deadline as the counters: without an answer they are counted in the process
-(``Engine.count_offences``), so a refusal always counts somewhere; local counts never flow back
-into Redis (no burst of bans when it returns).
+All three are asked in the background: a request never waits for them, and their answer counts
+from the next request on (a ban, too, holds from the next request, as in one process). On a
+single server every ask of one event-loop tick shares one round trip (a lean connection of the
+tallies' own); on a Cluster each call goes through redis-py. At most :data:`MAX_BACKGROUND`
+asks wait for answers; after a failure none is made for :data:`BACKOFF_SECONDS`. Offences
+without an answer within the deadline (or not asked) are counted in the process
+(``Engine.count_offences``), so a refusal always counts somewhere; local counts never flow
+back into Redis (no burst of bans when it returns). Synchronous doors ask from their own
+threads: the asks are handed to :attr:`SharedTallies.loop` (the Warden's loop thread).
 
 Keys name actors by the same keyed pseudonyms as the counters; nothing stores a raw address.
 """
