@@ -16,10 +16,10 @@ The Warden is the only place where the pure engine meets time and storage:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,11 +39,14 @@ from .core.pseudonym import Pseudonymizer
 from .loop_thread import LoopThread
 from .metrics import record_challenge, record_decision, unwatch_state, watch_state
 from .state.base import Ban, BanKind, Event, StateStore
+from .state.shared_keys import PSEUDONYM_KEY, StoredKey, shared_key, stored_key
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
 
 if TYPE_CHECKING:
+    from .core.engine import Pending
     from .state.redis.counters import RedisCounters
+    from .state.redis.tallies import SharedTallies
 
 log = logging.getLogger("scrapewarden")
 
@@ -118,11 +121,21 @@ class Warden:
             open_state(state, default=self.policy.state) if state is None or isinstance(state, str) else state
         )
         self.clock = clock
-        self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=self._stored_key())
+        self._pseudonym_key = self._stored_key()
+        self.pseudonymizer = Pseudonymizer.from_policy(
+            self.policy.privacy, fallback_key=self._pseudonym_key.value if self._pseudonym_key else None
+        )
         self.challenges = ChallengeService(self.policy, self.store, clock)
         self.challenges.on_outcome = self._record_outcome
         """Challenge pages, answers and clearance cookies, signed with a key shared via the store."""
+        self._own_counters = counters is None
         self.counters = counters if counters is not None else self._shared_counters()
+        self.tallies: SharedTallies | None = None
+        """Offences, shared networks and the site-wide asset tally, beside the shared counters."""
+        if self.counters is not None:
+            from .state.redis.tallies import SharedTallies
+
+            self.tallies = SharedTallies.beside(self.counters)
         self._lock = threading.Lock()
         self._loop_thread = LoopThread()
         """Runs the shared counters' calls for synchronous doors (:meth:`decide_shared_sync`)."""
@@ -165,26 +178,42 @@ class Warden:
             node=node if config.mode == "cluster" else None,
         )
 
-    def _stored_key(self) -> bytes | None:
+    def _stored_key(self) -> StoredKey | None:
         """The store's own pseudonymisation key, made on first use.
 
         Without a key in the policy, every process sharing a store then uses the same key, so
         pseudonyms stay comparable across restarts and instances while the key never appears in
-        the events it protects.
+        the events it protects. One made while the store could not answer is provisional until
+        :meth:`_converge_keys` finds the shared one.
         """
         if not self.policy.privacy.pseudonymize or self.policy.privacy.key:
             return None
-        try:
-            key = self.store.get_setting("privacy.pseudonym_key")
-            if key is None:
-                key = secrets.token_hex(32)
-                self.store.set_setting("privacy.pseudonym_key", key)
-                self.store.flush()
-                key = self.store.get_setting("privacy.pseudonym_key") or key  # another process won
-            return bytes.fromhex(key)
-        except Exception:
-            log.exception("could not read the pseudonymisation key from the store; using a process key")
-            return None
+        return stored_key(self.store, PSEUDONYM_KEY, "pseudonymisation key")
+
+    @property
+    def keys_provisional(self) -> bool:
+        """True while this process uses a pseudonymisation key of its own, made while the store
+        could not answer: counting on shared counters under it would share nothing."""
+        return self._pseudonym_key is not None and self._pseudonym_key.provisional
+
+    def _converge_keys(self) -> None:
+        """Keys made while the store could not answer are this process's own; once it can, the
+        shared ones replace them (see docs/state.md). Called with the ban refresh."""
+        mine = self._pseudonym_key
+        if mine is not None and mine.provisional:
+            shared = shared_key(self.store, PSEUDONYM_KEY, mine.value)
+            if shared is not None:
+                if shared != mine.value:
+                    self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=shared)
+                    if self._own_counters:
+                        for user in (self.counters, self.tallies):
+                            if user is not None:
+                                user.name = self.pseudonymizer.generic
+                    log.warning(
+                        "scrapewarden: pseudonymisation key now the one shared through the state store"
+                    )
+                self._pseudonym_key = StoredKey(shared)
+        self.challenges.converge_key()
 
     # -- deciding --------------------------------------------------------------------------------
 
@@ -252,14 +281,14 @@ class Warden:
 
     async def decide_async(self, facts: RequestFacts) -> Decision:
         counters = self.counters
-        if counters is None:
+        if counters is None or self.keys_provisional:
             return self.decide(facts)
         started = time.perf_counter()
-        step = self._begin(facts)
+        step, assets_short = self._begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step, started)
         counted: Sequence[ActorCounts] | None = await counters.observe(step.actors, step.observation)
-        return self._finish(facts, step, counted, started)
+        return self._finish(facts, step, counted, assets_short, started)
 
     def decide_shared_sync(self, facts: RequestFacts) -> Decision:
         """:meth:`decide_async` for synchronous doors (WSGI worker threads, ``watch``).
@@ -270,13 +299,14 @@ class Warden:
         under ``_lock``, exactly as in :meth:`decide`, because the engine is not thread-safe.
         The caller waits at most the counters' deadline plus :data:`BRIDGE_MARGIN` (the hop
         between threads), then counts locally; a late Redis answer is dropped, so no request
-        is judged twice. Without shared counters this is :meth:`decide`.
+        is judged twice. Without shared counters this is :meth:`decide`. The shared tallies'
+        asks (offences, networks, assets) are handed to the same loop thread, unwaited.
         """
         counters = self.counters
-        if counters is None:
+        if counters is None or self.keys_provisional:
             return self.decide(facts)
         started = time.perf_counter()
-        step = self._begin(facts)
+        step, assets_short = self._begin(facts)
         if isinstance(step, Decision):
             return self._after(facts, step, started)
         counters = self._bridged_counters(counters)
@@ -287,12 +317,12 @@ class Warden:
         except Exception:  # past the deadline (the loop thread starved, say): count locally
             future.cancel()
             counted = None
-        return self._finish(facts, step, counted, started)
+        return self._finish(facts, step, counted, assets_short, started)
 
     def _bridged_counters(self, counters: RedisCounters) -> RedisCounters:
         """``counters``, or fresh ones when this is a process forked after the loop thread
         started: connections made on the parent's loop (their sockets shared with the parent)
-        must not be used from the child's."""
+        must not be used from the child's. The tallies likewise, told which loop is theirs."""
         pid = os.getpid()
         if self._loop_pid == pid:
             return counters
@@ -300,23 +330,86 @@ class Warden:
             if self._loop_pid != pid:
                 if self._loop_pid != 0:
                     self.counters = self._shared_counters() or counters
+                    if self.tallies is not None and self.counters is not counters:
+                        from .state.redis.tallies import SharedTallies
+
+                        self.tallies = SharedTallies.beside(self.counters)
                 self._loop_thread.ensure()
+                if self.tallies is not None:
+                    self.tallies.loop = self._loop_thread.submit(_running_loop()).result()
                 self._loop_pid = pid
             return self.counters or counters
 
-    def _begin(self, facts: RequestFacts) -> Decision | Pending:
+    def _begin(self, facts: RequestFacts) -> tuple[Decision | Pending, bool]:
+        """The engine's first step, and whether the site-wide asset tally is still short: asked
+        before begin() counts this request's asset, which must then reach the shared tally even
+        if it is the one that completes the local count."""
         with self._lock:
             self._refresh_bans_if_due(facts.now)
-            return self.engine.begin(facts)
+            short = not self.engine.site_assets_known
+            return self.engine.begin(facts), short
 
     def _finish(
-        self, facts: RequestFacts, step: Pending, counted: Sequence[ActorCounts] | None, started: float
+        self,
+        facts: RequestFacts,
+        step: Pending,
+        counted: Sequence[ActorCounts] | None,
+        assets_short: bool,
+        started: float,
     ) -> Decision:
+        tallies = self.tallies
+        # Offences are counted where the counts came from: Redis, or (it is away) this process.
+        shared = counted is not None and tallies is not None
         with self._lock:
             if counted is None:  # Redis is away: decide on this process's own counters
                 counted = self.engine.observe(step)
-            decision = self._imposing_bans(self.engine.finish(step, counted), facts.now)
+            finished = self.engine.finish(step, counted, count_offences=not shared)
+            decision = self._imposing_bans(finished, facts.now)
+        if tallies is not None:
+            # Outside the lock: the answers come back through callbacks that take it. (From
+            # several threads at once, the tallies' bookkeeping may at worst ask twice.)
+            if shared and decision.offences:
+                self._count_offences_shared(tallies, decision, facts.now)
+            self._share_tallies(tallies, step, assets_short)
         return self._after(facts, decision, started)
+
+    def _count_offences_shared(self, tallies: SharedTallies, decision: Decision, now: float) -> None:
+        """Count a refusal's offences on Redis, in the background (the refusal does not wait),
+        so that every instance's refusals add up to one ban threshold; in this process when
+        Redis does not answer in time. A ban falls due as the count comes back and takes
+        effect from the next request, as it does in one process."""
+        bans = self.engine.policy.actions.bans
+
+        def counted(counts: list[float] | None) -> None:
+            # On the tallies' loop, or at once on the caller's thread if the ask was not made.
+            with self._lock:
+                if counts is None:
+                    due = self.engine.count_offences(decision.offences, now)
+                else:
+                    due = self.engine.offences_counted(decision.offences, counts, now)
+                for kind, value in due:
+                    self._impose_ban(kind, value, now, decision)
+
+        tallies.offences(decision.offences, now, bans.window_seconds, bans.blocks_before_ban, counted)
+
+    def _share_tallies(self, tallies: SharedTallies, step: Pending, assets_short: bool) -> None:
+        """In the background: tell the other instances that this address's network is shared
+        (or ask whether they have seen other addresses in it), and add to (or read) the
+        site-wide asset tally until it is enough."""
+        now = step.facts.now
+        tallies.network_seen(
+            step.network, step.facts.ip, now, self._network_shared, counted=step.network_counted
+        )
+        if assets_short:
+            tallies.site_assets(step.observation.asset, now, self._site_assets)
+
+    def _network_shared(self, network: str) -> None:
+        with self._lock:
+            self.engine.network_shared(network)
+
+    def _site_assets(self, total: int) -> None:
+        with self._lock:
+            self.engine.note_site_assets(total)
 
     def read_clearance(self, facts: RequestFacts) -> None:
         """Note in ``facts`` how the client earned its clearance cookie, and what its browser
@@ -364,6 +457,7 @@ class Warden:
 
     def _refresh_bans(self, now: float) -> None:
         self._next_ban_refresh = now + BAN_REFRESH_SECONDS
+        self._converge_keys()
         try:
             bans = self.store.list_bans(now)
         except Exception:  # a broken store must not take requests down; keep the bans we have
@@ -468,8 +562,24 @@ class Warden:
 
     def close(self) -> None:
         unwatch_state(self)
-        counters = self.counters
-        self._loop_thread.close(counters.aclose() if counters is not None and self._loop_pid else None)
+        counters, tallies = self.counters, self.tallies
+        bridged = counters is not None and self._loop_pid
+        self._loop_thread.close(_close_shared(counters, tallies) if bridged else None)
         self.challenges.close()
+        if tallies is not None and not bridged:
+            tallies.close()
         self.store.flush()
         self.store.close()
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    """The loop this runs on (what a loop thread's loop is, asked from another thread)."""
+    return asyncio.get_running_loop()
+
+
+async def _close_shared(counters: RedisCounters | None, tallies: SharedTallies | None) -> None:
+    """Close the shared counters' and tallies' connections on the loop that made them."""
+    if tallies is not None:
+        tallies.close()
+    if counters is not None:
+        await counters.aclose()

@@ -94,3 +94,64 @@ def test_begin_describes_what_to_count_for_which_actors() -> None:
     assert obs.record != 0
     # Nothing was counted yet: begin only describes.
     assert engine.actor("ip", "203.0.113.3") is None
+
+
+def refused(i: int) -> RequestFacts:
+    """A request the default policy refuses: a scripted client on a trap path."""
+    ua = "python-requests/2.31"
+    return RequestFacts(
+        now=T0 + i, ip="203.0.113.66", path="/.trap", user_agent=ua, headers=(("user-agent", ua),)
+    )
+
+
+def test_offences_counted_elsewhere_ban_after_as_many_refusals_as_counted_here() -> None:
+    """finish(count_offences=False) leaves the offences to the caller; counted by any store
+    that answers with the sliding count, the ban falls due on the same request."""
+    p = Policy(traps={"paths": ["/.trap"]}, actions={"bans": {"blocks_before_ban": 4}})
+    own, seam = Engine(p), Engine(p)
+    outside: dict[tuple[str, str], int] = {}  # a stand-in store: plain counts, reset when due
+    banned_at = None
+    for i in range(12):
+        expected = own.decide(refused(i))
+        step = seam.begin(refused(i))
+        if isinstance(step, Decision):
+            got = step
+        else:
+            got = seam.finish(step, seam.observe(step), count_offences=False)
+            assert got.new_bans == [] and got.offences
+            counts = []
+            for actor in got.offences:
+                outside[actor] = outside.get(actor, 0) + 1
+                counts.append(float(outside[actor]))
+                if outside[actor] >= 4:
+                    outside[actor] = 0
+            got.new_bans = seam.offences_counted(got.offences, counts, step.facts.now)
+        assert (got.action, got.new_bans) == (expected.action, expected.new_bans), i
+        if got.new_bans and banned_at is None:
+            banned_at = i
+    assert banned_at == 3  # the fourth refusal
+    assert got.ban_key == "ip:203.0.113.66"  # and from then on the ban answers
+
+
+def test_a_network_marked_shared_elsewhere_is_counted_from_the_next_request() -> None:
+    engine = Engine(policy())
+    step = engine.begin(RequestFacts(now=T0, ip="198.51.100.7", path="/users/1", user_agent=CHROME))
+    assert isinstance(step, Pending) and step.network == "198.51.100.0/24" and not step.network_counted
+    assert "network" not in [kind for kind, _ in step.actors]
+    engine.network_shared("198.51.100.0/24")
+    step = engine.begin(RequestFacts(now=T0 + 1, ip="198.51.100.7", path="/users/2", user_agent=CHROME))
+    assert isinstance(step, Pending) and step.network_counted
+    assert ("network", "198.51.100.0/24") in step.actors
+
+
+def test_the_site_asset_tally_takes_the_shared_total() -> None:
+    from scrapewarden.core.engine import SITE_ASSETS_MIN
+
+    engine = Engine(policy())
+    assert not engine.site_assets_known
+    engine.note_site_assets(SITE_ASSETS_MIN - 1)
+    assert not engine.site_assets_known
+    engine.decide(RequestFacts(now=T0, ip="192.0.2.1", path="/static/app.css", user_agent=CHROME))
+    assert engine.site_assets_known
+    engine.note_site_assets(3)  # a smaller total never lowers it
+    assert engine.site_assets_known

@@ -6,7 +6,10 @@ door can send.
 
 Key: ``policy.challenge.key`` when set, else one generated on first use and kept in the state
 store (setting ``challenge.key``), so every instance sharing a store signs and checks with the
-same key.
+same key. A key made while the store could not answer is this instance's own until
+:meth:`ChallengeService.converge_key` finds the shared one; challenges and cookies signed with
+the replaced key are still accepted here for as long as a clearance lives (see
+:mod:`..state.shared_keys`).
 
 Single use: a spent challenge id is marked in the state store (``spend_once``) for as long as a
 challenge lives (10 minutes), so no instance sharing the store accepts the same answer twice; a
@@ -62,6 +65,7 @@ from ..core.fingerprint import network_of
 from ..core.policy import Policy
 from ..doors.responses import Reply, new_reference
 from ..state.base import StateStore
+from ..state.shared_keys import CHALLENGE_KEY, StoredKey, shared_key, stored_key
 
 if TYPE_CHECKING:
     from .captcha import CaptchaVerifier, Widget
@@ -168,7 +172,11 @@ class ChallengeService:
     ) -> None:
         self.policy = policy
         self.clock = clock
-        self.key = self._key(policy, store)
+        stored = self._key(policy, store)
+        self.key = stored.value
+        self._key_provisional = stored.provisional
+        self._old_keys: list[tuple[bytes, float]] = []
+        """Keys replaced by :meth:`converge_key`, each with the time until which it still checks."""
         self.store = store
         self._v4 = policy.network.ipv4_network_prefix
         self._v6 = policy.network.ipv6_network_prefix
@@ -200,21 +208,36 @@ class ChallengeService:
                 self.stats[key] = self.stats.get(key, 0) + 1
 
     @staticmethod
-    def _key(policy: Policy, store: StateStore | None) -> bytes:
+    def _key(policy: Policy, store: StateStore | None) -> StoredKey:
         if policy.challenge.key:
-            return policy.challenge.key.encode("utf-8")
+            return StoredKey(policy.challenge.key.encode("utf-8"))
         if store is not None:
-            try:
-                key = store.get_setting("challenge.key")
-                if key is None:
-                    key = secrets.token_hex(32)
-                    store.set_setting("challenge.key", key)
-                    store.flush()
-                    key = store.get_setting("challenge.key") or key  # another process won
-                return bytes.fromhex(key)
-            except Exception:
-                log.exception("could not read the challenge key from the store; using a process key")
-        return secrets.token_bytes(32)
+            return stored_key(store, CHALLENGE_KEY, "challenge key")
+        return StoredKey(secrets.token_bytes(32))
+
+    def converge_key(self) -> bool:
+        """If the key was made while the store could not answer, take the shared one once it
+        can; True when the key changed. The replaced key still checks challenges and cookies
+        for as long as a clearance lives, so nobody who passed a challenge here meanwhile is
+        asked again (other instances never knew that key: there, they are)."""
+        if not self._key_provisional or self.store is None:
+            return False
+        shared = shared_key(self.store, CHALLENGE_KEY, self.key)
+        if shared is None:
+            return False
+        self._key_provisional = False
+        if shared == self.key:
+            return False
+        until = self.clock() + self.policy.challenge.clearance_hours * 3600.0 + CHALLENGE_SECONDS
+        self._old_keys = [(self.key, until)]
+        self.key = shared
+        log.warning("scrapewarden: challenge key now the one shared through the state store")
+        return True
+
+    def _previous_keys(self, now: float) -> list[bytes]:
+        if self._old_keys and self._old_keys[0][1] <= now:
+            self._old_keys = [(key, until) for key, until in self._old_keys if until > now]
+        return [key for key, _ in self._old_keys]
 
     # -- clearance -------------------------------------------------------------------------------
 
@@ -240,6 +263,13 @@ class ChallengeService:
         found = read_clearance(
             self.key, token, now=now, ip=ip, user_agent=ua, v4_prefix=self._v4, v6_prefix=self._v6
         )
+        if found is None and self._old_keys:
+            for old in self._previous_keys(now):
+                found = read_clearance(
+                    old, token, now=now, ip=ip, user_agent=ua, v4_prefix=self._v4, v6_prefix=self._v6
+                )
+                if found is not None:
+                    break
         if found is None:
             self._cleared.pop(key, None)
             return None
@@ -346,36 +376,19 @@ class ChallengeService:
         how: str
         if form.get("kind") == "captcha":
             how = "captcha"
-            verdict = check_captcha_challenge(
-                self.key, token, now=now, ip=ip, user_agent=ua, v4_prefix=self._v4, v6_prefix=self._v6
-            )
         elif form.get("nojs") == "1":
             # No script ran, so there is no browser report; the wait and the halved budgets
             # that come with a no-JS clearance stand in for it.
             how = "nojs"
-            verdict = check_wait(
-                self.key,
-                token,
-                now=now,
-                ip=ip,
-                user_agent=ua,
-                delay=self.policy.challenge.nojs_delay_seconds,
-                v4_prefix=self._v4,
-                v6_prefix=self._v6,
-            )
         else:
             how = "pow"
             signals = read_report(form.get("signals"))
-            verdict = check_solution(
-                self.key,
-                token,
-                form.get("nonce", ""),
-                now=now,
-                ip=ip,
-                user_agent=ua,
-                v4_prefix=self._v4,
-                v6_prefix=self._v6,
-            )
+        verdict = self._check(how, self.key, form, token, now, ip, ua)
+        if verdict.reason == "forged" and self._old_keys:
+            for old in self._previous_keys(now):  # issued here before the key was replaced
+                verdict = self._check(how, old, form, token, now, ip, ua)
+                if verdict.reason != "forged":
+                    break
         reason: str = verdict.reason
         # Spent before the provider is asked: one challenge buys one question to the provider,
         # however many copies of the form are posted at once.
@@ -411,6 +424,36 @@ class ChallengeService:
             ("Content-Length", "0"),
         ]
         return Reply(status=303, headers=headers, body=b"", reference="")
+
+    def _check(
+        self, how: str, key: bytes, form: Mapping[str, str], token: str, now: float, ip: str, ua: str
+    ) -> Verdict:
+        """Check an answer's challenge (and proof, or wait) against one key."""
+        if how == "captcha":
+            return check_captcha_challenge(
+                key, token, now=now, ip=ip, user_agent=ua, v4_prefix=self._v4, v6_prefix=self._v6
+            )
+        if how == "nojs":
+            return check_wait(
+                key,
+                token,
+                now=now,
+                ip=ip,
+                user_agent=ua,
+                delay=self.policy.challenge.nojs_delay_seconds,
+                v4_prefix=self._v4,
+                v6_prefix=self._v6,
+            )
+        return check_solution(
+            key,
+            token,
+            form.get("nonce", ""),
+            now=now,
+            ip=ip,
+            user_agent=ua,
+            v4_prefix=self._v4,
+            v6_prefix=self._v6,
+        )
 
     def _tell(self, outcome: Outcome) -> None:
         if self.on_outcome is not None:

@@ -465,3 +465,12 @@ class SharedNetworks:
         if first:
             self._current[network] = _SHARED  # remembered here, not only by the network's counters
         return True
+
+    def mark_shared(self, network: str) -> None:
+        """Count ``network`` as shared from now on (another instance saw a second address)."""
+        if network not in self._current:
+            self._previous.pop(network, None)
+            if len(self._current) >= self._half:
+                self._previous = self._current
+                self._current = {}
+        self._current[network] = _SHARED

@@ -51,6 +51,10 @@ class Decision:
     new_bans: list[tuple[str, str]] = field(default_factory=list)
     """(kind, value) bans the engine asks the door to impose: repeated blocks crossed the
     policy's ``actions.bans`` threshold. The door persists them with an escalating expiry."""
+    offences: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, key) of the actors in the policy's ban scopes this refusal counts against. The
+    engine counts them itself unless a door deciding in steps counts them where its counters
+    live (``Engine.finish(..., count_offences=False)``, then ``Engine.offences_counted``)."""
     challenge_bits: int = 0
     """Proof-of-work difficulty (leading zero bits) to ask for; 0 unless the action is CHALLENGE."""
     challenge_kind: Literal["pow", "captcha"] = "pow"

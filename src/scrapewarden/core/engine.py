@@ -94,6 +94,12 @@ class Pending:
     """How the client earned its clearance ("pow", "nojs", "captcha"), or ""."""
     shown: tuple[str, ...]
     """What its browser showed while earning it (codes of :mod:`.challenge_signals`)."""
+    network: str = ""
+    """The address's network (counted as an actor or not)."""
+    network_counted: bool = False
+    """True when the network is one of ``actors``: several addresses are known to use it. A door
+    sharing state tells the other instances so; while False, it asks them whether they have
+    seen other addresses in it (and if so tells :meth:`Engine.network_shared`)."""
 
 
 class _PartnerUsage:
@@ -254,8 +260,10 @@ class Engine:
             observation = Observation(
                 now, is_asset, page, path in self._traps, record.digest, record.kind, record.record_id
             )
-        actors = self._actors(facts, fp)
-        return Pending(facts, fp, record, evidence, actors, observation, cleared or "", shown)
+        actors, network, counted = self._actors(facts, fp)
+        return Pending(
+            facts, fp, record, evidence, actors, observation, cleared or "", shown, network, counted
+        )
 
     def observe(self, pending: Pending) -> list[ActorState]:
         """Count the request for each of its actors in this process's tables."""
@@ -269,9 +277,15 @@ class Engine:
             counted.append(state)
         return counted
 
-    def finish(self, pending: Pending, counts: Sequence[ActorCounts]) -> Decision:
+    def finish(
+        self, pending: Pending, counts: Sequence[ActorCounts], *, count_offences: bool = True
+    ) -> Decision:
         """Judge the request from its per-request findings and its actors' counts (one per
-        actor of ``pending.actors``, in order), and pick the action."""
+        actor of ``pending.actors``, in order), and pick the action.
+
+        A refusal's offences (``Decision.offences``) are counted in this process's tables, and
+        bans due go into ``Decision.new_bans``; ``count_offences=False`` leaves that to the
+        caller, whose counters are elsewhere (a shared store; see :meth:`offences_counted`)."""
         policy = self.policy
         facts = pending.facts
         now = facts.now
@@ -302,7 +316,10 @@ class Engine:
             decision.tarpit_seconds = policy.actions.tarpit_seconds
             decision.decoy = policy.actions.decoy and record is not None
         if action >= Action.CHALLENGE and enforced and self._ban_scopes:
-            decision.new_bans = self._count_offence(pending.actors, now)
+            scopes = self._ban_scopes
+            decision.offences = [(kind, key) for kind, key in pending.actors if kind in scopes]
+            if count_offences:
+                decision.new_bans = self.count_offences(decision.offences, now)
         if action is Action.ALLOW and self._under_attack and not cleared and not pending.observation.asset:
             # Under attack, everyone without clearance is challenged. Not an offence: a person
             # reloading the challenge page must never collect a ban for it.
@@ -330,8 +347,9 @@ class Engine:
             return False
         return None
 
-    def _actors(self, facts: RequestFacts, fp: str) -> list[tuple[str, str]]:
-        """The actors a request belongs to, most general first.
+    def _actors(self, facts: RequestFacts, fp: str) -> tuple[list[tuple[str, str]], str, bool]:
+        """The actors a request belongs to, most general first; the address's network, and
+        whether it is one of them.
 
         Address always. Its network only once the network has a second address (see
         ``SharedNetworks``). Then the most specific identity the client shows: its account, else
@@ -343,7 +361,10 @@ class Engine:
         ip = facts.ip
         actors = [("ip", ip)]
         network = network_of(ip, self._v4, self._v6)
-        if self._tables["network"].peek(network) is not None or self._networks.second_address(network, ip):
+        counted = self._tables["network"].peek(network) is not None or self._networks.second_address(
+            network, ip
+        )
+        if counted:
             actors.append(("network", network))
         if facts.account_id:
             actors.append(("account", facts.account_id))
@@ -351,7 +372,7 @@ class Engine:
             actors.append(("session", facts.session_id))
         else:
             actors.append(("fingerprint", fp))
-        return actors
+        return actors, network, counted
 
     def _judge_counts(self, pending: Pending, counts: Sequence[ActorCounts], *, halved: bool) -> None:
         """Findings from the actors' counts, the strongest per detector, into ``pending.evidence``."""
@@ -434,23 +455,55 @@ class Engine:
             return decision
         return Decision(Action.ALLOW, 0.0, evidence, enforced, record=_pair(record))
 
-    def _count_offence(self, actors: list[tuple[str, str]], now: float) -> list[tuple[str, str]]:
-        """Count a challenged/blocked request against each ban scope; return bans now due."""
+    # -- offences and shared tallies (see docs/state.md) -----------------------------------------
+
+    def count_offences(self, offences: Sequence[tuple[str, str]], now: float) -> list[tuple[str, str]]:
+        """Count a refusal's offences (``Decision.offences``) in this process's tables; the
+        bans now due (see :meth:`offences_counted`). A count that reaches the threshold starts
+        again from zero, as the shared store's does."""
         bans = self.policy.actions.bans
-        due: list[tuple[str, str]] = []
-        for kind, key in actors:
-            if kind not in self._ban_scopes:
-                continue
+        threshold = bans.blocks_before_ban
+        counts = []
+        for kind, key in offences:
             state = self._tables[kind].get(key, now)
             if state.blocks is None:
                 state.blocks = SlidingCount(float(bans.window_seconds))
-            if state.blocks.add(now) >= bans.blocks_before_ban:
+            count = state.blocks.add(now)
+            if count >= threshold:
                 state.blocks = None
+            counts.append(count)
+        return self.offences_counted(offences, counts, now)
+
+    def offences_counted(
+        self, offences: Sequence[tuple[str, str]], counts: Sequence[float], now: float
+    ) -> list[tuple[str, str]]:
+        """The bans due now that each actor of ``offences`` has the matching count of refusals
+        within ``actions.bans.window_seconds`` (from this process or a shared store)."""
+        bans = self.policy.actions.bans
+        due: list[tuple[str, str]] = []
+        for (kind, key), count in zip(offences, counts, strict=True):
+            if count >= bans.blocks_before_ban:
                 due.append((kind, key))
                 # Take effect at once with the first-offence length; the door persists the ban
                 # and replaces it with the escalated length for repeat offenders.
                 self.bans.add(kind, key, now + ban_ttl(bans, 0))
         return due
+
+    def network_shared(self, network: str) -> None:
+        """Another instance has seen another address in ``network``: count it as an actor
+        from the next request on (see :class:`~.counters.SharedNetworks`)."""
+        self._networks.mark_shared(network)
+
+    @property
+    def site_assets_known(self) -> bool:
+        """True once enough assets were served site-wide for "loads no assets" to count."""
+        return self._site_assets >= SITE_ASSETS_MIN
+
+    def note_site_assets(self, total: int) -> None:
+        """The site-wide asset tally as a shared store knows it (every instance's assets,
+        this one's included): the engine holds the larger of it and its own."""
+        if total > self._site_assets:
+            self._site_assets = total
 
     def adopt_state(self, previous: Engine) -> None:
         """Continue from ``previous`` (a policy reload): keep its bans, counters and site-wide

@@ -260,9 +260,19 @@ class DeciderService:
         self.checked: collections.Counter[int] = collections.Counter()
         """Answers checked, per worker pid (how an operator or a test sees every worker's share)."""
         self.tasks: set[asyncio.Task[None]] = set()
+        self._key_sent = warden.challenges.key
 
     def key_frame(self) -> bytes:
-        return _encode(("key", self.warden.challenges.key))
+        self._key_sent = key = self.warden.challenges.key
+        return _encode(("key", key))
+
+    def _send_key_if_changed(self) -> None:
+        """A key made while the store could not answer is replaced by the shared one once it
+        can (ChallengeService.converge_key): the workers must then sign with that one too."""
+        if self.warden.challenges.key is not self._key_sent:
+            frame = self.key_frame()
+            for connection in list(self.connections):
+                connection.send(frame)
 
     def answer(self, request: Any, connection: _DeciderConnection | None = None) -> bytes:
         kind = request[0] if isinstance(request, tuple) and request else None
@@ -319,6 +329,7 @@ class DeciderService:
 
     def _decision_frame(self, req_id: int, decision: Decision) -> bytes:
         self.answered += 1
+        self._send_key_if_changed()
         return _encode(
             (
                 req_id,
