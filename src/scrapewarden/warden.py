@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("scrapewarden")
 
 BAN_REFRESH_SECONDS = 2.0
+BAN_REFRESH_MIN_WALL = 0.2
+"""Seconds by the Warden's clock between two reads of the shared bans at least, whatever the
+requests' own times say: a replay (``watch --from-start``) or a benchmark packs hours of
+request time into seconds, and each read is a round trip to the store on the request path."""
 BRIDGE_MARGIN = 0.01
 """Seconds a synchronous caller waits beyond the shared counters' own deadline: the hop to the
 loop thread and back, which a busy process (many threads, one interpreter lock) may delay."""
@@ -143,6 +147,7 @@ class Warden:
         """The process whose loop thread the counters' connections belong to (0: none yet)."""
         self._bridge_lock = threading.Lock()
         self._next_ban_refresh = 0.0
+        self._next_ban_refresh_wall = 0.0
         self._next_retention = 0.0
         self.decisions = 0
         self.actions = {action: 0 for action in Action}
@@ -430,7 +435,7 @@ class Warden:
         return self._after(facts, decision, started)
 
     def _refresh_bans_if_due(self, now: float) -> None:
-        if now >= self._next_ban_refresh:
+        if now >= self._next_ban_refresh and self.clock() >= self._next_ban_refresh_wall:
             self._refresh_bans(now)
 
     def _imposing_bans(self, decision: Decision, now: float) -> Decision:
@@ -457,6 +462,7 @@ class Warden:
 
     def _refresh_bans(self, now: float) -> None:
         self._next_ban_refresh = now + BAN_REFRESH_SECONDS
+        self._next_ban_refresh_wall = self.clock() + BAN_REFRESH_MIN_WALL
         self._converge_keys()
         try:
             bans = self.store.list_bans(now)

@@ -359,9 +359,12 @@ class RedisCounters:
         if self.degraded_since is None:
             self.degraded_since = now
         # Until the next try, requests are decided locally at once: a frozen or overloaded
-        # Redis then costs one request per try the deadline, not every request.
-        self._backoff = min(RETRY_MAX, self._backoff * 2 or RETRY_FIRST)
-        self._retry_at = now + self._backoff
+        # Redis then costs one request per try the deadline, not every request. Only a try
+        # made after the pause lengthens it: the other requests of a failing batch (or of
+        # batches already sent) fail with it and say nothing new.
+        if now >= self._retry_at:
+            self._backoff = min(RETRY_MAX, self._backoff * 2 or RETRY_FIRST)
+            self._retry_at = now + self._backoff
         if now - self._warned >= WARN_EVERY:
             self._warned = now
             log.warning(

@@ -14,6 +14,7 @@ a busy instance sends few, large batches; batches are pipelined (see :class:`Res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl as ssl_module
 from collections import deque
 from collections.abc import Sequence
@@ -100,6 +101,16 @@ class _Parser:
         raise RespError(f"unexpected reply type {kind!r}")
 
 
+CONNECT_TIMEOUT = 0.5
+"""At least this long to connect: nobody waits on it beyond their own deadline (see batch)."""
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark a connection attempt's failure as seen: the callers who awaited it may have gone."""
+    if not task.cancelled():
+        task.exception()
+
+
 class RespConnection:
     """Sends batches of commands on one connection and returns their replies, in order.
 
@@ -108,13 +119,15 @@ class RespConnection:
     next batch while Redis works through the last (on two cores, each gets one).
     """
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, *, stale_after: float = 1.0) -> None:
         self.config = config
+        self.stale_after = stale_after
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._parser = _Parser()
-        self._lock = asyncio.Lock()
-        self._waiting: deque[tuple[int, list[object], asyncio.Future[list[object]]]] = deque()
+        self._connecting: asyncio.Future[None] | None = None
+        self._waiting: deque[tuple[int, list[object], asyncio.Future[list[object]], float]] = deque()
+        """Batches sent and not yet answered: replies wanted, replies so far, the caller, when sent."""
         self._reading: asyncio.Task[None] | None = None
 
     async def _connect(self) -> None:
@@ -129,7 +142,7 @@ class RespConnection:
             if config.ssl_certfile:
                 context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context), config.connect_timeout
+            asyncio.open_connection(host, port, ssl=context), max(config.connect_timeout, CONNECT_TIMEOUT)
         )
         self._parser = _Parser()
         hello: list[bytes] = []
@@ -179,7 +192,7 @@ class RespConnection:
                     raise ConnectionError("Redis closed the connection")
                 parser.feed(data)
                 while waiting:
-                    wanted, got, done = waiting[0]
+                    wanted, got, done, _ = waiting[0]
                     while len(got) < wanted:
                         reply = parser.reply()
                         if reply is INCOMPLETE:
@@ -197,33 +210,52 @@ class RespConnection:
 
     async def batch(self, commands: Sequence[bytes]) -> list[object]:
         """Send ``commands`` and return their replies (errors as :class:`RespError` values).
+
         A broken connection is dropped, so the next batch opens a fresh one. A caller that gives
-        up (a deadline) drops the connection too: a server that slow is not to be queued on."""
-        if self._writer is None:
-            async with self._lock:
-                if self._writer is None:
-                    await self._connect()
-        assert self._writer is not None
-        done: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((len(commands), [], done))
-        self._writer.write(b"".join(commands))
-        try:
-            return await done
-        except asyncio.CancelledError:
+        up (its deadline) leaves the connection as it is: its replies are read and dropped when
+        they come. (Dropping the connection instead made one slow moment a storm: every batch
+        in flight failed, and the reconnections ran into the deadline in turn.) A server that
+        has not answered the oldest batch in ``stale_after`` seconds has stopped, though: the
+        connection is dropped and the next batch opens a fresh one.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._waiting and now - self._waiting[0][3] > self.stale_after:
             self.close()
-            raise
+        if self._writer is None:
+            # Connecting goes on in the background: a caller's deadline ends its wait, not the
+            # connection, which the next batch then finds open.
+            if self._connecting is None or self._connecting.done():
+                self._connecting = asyncio.ensure_future(self._connect())
+                self._connecting.add_done_callback(_retrieve)
+            await asyncio.shield(self._connecting)
+        assert self._writer is not None
+        done: asyncio.Future[list[object]] = loop.create_future()
+        self._waiting.append((len(commands), [], done, now))
+        self._writer.write(b"".join(commands))
+        return await done
 
     def _drop(self, exc: BaseException) -> None:
         writer, self._writer, self._reader = self._writer, None, None
         reading, self._reading = self._reading, None
         waiting, self._waiting = self._waiting, deque()
-        for _, _, done in waiting:
+        for _, _, done, _ in waiting:
             if not done.done():
                 done.set_exception(exc)
-        if reading is not None and reading is not asyncio.current_task():
-            reading.cancel()
-        if writer is not None:
-            writer.close()
+        try:
+            current = asyncio.current_task()
+        except RuntimeError:  # closed from outside any loop (at shutdown)
+            current = None
+        # At shutdown the loop that made them may be closed already: nothing left to stop then.
+        with contextlib.suppress(RuntimeError):
+            if reading is not None and reading is not current:
+                reading.cancel()
+        with contextlib.suppress(RuntimeError):
+            if writer is not None:
+                writer.close()
 
     def close(self) -> None:
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
         self._drop(ConnectionError("connection closed"))
