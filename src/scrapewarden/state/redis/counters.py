@@ -16,11 +16,11 @@ Everything expires two days after the actor's last request.
 Failure: every call has a deadline (``timeout``, 20 ms by default). If Redis does not answer in
 time, or fails, :meth:`observe` returns None and the caller counts locally; the counters are
 marked degraded (``degraded_since``, ``failures``) and a warning is logged at most every few
-seconds. Until the next try (0.1 s later, doubling up to 2 s while it keeps failing) requests
-are counted locally at once (``skipped``), so a frozen Redis makes one request per try wait
-the deadline, not every request. Local counts never flow back into Redis, so when it returns the shared
-budgets resume from what Redis last knew: no burst of false blocks (a scraper gains at most the
-requests made during the outage).
+seconds. After two failed tries in a row, until the next try (0.1 s later, doubling up to 2 s
+while it keeps failing) requests are counted locally at once (``skipped``), so a frozen Redis
+makes one request per try wait the deadline, not every request. Local counts never flow back
+into Redis, so when it returns the shared budgets resume from what Redis last knew: no burst of
+false blocks (a scraper gains at most the requests made during the outage).
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ class RedisCounters:
         """Requests decided locally without asking Redis, as it had just failed."""
         self._backoff = 0.0
         self._retry_at = 0.0
+        self._tries_failed = 0
+        self._last_failure = 0.0
         self._warned = 0.0
 
     def _keys(self, kind: str, key: str) -> list[str]:
@@ -323,7 +325,8 @@ class RedisCounters:
         Cluster one call per actor (each actor's keys live on one node), grouped per node.
         (Without the lean connections, a Cluster gets one redis-py call per actor instead:
         redis-py's cluster pipelines refuse EVALSHA.)"""
-        if self.degraded_since is not None and time.monotonic() < self._retry_at:
+        started = time.monotonic()
+        if self.degraded_since is not None and started < self._retry_at:
             self.skipped += 1  # Redis failed a moment ago: don't make this request wait too
             return None
         try:
@@ -333,7 +336,7 @@ class RedisCounters:
             else:
                 counted = await self._pipelined(actors, obs)  # within the batch's deadline
         except Exception as exc:  # timeout, connection refused, cluster moved...: count locally
-            self._failed(exc)
+            self._failed(exc, started)
             return None
         if self.degraded_since is not None:
             if self._warned >= self.degraded_since:  # say it is over only if we said it began
@@ -343,6 +346,7 @@ class RedisCounters:
                 )
             self.degraded_since = None
             self._backoff = 0.0
+            self._tries_failed = 0
         return list(counted)
 
     async def aclose(self) -> None:
@@ -353,18 +357,22 @@ class RedisCounters:
             connection.close()
         await self.client.aclose()
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, started: float) -> None:
         self.failures += 1
         now = time.monotonic()
         if self.degraded_since is None:
             self.degraded_since = now
-        # Until the next try, requests are decided locally at once: a frozen or overloaded
-        # Redis then costs one request per try the deadline, not every request. Only a try
-        # made after the pause lengthens it: the other requests of a failing batch (or of
-        # batches already sent) fail with it and say nothing new.
-        if now >= self._retry_at:
-            self._backoff = min(RETRY_MAX, self._backoff * 2 or RETRY_FIRST)
-            self._retry_at = now + self._backoff
+        # A request that began after the last failure is a new try; the others were in flight
+        # with it and fail with it (a batch, or batches behind it), saying nothing new. One
+        # failed try may be a moment's stall (a garbage collection, a busy core). A second in a
+        # row means Redis is away or overloaded: until the next try, requests are decided
+        # locally at once, so it costs one request per try the deadline, not every request.
+        if started >= self._last_failure:
+            self._tries_failed += 1
+            if self._tries_failed >= 2 and now >= self._retry_at:
+                self._backoff = min(RETRY_MAX, self._backoff * 2 or RETRY_FIRST)
+                self._retry_at = now + self._backoff
+        self._last_failure = now
         if now - self._warned >= WARN_EVERY:
             self._warned = now
             log.warning(
