@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
+from .core.audit import SYSTEM, AuditRecord
 from .core.bans import ban_ttl
 from .core.counters import ActorCounts
 from .core.decision import Action, Decision
@@ -321,11 +322,16 @@ class Warden:
                     source="auto",
                 )
             )
+            details = {"expires": now + ttl, "reason": reason[:500], "offences": offences + 1}
+            self.store.append_audit(AuditRecord(now, SYSTEM, "ban.add", f"{kind}:{value}", details))
         except Exception:
             log.exception("could not store ban %s:%s", kind, "<redacted>")
 
-    def ban(self, kind: BanKind, value: str, *, ttl: float | None, reason: str = "") -> Ban:
-        """Impose a ban now (operator action); also visible to other processes via the store."""
+    def ban(
+        self, kind: BanKind, value: str, *, ttl: float | None, reason: str = "", by: str = "operator"
+    ) -> Ban:
+        """Impose a ban now (operator action, audited as ``by``); also visible to other processes
+        via the store."""
         now = self.clock()
         ban = Ban(
             kind=kind,
@@ -336,6 +342,8 @@ class Warden:
             source="operator",
         )
         stored = self.store.add_ban(ban)
+        details = {"expires": ban.expires, "reason": reason, "offences": stored.offences}
+        self.store.append_audit(AuditRecord(now, by, "ban.add", stored.key, details))
         with self._lock:
             self.engine.bans.add(kind, value, ban.expires)
         return stored
