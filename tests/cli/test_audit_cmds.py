@@ -115,7 +115,8 @@ def test_swapped_rows_fail_verify(db: Path) -> None:
         }
         for seq, other in ((2, 3), (3, 2)):
             con.execute(
-                "UPDATE audit SET ts=?, actor=?, action=?, target=?, details=?, prev_hash=?, hash=? WHERE seq=?",
+                "UPDATE audit SET ts=?, actor=?, action=?, target=?, details=?, prev_hash=?, hash=? "
+                "WHERE seq=?",
                 (*rows[other], seq),
             )
     con.close()
