@@ -32,6 +32,8 @@ from .core.engine import Engine
 from .core.facts import RequestFacts
 from .core.fingerprint import fingerprint
 from .core.http_facts import facts_from_http
+from .core.incident_watch import IncidentWatch
+from .core.incidents import Detection
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
 from .state.base import Ban, BanKind, Event, StateStore
@@ -118,6 +120,14 @@ class Warden:
         self._next_retention = 0.0
         self.decisions = 0
         self.actions = {action: 0 for action in Action}
+        self.incident_watch = (
+            IncidentWatch(self.policy, self.pseudonymizer) if self.policy.incidents.enabled else None
+        )
+        """Counts suspicious actors in memory; findings over ``[incidents]`` thresholds are filed
+        as incidents from a background thread, at most once per actor per interval."""
+        self._incident_lock = threading.Lock()
+        self._unfiled: list[Detection] = []
+        self._filing: threading.Thread | None = None
 
     def _shared_counters(self) -> RedisCounters | None:
         """Per-actor counters on the same Redis as the state store, when it is one: every
@@ -270,6 +280,8 @@ class Warden:
         """Tallies, the event trail and the owed challenge, whichever way the decision was made."""
         self.decisions += 1
         self.actions[decision.action] += 1
+        if self.incident_watch is not None:
+            self._watch_incidents(facts, decision)
         if decision.action is not Action.ALLOW:
             self._record(facts, decision)
             if decision.action is Action.CHALLENGE and decision.enforced:
@@ -277,6 +289,43 @@ class Warden:
                 # must not then hand this client an easier challenge than the one it was owed.
                 self.challenges.note_demand(facts.ip, facts.user_agent, decision)
         return decision
+
+    # -- incidents ---------------------------------------------------------------------------------
+
+    def _watch_incidents(self, facts: RequestFacts, decision: Decision) -> None:
+        watch = self.incident_watch
+        if watch is None or (decision.action is Action.ALLOW and decision.record is None):
+            return
+        fp = fingerprint(facts) if decision.action is not Action.ALLOW else ""
+        with self._incident_lock:
+            watch.note(facts, decision, fp)
+            if facts.now < watch.next_check:
+                return
+            detections = watch.due(facts.now)
+            if not detections and not self._unfiled:
+                return
+            if self._filing is not None and self._filing.is_alive():
+                self._unfiled = (self._unfiled + detections)[-1000:]  # next time
+                return
+            batch, self._unfiled = self._unfiled + detections, []
+            # The store is written off the request path: this request does not wait for it.
+            self._filing = threading.Thread(
+                target=self._file_incidents, args=(batch,), name="scrapewarden-incidents", daemon=True
+            )
+            self._filing.start()
+
+    def _file_incidents(self, detections: list[Detection]) -> None:
+        from .incidents.book import IncidentBook
+
+        book = IncidentBook(self.store, clock=self.clock, team=self.policy.incidents.team)
+        for i, detection in enumerate(detections):
+            try:
+                book.record(detection)
+            except Exception:  # Redis away, disk full: keep them for the next round
+                log.warning("could not file %d incident findings; retrying later", len(detections) - i)
+                with self._incident_lock:
+                    self._unfiled = (detections[i:] + self._unfiled)[-1000:]
+                return
 
     # -- bans --------------------------------------------------------------------------------------
 
@@ -390,7 +439,19 @@ class Warden:
             )
         )
 
+    def settle_incidents(self, timeout: float = 10.0) -> None:
+        """Wait until findings already handed to the background filer are in the store."""
+        filing = self._filing
+        if filing is not None:
+            filing.join(timeout)
+
     def close(self) -> None:
+        self.settle_incidents(5.0)
+        if self.incident_watch is not None:
+            with self._incident_lock:
+                final, self._unfiled = self._unfiled + self.incident_watch.due(self.clock(), final=True), []
+            if final:
+                self._file_incidents(final)  # what was still being counted is not lost on shutdown
         self.challenges.close()
         self.store.flush()
         self.store.close()
