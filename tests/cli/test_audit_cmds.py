@@ -158,3 +158,21 @@ def test_as_a_real_command(db: Path) -> None:
         [str(SCRAPEWARDEN), "audit", "verify"], env=env, capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 1 and "BROKEN at entry 5" in bad.stderr
+
+
+def test_writing_a_policy_is_audited_with_its_hash(tmp_path: Path) -> None:
+    import hashlib
+
+    db = tmp_path / "audit.db"
+    target = tmp_path / "scrapewarden.toml"
+    result = run(db, "init", str(target), user="gina")
+    assert result.exit_code == 0, result.output
+    (entry,) = listed(db)
+    assert (entry["actor"], entry["action"], entry["target"]) == ("gina", "policy.write", str(target))
+    details = entry["details"]
+    assert isinstance(details, dict)
+    assert details["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert run(db, "init", str(target), "--force").exit_code == 0
+    assert [e["details"]["how"] for e in listed(db)] == ["init", "init --force"]  # type: ignore[index]
+    assert run(db, "init", "-").exit_code == 0  # to stdout: nothing changed, nothing audited
+    assert len(listed(db)) == 2
