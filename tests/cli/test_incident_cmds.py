@@ -143,3 +143,41 @@ def test_as_a_real_command(db: Path) -> None:
     assert json.loads(listed.stdout)[0]["stage"] == "contained"
     verified = cli("audit", "verify")
     assert verified.returncode == 0 and "3 entries verified" in verified.stdout
+
+
+def test_open_by_hand_and_a_later_detection_joins_it(db: Path) -> None:
+    result = run(
+        db,
+        "incidents",
+        "open",
+        "--title",
+        "Reported by a user: profiles mirrored on a lookup site",
+        "--network",
+        "198.51.100.0/24",
+        "--record",
+        "profile:7",
+        "--note",
+        "ticket 4711",
+        user="hana",
+    )
+    assert result.exit_code == 0, result.output
+    new_id = result.stdout.split()[1].rstrip(":")
+    shown = json.loads(run(db, "incidents", "show", new_id, "--json").stdout)
+    assert shown["steps"][0]["by"] == "hana" and shown["steps"][0]["note"] == "ticket 4711"
+    assert shown["records"] == ["profile:7"] and shown["team"] == ""
+    # A live finding from an address in that network joins it: the pseudonyms line up.
+    from scrapewarden.core.policy import Policy
+    from scrapewarden.logs.incidents_out import pseudonymizer_for
+
+    store = SQLiteStore(db)
+    p = pseudonymizer_for(Policy(), store)
+    found = Detection(
+        ts=NOW,
+        source="live",
+        verdict="block",
+        actors=Actors(ips=[p.ip("198.51.100.9")], networks=[p.network("198.51.100.9")]),
+    )
+    incident, opened = IncidentBook(store).record(found)
+    store.close()
+    assert not opened and incident.id == new_id
+    assert run(db, "incidents", "open", "--title", "x", "--ip", "not-an-ip").exit_code == 2

@@ -6,8 +6,10 @@ through :func:`~.state_cmds.printable` into rich :class:`~rich.text.Text`, never
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -130,6 +132,79 @@ def incidents_show(incident_id: str, all_records: bool, as_json: bool, state_url
     out += [f"  {r}" for r in shown]
     for line in out:
         click.echo(printable(line))
+
+
+@incidents.command("open")
+@click.option("--title", required=True, help="What happened, in one line.")
+@click.option("--ip", "ips", multiple=True, help="An address involved (repeatable).")
+@click.option("--network", "networks", multiple=True, help="A CIDR network involved (repeatable).")
+@click.option("--account", "accounts", multiple=True, help="An account involved (repeatable).")
+@click.option("--record", "records", multiple=True, metavar="KIND:ID", help="A record exposed (repeatable).")
+@click.option("--note", default="", help="Why it was opened (kept with the first step).")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="SCRAPEWARDEN_POLICY",
+    default=None,
+    help="The policy (its privacy settings decide how addresses and accounts are stored).",
+)
+@_actor_option
+@_state_option
+def incidents_open(
+    title: str,
+    ips: tuple[str, ...],
+    networks: tuple[str, ...],
+    accounts: tuple[str, ...],
+    records: tuple[str, ...],
+    note: str,
+    policy_path: str | None,
+    actor: str | None,
+    state_url: str,
+) -> None:
+    """Open an incident by hand (a report from outside, a scraper found some other way).
+
+    Addresses and accounts are stored as the event trail stores them (keyed pseudonyms unless
+    the policy turns that off), so later detections about them join this incident."""
+    from ..core.incidents import Actors, Detection
+    from ..logs.incidents_out import pseudonymizer_for
+    from .analyze_cmds import _policy
+    from .state_cmds import parse_target
+
+    policy = _policy(None if policy_path is None else Path(policy_path))
+    addresses = [parse_target(ip, "ip")[1] for ip in ips]
+    cidrs = [parse_target(n, "network")[1] for n in networks]
+    for value in (title, note, *accounts, *records):
+        if printable(value) != value or len(value) > 500:
+            raise click.BadParameter("values must be at most 500 printable characters")
+    with _store(state_url) as store:
+        p = pseudonymizer_for(policy, store)
+        v4, v6 = policy.network.ipv4_network_prefix, policy.network.ipv6_network_prefix
+        nets = [p.network(ip, v4, v6) for ip in addresses]
+        # A whole network given: the pseudonym its addresses' network gets, when it is one.
+        nets += [_network_key(p, c, v4, v6) for c in cidrs]
+        now = time.time()
+        detection = Detection(
+            ts=now,
+            source="manual",
+            verdict="reported",
+            actors=Actors(
+                ips=[p.ip(ip) for ip in addresses],
+                networks=list(dict.fromkeys(nets)),
+                accounts=[p.account(a) for a in accounts],
+            ),
+            records=list(dict.fromkeys(records)),
+        )
+        book = IncidentBook(store, team=policy.incidents.team)
+        incident = book.open(detection, by=actor or current_user(), title=title, note=note)
+    click.echo(printable(f"opened {incident.id}: {incident.title}"))
+
+
+def _network_key(p: Any, cidr: str, v4: int, v6: int) -> str:
+    network = ipaddress.ip_network(cidr, strict=False)
+    if network.prefixlen == (v4 if network.version == 4 else v6):
+        return str(p.network(str(network.network_address), v4, v6))
+    return str(p.generic("net", str(network)))
 
 
 @incidents.command("assign")

@@ -266,14 +266,17 @@ def correlate(incidents: Iterable[Incident], detection: Detection) -> Incident |
     return min(found, key=lambda i: (i.opened_at, i.id)) if found else None
 
 
-def open_incident(incident_id: str, detection: Detection, *, at: float, by: str, title: str = "") -> Incident:
+def open_incident(
+    incident_id: str, detection: Detection, *, at: float, by: str, title: str = "", note: str = ""
+) -> Incident:
     """A new incident holding ``detection``, opened at ``at`` by ``by`` (a user or ``system``)."""
     first = detection.first_ts if detection.first_ts is not None else detection.ts
+    note = note or f"opened from a {detection.source} detection ({detection.verdict})"
     incident = Incident(
         id=incident_id,
         title=title or describe(detection),
         opened_at=at,
-        steps=[Step("open", at, by, f"opened from a {detection.source} detection ({detection.verdict})")],
+        steps=[Step("open", at, by, note)],
         first_seen=first,
         last_seen=detection.ts,
     )

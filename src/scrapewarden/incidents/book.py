@@ -100,17 +100,17 @@ class IncidentBook:
                 return found, False
         raise StateError(f"incident store kept changing; detection from {detection.source} not filed")
 
-    def open(self, detection: Detection, *, by: str, title: str = "") -> Incident:
+    def open(self, detection: Detection, *, by: str, title: str = "", note: str = "") -> Incident:
         """Open an incident by hand (no correlation: the person decided it is a new one)."""
         now = self.clock()
-        incident = self._new(detection, now, by, title)
+        incident = self._new(detection, now, by, title, note)
         if not self.store.save_incident(incident):
             raise StateError(f"incident id {incident.id} already taken")
         self._audit(now, by, "incident.open", incident.id, summary(incident))
         return incident
 
-    def _new(self, detection: Detection, now: float, by: str, title: str = "") -> Incident:
-        incident = open_incident(self.new_id(now), detection, at=now, by=by, title=title)
+    def _new(self, detection: Detection, now: float, by: str, title: str = "", note: str = "") -> Incident:
+        incident = open_incident(self.new_id(now), detection, at=now, by=by, title=title, note=note)
         incident.team = self.team
         return incident
 
