@@ -32,7 +32,7 @@ from .core.engine import Engine
 from .core.facts import RequestFacts
 from .core.fingerprint import fingerprint
 from .core.http_facts import facts_from_http
-from .core.incident_watch import IncidentWatch
+from .core.incident_watch import IncidentWatch, Report
 from .core.incidents import Detection
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
@@ -126,7 +126,7 @@ class Warden:
         """Counts suspicious actors in memory; findings over ``[incidents]`` thresholds are filed
         as incidents from a background thread, at most once per actor per interval."""
         self._incident_lock = threading.Lock()
-        self._unfiled: list[Detection] = []
+        self._unfiled: list[Report | Detection] = []
         self._filing: threading.Thread | None = None
 
     def _shared_counters(self) -> RedisCounters | None:
@@ -296,9 +296,8 @@ class Warden:
         watch = self.incident_watch
         if watch is None or (decision.action is Action.ALLOW and decision.record is None):
             return
-        fp = fingerprint(facts) if decision.action is not Action.ALLOW else ""
         with self._incident_lock:
-            watch.note(facts, decision, fp)
+            watch.note(facts, decision, lambda: fingerprint(facts))
             if facts.now < watch.next_check:
                 return
             detections = watch.due(facts.now)
@@ -314,18 +313,20 @@ class Warden:
             )
             self._filing.start()
 
-    def _file_incidents(self, detections: list[Detection]) -> None:
+    def _file_incidents(self, found: list[Report | Detection]) -> None:
         from .incidents.book import IncidentBook
 
+        watch = self.incident_watch
+        assert watch is not None
+        detections = [watch.detection(f) if isinstance(f, Report) else f for f in found]
         book = IncidentBook(self.store, clock=self.clock, team=self.policy.incidents.team)
-        for i, detection in enumerate(detections):
-            try:
-                book.record(detection)
-            except Exception:  # Redis away, disk full: keep them for the next round
-                log.warning("could not file %d incident findings; retrying later", len(detections) - i)
-                with self._incident_lock:
-                    self._unfiled = (detections[i:] + self._unfiled)[-1000:]
-                return
+        try:
+            book.record_many(detections)
+        except Exception:  # Redis away, disk full: keep them for the next round (absorbing twice
+            # what was filed before the failure only repeats counts, never loses a record)
+            log.warning("could not file %d incident findings; retrying later", len(detections))
+            with self._incident_lock:
+                self._unfiled = (detections + self._unfiled)[-1000:]
 
     # -- bans --------------------------------------------------------------------------------------
 

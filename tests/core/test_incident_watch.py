@@ -23,19 +23,19 @@ def facts(ip: str = "203.0.113.9", t: float = 0.0, **kw: object) -> RequestFacts
 
 def served(w: IncidentWatch, ip: str, ids: range, t: float = 0.0) -> None:
     for i in ids:
-        w.note(facts(ip, t), Decision(Action.ALLOW, 0.0, record=("profile", str(i))), "")
+        w.note(facts(ip, t), Decision(Action.ALLOW, 0.0, record=("profile", str(i))), lambda: "")
 
 
 def blocked(w: IncidentWatch, ip: str, t: float = 0.0, actor: str = "ip", **kw: object) -> None:
     evidence = [Evidence("breadth", 80.0, "too many profiles", actor)]
-    w.note(facts(ip, t, **kw), Decision(Action.BLOCK, 90.0, evidence, record=("profile", "x")), "fp1")
+    w.note(facts(ip, t, **kw), Decision(Action.BLOCK, 90.0, evidence, record=("profile", "x")), lambda: "fp1")
 
 
 def test_a_block_after_enough_records_is_reported_once_per_interval() -> None:
     w = watch()
     served(w, "203.0.113.9", range(5))
     blocked(w, "203.0.113.9", account_id="42")
-    (d,) = w.due(NOW + 1)
+    (d,) = map(w.detection, w.due(NOW + 1))
     p = Pseudonymizer(KEY)
     assert d.records == [f"profile:{i}" for i in range(5)]  # the refused one was not served
     assert d.actors.ips == [p.ip("203.0.113.9")] and d.actors.accounts == [p.account("42")]
@@ -44,7 +44,7 @@ def test_a_block_after_enough_records_is_reported_once_per_interval() -> None:
     assert d.samples[0]["ip"] == p.ip("203.0.113.9") and d.campaign == ""
     blocked(w, "203.0.113.9", t=10)
     assert w.due(NOW + 30) == []  # news, but within the interval
-    (again,) = w.due(NOW + 62)
+    (again,) = map(w.detection, w.due(NOW + 62))
     assert again.requests == 1  # only what is new since the last report
     assert w.due(NOW + 200) == []  # nothing new
 
@@ -54,11 +54,11 @@ def test_thresholds() -> None:
     served(w, "192.0.2.1", range(2))
     blocked(w, "192.0.2.1")
     assert w.due(NOW) == []  # blocked, but served fewer than min_records
-    w.note(facts("192.0.2.2"), Decision(Action.CHALLENGE, 50.0, [Evidence("rate", 50.0, "fast")]), "")
+    w.note(facts("192.0.2.2"), Decision(Action.CHALLENGE, 50.0, [Evidence("rate", 50.0, "fast")]), lambda: "")
     served(w, "192.0.2.2", range(10))
     assert w.due(NOW + 1) == []  # challenged, never blocked
     blocked(w, "192.0.2.3", actor="fingerprint")  # judged as one fingerprint: a campaign
-    (d,) = w.due(NOW + 2)
+    (d,) = map(w.detection, w.due(NOW + 2))
     assert d.campaign == "fingerprint:fp1"
     assert watch(on_campaign=False).due(NOW) == []
 
@@ -66,8 +66,10 @@ def test_thresholds() -> None:
 def test_observe_mode_decisions_count_as_served() -> None:
     w = watch()
     for i in range(3):
-        w.note(facts(), Decision(Action.BLOCK, 90.0, [], enforced=False, record=("profile", str(i))), "")
-    (d,) = w.due(NOW)
+        w.note(
+            facts(), Decision(Action.BLOCK, 90.0, [], enforced=False, record=("profile", str(i))), lambda: ""
+        )
+    (d,) = map(w.detection, w.due(NOW))
     assert d.records == ["profile:0", "profile:1", "profile:2"]
 
 

@@ -21,6 +21,7 @@ raw values live only in this process's memory. Pure: time comes in with each cal
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ from .policy import IncidentPolicy, Policy
 from .pseudonym import Pseudonymizer
 
 SAMPLES_PER_REPORT = 5
+FINGERPRINTS_PER_ADDRESS = 3
+"""Refused requests per address whose client fingerprint is noted (one client rarely has more)."""
 CHECK_EVERY = 5.0
 """Seconds between looks for due reports (at most; shorter when the interval is shorter)."""
 
@@ -39,7 +42,6 @@ CHECK_EVERY = 5.0
 class _Suspect:
     first: float
     last: float
-    network: str
     accounts: set[str] = field(default_factory=set)
     fingerprints: set[str] = field(default_factory=set)
     user_agents: set[str] = field(default_factory=set)
@@ -51,6 +53,25 @@ class _Suspect:
     samples: list[dict[str, Any]] = field(default_factory=list)
     dirty: bool = True
     reported: float = float("-inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What one actor did since its last report, raw (this process's memory only)."""
+
+    ip: str
+    first: float
+    last: float
+    blocked: bool
+    accounts: tuple[str, ...]
+    fingerprints: tuple[str, ...]
+    user_agents: tuple[str, ...]
+    campaign: str
+    detectors: dict[str, list[str]]
+    records: tuple[str, ...]
+    requests: int
+    samples: list[dict[str, Any]]
+    score: float
 
 
 class IncidentWatch:
@@ -68,8 +89,9 @@ class IncidentWatch:
 
     # -- the request path ---------------------------------------------------------------------
 
-    def note(self, facts: RequestFacts, decision: Decision, fingerprint: str) -> None:
-        """One decision. Cheap: no I/O, bounded memory."""
+    def note(self, facts: RequestFacts, decision: Decision, fingerprint_of: Callable[[], str]) -> None:
+        """One decision. Cheap: no I/O, bounded memory; pseudonyms are made when reporting, and
+        the client fingerprint is asked for only the first few times per address."""
         if decision.record is not None and decision.effective is Action.ALLOW:
             self._serve(facts.ip, f"{decision.record[0]}:{decision.record[1]}")
         if decision.action is Action.ALLOW:
@@ -77,8 +99,7 @@ class IncidentWatch:
         suspect = self._suspects.get(facts.ip)
         now = facts.now
         if suspect is None:
-            network = self._p.network(facts.ip, self._v4, self._v6)
-            suspect = self._suspects[facts.ip] = _Suspect(now, now, network)
+            suspect = self._suspects[facts.ip] = _Suspect(now, now)
             while len(self._suspects) > self.policy.remember_addresses:
                 self._suspects.popitem(last=False)
         else:
@@ -91,8 +112,11 @@ class IncidentWatch:
             suspect.blocked = True
         if facts.account_id:
             suspect.accounts.add(facts.account_id)
-        if fingerprint and len(suspect.fingerprints) < 20:
-            suspect.fingerprints.add(fingerprint)
+        fingerprint = ""
+        if suspect.requests <= FINGERPRINTS_PER_ADDRESS:
+            fingerprint = fingerprint_of()
+            if fingerprint:
+                suspect.fingerprints.add(fingerprint)
         if facts.user_agent and len(suspect.user_agents) < 20:
             suspect.user_agents.add(facts.user_agent[:300])
         for ev in decision.evidence:
@@ -101,9 +125,11 @@ class IncidentWatch:
             reasons = suspect.detectors.setdefault(ev.detector, [])
             if ev.reason not in reasons and len(reasons) < 5:
                 reasons.append(ev.reason)
-            if ev.actor == "fingerprint" and fingerprint and not suspect.campaign:
+            if ev.actor == "fingerprint" and not suspect.campaign:
                 # One fingerprint judged as one client across addresses: a coordinated campaign.
-                suspect.campaign = f"fingerprint:{fingerprint}"
+                fingerprint = fingerprint or fingerprint_of()
+                if fingerprint:
+                    suspect.campaign = f"fingerprint:{fingerprint}"
         if len(suspect.samples) < SAMPLES_PER_REPORT:
             suspect.samples.append(
                 {
@@ -111,7 +137,6 @@ class IncidentWatch:
                     "method": facts.method[:16],
                     "path": facts.path[:500],
                     "user_agent": facts.user_agent[:300],
-                    "ip": self._p.ip(facts.ip),
                     "action": decision.action.label,
                     "enforced": decision.enforced,
                     "score": round(decision.score, 1),
@@ -145,10 +170,11 @@ class IncidentWatch:
         served = self._served.get(ip)
         return list(dict.fromkeys(served)) if served else []
 
-    def due(self, now: float, *, final: bool = False) -> list[Detection]:
+    def due(self, now: float, *, final: bool = False) -> list[Report]:
         """Findings to write now: actors over the threshold with news, each at most once per
         interval. Call when ``now >= next_check``. ``final`` (at shutdown): everything with
-        news, whatever the interval."""
+        news, whatever the interval. Each :class:`Report` is a snapshot that :meth:`detection`
+        turns into a finding: that part (pseudonyms: HMACs) can run off the request path."""
         self.next_check = now + self._check_every
         if not self.policy.enabled:
             return []
@@ -158,7 +184,24 @@ class IncidentWatch:
                 continue
             if not self.qualifies(ip):
                 continue
-            out.append(self._report(ip, suspect))
+            out.append(
+                Report(
+                    ip=ip,
+                    first=suspect.first,
+                    last=suspect.last,
+                    blocked=suspect.blocked,
+                    accounts=tuple(suspect.accounts),
+                    fingerprints=tuple(suspect.fingerprints),
+                    user_agents=tuple(suspect.user_agents),
+                    campaign=suspect.campaign,
+                    detectors=suspect.detectors,
+                    records=tuple(self._records(ip)),
+                    requests=suspect.requests,
+                    samples=suspect.samples,
+                    score=suspect.score,
+                )
+            )
+            # What was reported is handed over, not copied: the next report holds what is new.
             suspect.reported = now
             suspect.dirty = False
             suspect.requests = 0
@@ -166,25 +209,26 @@ class IncidentWatch:
             suspect.samples = []
         return out
 
-    def _report(self, ip: str, suspect: _Suspect) -> Detection:
+    def detection(self, report: Report) -> Detection:
+        """The finding for ``report``, with addresses and accounts pseudonymised."""
         p = self._p
-        records = self._records(ip)
+        pseudonym = p.ip(report.ip)
         return Detection(
-            ts=suspect.last,
-            first_ts=suspect.first,
+            ts=report.last,
+            first_ts=report.first,
             source="live",
-            verdict="block" if suspect.blocked else "suspicious",
+            verdict="block" if report.blocked else "suspicious",
             actors=Actors(
-                ips=[p.ip(ip)],
-                networks=[suspect.network],
-                accounts=sorted(p.account(a) for a in suspect.accounts),
-                fingerprints=sorted(suspect.fingerprints),
-                user_agents=sorted(suspect.user_agents),
+                ips=[pseudonym],
+                networks=[p.network(report.ip, self._v4, self._v6)],
+                accounts=sorted(p.account(a) for a in report.accounts),
+                fingerprints=sorted(report.fingerprints),
+                user_agents=sorted(report.user_agents),
             ),
-            campaign=suspect.campaign,
-            detectors={k: list(v) for k, v in suspect.detectors.items()},
-            records=records,
-            requests=suspect.requests,
-            samples=list(suspect.samples),
-            score=suspect.score,
+            campaign=report.campaign,
+            detectors={k: list(v) for k, v in report.detectors.items()},
+            records=list(report.records),
+            requests=report.requests,
+            samples=[{**sample, "ip": pseudonym} for sample in report.samples],
+            score=report.score,
         )

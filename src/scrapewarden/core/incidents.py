@@ -266,6 +266,52 @@ def correlate(incidents: Iterable[Incident], detection: Detection) -> Incident |
     return min(found, key=lambda i: (i.opened_at, i.id)) if found else None
 
 
+def merge_related(detections: Sequence[Detection]) -> list[Detection]:
+    """Fold findings about one operation into one, before they reach the store: those with the
+    same campaign, or (without a campaign) the same first network. A campaign over 5 000
+    addresses is then one write per round, not 5 000. Other links (a shared account) are left
+    to :func:`correlate`. Order: each group where its first member was."""
+    groups: dict[str, Detection] = {}
+    for d in detections:
+        key = f"c:{d.campaign}" if d.campaign else f"n:{d.actors.networks[0]}" if d.actors.networks else ""
+        if not key:
+            groups[f"alone:{len(groups)}"] = d
+            continue
+        known = groups.get(key)
+        groups[key] = d if known is None else _merged(known, d)
+    return list(groups.values())
+
+
+def _merged(a: Detection, b: Detection) -> Detection:
+    actors = Actors()
+    actors.add(a.actors)
+    actors.add(b.actors)
+    detectors: dict[str, list[str]] = {k: list(v) for k, v in a.detectors.items()}
+    for name, reasons in b.detectors.items():
+        mine = detectors.setdefault(name, [])
+        mine.extend(r for r in reasons if r not in mine and len(mine) < MAX_REASONS)
+    records = list(dict.fromkeys([*a.records, *b.records]))
+    firsts = [t for t in (a.first_ts, b.first_ts) if t is not None] or [min(a.ts, b.ts)]
+    return Detection(
+        ts=max(a.ts, b.ts),
+        first_ts=min(firsts),
+        source=a.source,
+        verdict=a.verdict
+        if a.verdict == b.verdict
+        else "block"
+        if "block" in (a.verdict, b.verdict)
+        else a.verdict,
+        actors=actors,
+        campaign=a.campaign,
+        detectors=detectors,
+        records=records,
+        records_count=max(len(records), a.records_count, b.records_count),
+        requests=a.requests + b.requests,
+        samples=[*a.samples, *b.samples][:MAX_SAMPLES],
+        score=max(a.score, b.score),
+    )
+
+
 def open_incident(
     incident_id: str, detection: Detection, *, at: float, by: str, title: str = "", note: str = ""
 ) -> Incident:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..core.incidents import (
     advance,
     assign,
     correlate,
+    merge_related,
     open_incident,
     summary,
 )
@@ -85,19 +86,37 @@ class IncidentBook:
     def record(self, detection: Detection, *, by: str = SYSTEM) -> tuple[Incident, bool]:
         """File ``detection``: it joins the open incident it shares a campaign, an account or a
         network with, or opens a new one. Returns (the incident, whether it was opened)."""
+        return self._record(detection, None, by)
+
+    def record_many(
+        self, detections: Sequence[Detection], *, by: str = SYSTEM
+    ) -> list[tuple[Incident, bool]]:
+        """:meth:`record` for a batch: related findings are folded together first
+        (:func:`~scrapewarden.core.incidents.merge_related`) and the open incidents are read
+        once, not once per finding."""
+        open_now = self.list(open_only=True)
+        return [self._record(d, open_now, by) for d in merge_related(detections)]
+
+    def _record(
+        self, detection: Detection, open_now: list[Incident] | None, by: str
+    ) -> tuple[Incident, bool]:
         for _ in range(TRIES):
+            if open_now is None:
+                open_now = self.list(open_only=True)
             now = self.clock()
-            found = correlate(self.list(open_only=True), detection)
+            found = correlate(open_now, detection)
             if found is None:
                 incident = self._new(detection, now, by)
                 if self.store.save_incident(incident):
                     self._audit(now, by, "incident.open", incident.id, summary(incident))
+                    open_now.append(incident)
                     return incident, True
-                continue
-            absorb(found, detection)
-            if self.store.save_incident(found):
-                self._audit(now, by, "incident.join", found.id, _detection_summary(detection))
-                return found, False
+            else:
+                absorb(found, detection)
+                if self.store.save_incident(found):
+                    self._audit(now, by, "incident.join", found.id, _detection_summary(detection))
+                    return found, False
+            open_now[:] = self.list(open_only=True)  # another writer got there first: read again
         raise StateError(f"incident store kept changing; detection from {detection.source} not filed")
 
     def open(self, detection: Detection, *, by: str, title: str = "", note: str = "") -> Incident:
