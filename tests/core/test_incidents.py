@@ -136,3 +136,23 @@ def test_stored_form_round_trips_and_rejects_unknown_stages() -> None:
     broken = inc.to_dict() | {"stage": "forgotten"}
     with pytest.raises(ValueError):
         Incident.from_dict(broken)
+
+
+def test_related_findings_are_folded_before_they_reach_the_store() -> None:
+    from scrapewarden.core.incidents import merge_related
+
+    found = [
+        detection(actors=Actors(ips=["ip~1"], networks=["net~a"]), campaign="c1", records=["profile:1"]),
+        detection(actors=Actors(ips=["ip~2"], networks=["net~b"]), records=["profile:2"]),
+        detection(
+            actors=Actors(ips=["ip~3"], networks=["net~z"]), campaign="c1", records=["profile:1", "profile:3"]
+        ),
+        detection(actors=Actors(ips=["ip~4"], networks=["net~b"]), verdict="suspicious", ts=NOW + 9),
+        detection(actors=Actors(ips=["ip~5"])),  # no network, no campaign: on its own
+    ]
+    merged = merge_related(found)
+    assert [d.actors.ips for d in merged] == [["ip~1", "ip~3"], ["ip~2", "ip~4"], ["ip~5"]]
+    campaign, network, _alone = merged
+    assert campaign.campaign == "c1" and campaign.records == ["profile:1", "profile:3"]
+    assert campaign.actors.networks == ["net~a", "net~z"] and campaign.requests == 20
+    assert network.verdict == "block" and network.ts == NOW + 9 and network.first_ts == NOW
