@@ -490,3 +490,18 @@ def test_an_automatic_ban_while_redis_is_down_is_audited_when_it_is_back(
         assert store.get_ban("ip", "192.0.2.44") is not None
     finally:
         warden.close()
+
+
+def test_an_audit_append_retried_after_a_lost_reply_is_logged_once(
+    own_redis: RedisServer, store: RedisStore
+) -> None:
+    from scrapewarden.core.audit import AuditRecord, verify
+
+    record = AuditRecord(NOW, "alice", "ban.add", "ip:192.0.2.1")
+    assert store._send_audit(record, "token-1") is not None
+    # The same record again (its reply lost, so it was queued and replayed): not a second entry.
+    assert store._send_audit(record, "token-1") is None
+    store.append_audit(AuditRecord(NOW + 1, "bob", "ban.remove", "ip:192.0.2.1"))
+    entries = store.audit_entries()
+    assert [e.actor for e in entries] == ["alice", "bob"]
+    assert verify(entries, recorded_head=store.audit_head()).ok

@@ -35,6 +35,8 @@ class Keys:
         """A list of the audit chain's entries (JSON), oldest first."""
         self.audit_head = audit + ":head"
         """A hash: seq and hash of the chain's last entry (append_audit.lua moves it)."""
+        self.audit_mark_prefix = audit + ":mark:"
+        """+ a token: marks an appended record for an hour (a retried append is not logged twice)."""
         incidents = "{" + prefix + ":incidents}"
         self.incident_docs = incidents + ":docs"
         """A hash: incident id -> the incident as JSON."""

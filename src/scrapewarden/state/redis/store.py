@@ -621,7 +621,8 @@ class RedisStore:
         queued unchained, ahead of nothing written after it, and chained when it is replayed:
         the chain's order is the order the writes reach Redis. Returns None then."""
         self._check_open()
-        op = _Op("audit", (record,))
+        # One token per record: a retry after a lost reply finds it and does not log twice.
+        op = _Op("audit", (record, _token()))
         if self._queue_state_write(op):
             self._local()
             return None
@@ -629,19 +630,29 @@ class RedisStore:
         def fallback() -> None:
             self._enqueue(op)
 
-        entry: AuditEntry | None = self._guard("append_audit", lambda: self._send_audit(record), fallback)
+        entry: AuditEntry | None = self._guard("append_audit", lambda: self._send_audit(*op.args), fallback)
         return entry
 
-    def _send_audit(self, record: AuditRecord) -> AuditEntry:
-        keys = [self.keys.audit_log, self.keys.audit_head]
+    def _send_audit(self, record: AuditRecord, token: str) -> AuditEntry | None:
+        keys = [self.keys.audit_log, self.keys.audit_head, self.keys.audit_mark_prefix + token]
         seq, digest = self._audit_known
         for _ in range(AUDIT_TRIES):
             entry = chain_after(record, seq, digest)
-            args = [str(seq), digest, entry.to_json(), str(entry.seq), entry.hash, GENESIS]
+            args = [
+                str(seq),
+                digest,
+                entry.to_json(),
+                str(entry.seq),
+                entry.hash,
+                GENESIS,
+                BATCH_MARK_SECONDS,
+            ]
             reply = self._run("append_audit", keys, args)
             if int(reply[0]) == 1:
                 self._audit_known = (entry.seq, entry.hash)
                 return entry
+            if int(reply[0]) == 2:
+                return None  # appended by an earlier try whose reply was lost
             seq, digest = int(reply[1]), str(reply[2])
         raise StateError(f"Redis state {self.url}: the audit chain kept moving; entry not appended")
 
@@ -671,9 +682,20 @@ class RedisStore:
         def fallback() -> Any:
             raise StateUnavailableError(f"Redis state {self.url} is unreachable; {what} cannot be read")
 
+        self._await_recovery()
         if self.pending_writes and self._state_ops:
             self.flush()  # this process's own queued writes first, so it reads what it wrote
         return self._guard(f"reading {what}", read, fallback)
+
+    def _await_recovery(self) -> None:
+        """A moment's grace for calls that cannot be answered locally (audit and incident reads,
+        incident saves): after a blip (one slow reply trips the store) the writer's probe finds
+        Redis back within a fraction of a second; wait up to ``bulk_timeout`` for that."""
+        with self._cond:
+            if self._down_since is not None and not self._closed:
+                self._cond.wait_for(
+                    lambda: self._down_since is None or self._closed, timeout=self.config.bulk_timeout
+                )
 
     # -- incidents ------------------------------------------------------------------------------
 
@@ -685,13 +707,15 @@ class RedisStore:
         keys = [self.keys.incident_docs, self.keys.incident_versions]
 
         def call() -> bool:
-            return bool(int(self._run("save_incident", keys, [incident.id, str(expected), doc])))
+            # The bulk timeout: an incident document may hold many thousand record ids.
+            return bool(int(self._run("save_incident", keys, [incident.id, str(expected), doc], bulk=True)))
 
         def fallback() -> bool:
             raise StateUnavailableError(
                 f"Redis state {self.url} is unreachable; incident {incident.id} not saved"
             )
 
+        self._await_recovery()
         saved: bool = self._guard("save_incident", call, fallback)
         if saved:
             incident.version = expected + 1
@@ -845,7 +869,7 @@ class RedisStore:
         elif op.kind == "spend_once":
             self._send_spend(*op.args)
         elif op.kind == "audit":
-            self._send_audit(op.args[0])
+            self._send_audit(*op.args)
         else:  # pragma: no cover - a bug
             raise AssertionError(op.kind)
 
