@@ -30,7 +30,9 @@ from .core.policy import Policy
 from .toml_lines import locate
 
 ENV_PREFIX = "SCRAPEWARDEN_"
-NON_POLICY_VARIABLES = frozenset({"SCRAPEWARDEN_STATE", "SCRAPEWARDEN_POLICY", "SCRAPEWARDEN_LOG_LEVEL"})
+NON_POLICY_VARIABLES = frozenset(
+    {"SCRAPEWARDEN_STATE", "SCRAPEWARDEN_POLICY", "SCRAPEWARDEN_LOG_LEVEL", "SCRAPEWARDEN_USER"}
+)
 """``SCRAPEWARDEN_*`` variables that configure the program, not the policy: never overrides."""
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
+from .core.audit import SYSTEM, AuditRecord
 from .core.bans import ban_ttl
 from .core.counters import ActorCounts
 from .core.decision import Action, Decision
@@ -34,6 +35,8 @@ from .core.engine import Engine, Pending
 from .core.facts import RequestFacts
 from .core.fingerprint import fingerprint
 from .core.http_facts import facts_from_http
+from .core.incident_watch import IncidentWatch, Report
+from .core.incidents import Detection
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
 from .loop_thread import LoopThread
@@ -152,6 +155,14 @@ class Warden:
         self.decisions = 0
         self.actions = {action: 0 for action in Action}
         watch_state(self)  # its store's and counters' health, in the metrics
+        self.incident_watch = (
+            IncidentWatch(self.policy, self.pseudonymizer) if self.policy.incidents.enabled else None
+        )
+        """Counts suspicious actors in memory; findings over ``[incidents]`` thresholds are filed
+        as incidents from a background thread, at most once per actor per interval."""
+        self._incident_lock = threading.Lock()
+        self._unfiled: list[Report | Detection] = []
+        self._filing: threading.Thread | None = None
 
     def _shared_counters(self) -> RedisCounters | None:
         """Per-actor counters on the same Redis as the state store, when it is one: every
@@ -449,6 +460,8 @@ class Warden:
         decision's ``perf_counter()``), whichever way the decision was made."""
         self.decisions += 1
         self.actions[decision.action] += 1
+        if self.incident_watch is not None:
+            self._watch_incidents(facts, decision)
         if decision.action is not Action.ALLOW:
             self._record(facts, decision)
             if decision.action is Action.CHALLENGE and decision.enforced:
@@ -457,6 +470,44 @@ class Warden:
                 self.challenges.note_demand(facts.ip, facts.user_agent, decision)
         record_decision(decision, time.perf_counter() - started)
         return decision
+
+    # -- incidents ---------------------------------------------------------------------------------
+
+    def _watch_incidents(self, facts: RequestFacts, decision: Decision) -> None:
+        watch = self.incident_watch
+        if watch is None or (decision.action is Action.ALLOW and decision.record is None):
+            return
+        with self._incident_lock:
+            watch.note(facts, decision, lambda: fingerprint(facts))
+            if facts.now < watch.next_check:
+                return
+            detections = watch.due(facts.now)
+            if not detections and not self._unfiled:
+                return
+            if self._filing is not None and self._filing.is_alive():
+                self._unfiled = (self._unfiled + detections)[-1000:]  # next time
+                return
+            batch, self._unfiled = self._unfiled + detections, []
+            # The store is written off the request path: this request does not wait for it.
+            self._filing = threading.Thread(
+                target=self._file_incidents, args=(batch,), name="scrapewarden-incidents", daemon=True
+            )
+            self._filing.start()
+
+    def _file_incidents(self, found: list[Report | Detection]) -> None:
+        from .incidents.book import IncidentBook
+
+        watch = self.incident_watch
+        assert watch is not None
+        detections = [watch.detection(f) if isinstance(f, Report) else f for f in found]
+        book = IncidentBook(self.store, clock=self.clock, team=self.policy.incidents.team)
+        try:
+            book.record_many(detections)
+        except Exception:  # Redis away, disk full: keep them for the next round (absorbing twice
+            # what was filed before the failure only repeats counts, never loses a record)
+            log.warning("could not file %d incident findings; retrying later", len(detections))
+            with self._incident_lock:
+                self._unfiled = (detections + self._unfiled)[-1000:]
 
     # -- bans --------------------------------------------------------------------------------------
 
@@ -504,11 +555,16 @@ class Warden:
                     source="auto",
                 )
             )
+            details = {"expires": now + ttl, "reason": reason[:500], "offences": offences + 1}
+            self.store.append_audit(AuditRecord(now, SYSTEM, "ban.add", f"{kind}:{value}", details))
         except Exception:
             log.exception("could not store ban %s:%s", kind, "<redacted>")
 
-    def ban(self, kind: BanKind, value: str, *, ttl: float | None, reason: str = "") -> Ban:
-        """Impose a ban now (operator action); also visible to other processes via the store."""
+    def ban(
+        self, kind: BanKind, value: str, *, ttl: float | None, reason: str = "", by: str = "operator"
+    ) -> Ban:
+        """Impose a ban now (operator action, audited as ``by``); also visible to other processes
+        via the store."""
         now = self.clock()
         ban = Ban(
             kind=kind,
@@ -519,6 +575,8 @@ class Warden:
             source="operator",
         )
         stored = self.store.add_ban(ban)
+        details = {"expires": ban.expires, "reason": reason, "offences": stored.offences}
+        self.store.append_audit(AuditRecord(now, by, "ban.add", stored.key, details))
         with self._lock:
             self.engine.bans.add(kind, value, ban.expires)
         return stored
@@ -566,8 +624,20 @@ class Warden:
             )
         )
 
+    def settle_incidents(self, timeout: float = 10.0) -> None:
+        """Wait until findings already handed to the background filer are in the store."""
+        filing = self._filing
+        if filing is not None:
+            filing.join(timeout)
+
     def close(self) -> None:
         unwatch_state(self)
+        self.settle_incidents(5.0)
+        if self.incident_watch is not None:
+            with self._incident_lock:
+                final, self._unfiled = self._unfiled + self.incident_watch.due(self.clock(), final=True), []
+            if final:
+                self._file_incidents(final)  # what was still being counted is not lost on shutdown
         counters, tallies = self.counters, self.tallies
         bridged = counters is not None and self._loop_pid
         self._loop_thread.close(_close_shared(counters, tallies) if bridged else None)

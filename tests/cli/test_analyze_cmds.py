@@ -72,3 +72,40 @@ def test_analyze_refuses_what_it_cannot_read(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["analyze", str(_log(tmp_path)), "--bans", "plain"])
     assert result.exit_code == 2
     assert "--out" in result.output
+
+
+def test_analyze_opens_incidents_naming_the_campaign_and_its_records(tmp_path: Path) -> None:
+    from scrapewarden.core.policy import Policy
+    from scrapewarden.state.audit import entries, verify_store
+    from scrapewarden.state.sqlite import SQLiteStore
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[protected]]\npattern = "/users/{id}"\n[incidents]\nteam = "privacy"\n')
+    db = tmp_path / "state.db"
+    env = {"SCRAPEWARDEN_STATE": f"sqlite:///{db}", "SCRAPEWARDEN_USER": "alice"}
+    args = ["analyze", str(_log(tmp_path)), "--policy", str(policy), "--open-incidents"]
+    result = CliRunner(env=env).invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "incidents: 1 opened, 0 joined" in result.output
+
+    store = SQLiteStore(db)
+    (incident,) = store.list_incidents()
+    assert incident.team == "privacy" and incident.steps[0].by == "alice"
+    assert incident.campaigns == [f"campaign:{UA}"]
+    assert incident.records_count == 900 and len(incident.records) == 900
+    assert set(incident.records) == {f"profile:{i}" for i in range(900)}
+    assert (incident.first_seen, incident.last_seen) == (1772445600.0, 1772445600.0 + 899)
+    # Addresses as the live trail stores them: keyed pseudonyms, with the store's key.
+    assert len(incident.actors.ips) == 3 and all(ip.startswith("ip~") for ip in incident.actors.ips)
+    assert "203.0.113" not in str(incident.to_dict())
+    assert incident.actors.user_agents == [UA] and incident.detectors
+    assert [e.action for e in entries(store)] == ["incident.open"] and verify_store(store).ok
+    store.close()
+    assert Policy().incidents.min_records == 20
+
+    # The same log again: the same campaign joins the open incident instead of opening another.
+    again = CliRunner(env=env).invoke(main, args)
+    assert again.exit_code == 0 and "incidents: 0 opened, 1 joined" in again.output
+    store = SQLiteStore(db)
+    assert len(store.list_incidents()) == 1
+    store.close()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from scrapewarden.core import audit
+from scrapewarden.core.audit import AuditRecord
+from scrapewarden.core.incidents import Actors, Detection, advance, open_incident
 from scrapewarden.core.policy import Policy, PrivacyPolicy
 from scrapewarden.state.base import Ban, Event, StateStore
 from scrapewarden.state.errors import StateClosedError
@@ -348,6 +353,121 @@ def test_undecodable_text_is_stored_not_crashed_on(store: StateStore) -> None:
     got = store.events()
     assert [e.ts for e in got] == [NOW, NOW + 1]
     assert got[0].path.startswith("/users/")
+
+
+# -- audit log --------------------------------------------------------------------------------
+
+
+def _entries(store: StateStore) -> list[audit.AuditEntry]:
+    out: list[audit.AuditEntry] = []
+    while page := store.audit_entries(after_seq=out[-1].seq if out else 0, limit=7):
+        out.extend(page)
+    return out
+
+
+def test_audit_entries_chain_in_order_and_verify(store: StateStore) -> None:
+    assert store.audit_head() is None
+    assert audit.verify(_entries(store), recorded_head=store.audit_head()).verified == 0
+    first = store.append_audit(AuditRecord(NOW, "alice", "ban.add", "ip:203.0.113.7", {"ttl": 3600}))
+    for i in range(1, 20):
+        store.append_audit(AuditRecord(NOW + i, "system", "ban.add", f"ip:198.51.100.{i}", {"n": i}))
+    store.flush()
+    entries = _entries(store)
+    assert [e.seq for e in entries] == list(range(1, 21))
+    assert first is not None and entries[0] == first
+    assert entries[0].prev_hash == audit.GENESIS and entries[0].details == {"ttl": 3600}
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    assert store.audit_head() == (20, entries[-1].hash)
+    result = audit.verify(entries, recorded_head=store.audit_head(), expect_head=entries[9].hash)
+    assert (result.ok, result.verified, result.head) == (True, 20, entries[-1].hash)
+    assert [e.seq for e in store.audit_entries(after_seq=18, limit=100)] == [19, 20]
+    assert [e.seq for e in store.audit_entries(after_seq=0, limit=2)] == [1, 2]
+    assert store.audit_entries(limit=0) == []
+
+
+def test_audit_appends_from_many_threads_form_one_chain(store: StateStore) -> None:
+    def work(who: int) -> None:
+        for i in range(10):
+            store.append_audit(AuditRecord(NOW + i, f"user{who}", "policy.write", "p.toml", {"i": i}))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.flush()
+    entries = _entries(store)
+    assert len(entries) == 40
+    assert audit.verify(entries, recorded_head=store.audit_head()).ok
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_audit_keeps_hostile_text_exactly_as_hashed(store: StateStore, text: str) -> None:
+    store.append_audit(AuditRecord(NOW, text, text, text, {text: [text, 1.5, None]}))
+    store.append_audit(AuditRecord(NOW, "bad \ud800", "x", "y", {"k": "\udcff"}))
+    store.flush()
+    entries = _entries(store)
+    assert (entries[0].actor, entries[0].action, entries[0].target) == (text, text, text)
+    assert entries[0].details == {text: [text, 1.5, None]}
+    assert audit.verify(entries, recorded_head=store.audit_head()).ok
+
+
+# -- incidents ---------------------------------------------------------------------------------
+
+
+def _detection(i: int = 0, **kw: object) -> Detection:
+    fields: dict[str, object] = {
+        "ts": NOW + i,
+        "source": "live",
+        "verdict": "block",
+        "actors": Actors(ips=[f"ip~{i:04x}"], networks=["net~aa"], user_agents=["curl/8"]),
+        "detectors": {"breadth": ["120 profiles in an hour"]},
+        "records": [f"profile:{n}" for n in range(i, i + 5)],
+        "requests": 5,
+        "samples": [{"ts": NOW + i, "method": "GET", "path": f"/users/{i}"}],
+    }
+    fields.update(kw)
+    return Detection(**fields)  # type: ignore[arg-type]
+
+
+def test_incidents_round_trip_and_list_oldest_first(store: StateStore) -> None:
+    assert store.list_incidents() == []
+    assert store.get_incident("nope") is None
+    later = open_incident("inc-b", _detection(5), at=NOW + 60, by="system")
+    first = open_incident("inc-a", _detection(0), at=NOW, by="system")
+    assert store.save_incident(later) is True
+    assert store.save_incident(first) is True
+    assert first.version == 1
+    got = store.get_incident("inc-a")
+    assert got is not None and got.to_dict() == first.to_dict()
+    assert [i.id for i in store.list_incidents()] == ["inc-a", "inc-b"]
+
+
+def test_incident_saves_refuse_a_stale_copy(store: StateStore) -> None:
+    incident = open_incident("inc-1", _detection(), at=NOW, by="system")
+    assert store.save_incident(incident)
+    mine, theirs = store.get_incident("inc-1"), store.get_incident("inc-1")
+    assert mine is not None and theirs is not None
+    advance(mine, "contained", at=NOW + 1, by="alice", note="banned the /24")
+    assert store.save_incident(mine) is True and mine.version == 2
+    advance(theirs, "closed", at=NOW + 2, by="bob")
+    assert store.save_incident(theirs) is False  # read before alice's step: must reload
+    again = open_incident("inc-1", _detection(), at=NOW, by="system")
+    assert store.save_incident(again) is False  # a new incident cannot replace a stored one
+    stored = store.get_incident("inc-1")
+    assert stored is not None and stored.stage == "contained" and stored.version == 2
+    assert [s.by for s in stored.steps] == ["system", "alice"]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_incidents_keep_hostile_text(store: StateStore, text: str) -> None:
+    text = "x" + text  # empty values are skipped by design (an empty user agent is no actor)
+    detection = _detection(actors=Actors(ips=[text], user_agents=[text]), records=[text])
+    incident = open_incident("inc-h", detection, at=NOW, by=text, title=text)
+    assert store.save_incident(incident)
+    got = store.get_incident("inc-h")
+    assert got is not None
+    assert (got.title, got.actors.user_agents, got.records, got.steps[0].by) == (text, [text], [text], text)
 
 
 # -- lifecycle --------------------------------------------------------------------------------

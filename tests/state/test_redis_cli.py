@@ -40,3 +40,25 @@ def test_commands_fail_clearly_when_redis_is_unreachable(own_redis: RedisServer)
         assert "unreachable" in result.output, (args, result.output)
     own_redis.start()
     assert json.loads(run(url, "ban", "list", "--json").stdout) == []  # nothing half-written
+
+
+def test_audit_verify_finds_an_entry_edited_in_redis(redis_server: RedisServer) -> None:
+    import redis
+
+    prefix = f"cli-{uuid.uuid4().hex[:8]}"
+    url = f"{redis_server.url}?prefix={prefix}"
+    for target in ("203.0.113.7", "203.0.113.8", "203.0.113.9"):
+        assert run(url, "ban", "add", target).exit_code == 0
+    ok = run(url, "audit", "verify")
+    assert ok.exit_code == 0 and "3 entries verified" in ok.stdout
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    key = "{" + prefix + ":audit}:log"
+    entry = json.loads(client.lindex(key, 1))
+    entry[4] = "ip:192.0.2.1"  # the target of entry 2
+    client.lset(key, 1, json.dumps(entry))
+    bad = run(url, "audit", "verify")
+    assert bad.exit_code == 1 and "BROKEN at entry 2" in bad.output
+    client.lrem(key, 1, client.lindex(key, 1))  # removing it instead is found too
+    gone = run(url, "audit", "verify")
+    assert gone.exit_code == 1 and "entry 2 is missing" in gone.output
+    client.close()

@@ -439,3 +439,69 @@ def test_more_threads_than_connections_wait_their_turn(
         assert store.spend_once("challenge:3-7", NOW + 60, NOW + 1) is False
     finally:
         store.close()
+
+
+# -- the audit log through an outage ---------------------------------------------------------------
+
+
+def test_audit_entries_made_while_down_are_never_dropped_and_chain_on_replay(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    from scrapewarden.core.audit import AuditRecord, verify
+
+    store = open_redis(own_redis, prefix, max_pending="3")
+    try:
+        assert store.append_audit(AuditRecord(NOW, "alice", "ban.add", "ip:192.0.2.1")) is not None
+        own_redis.stop()
+        for i in range(3):
+            store.record_event(event(i))
+        for i in range(4):  # more than the outbox holds: events make room, then it goes over
+            assert (
+                finishes(lambda i=i: store.append_audit(AuditRecord(NOW + i, "system", "ban.add", f"ip:{i}")))
+                is None
+            )
+        assert store.pending_writes >= 4 and store.dropped_writes == 0
+        with pytest.raises(StateUnavailableError):
+            store.audit_entries()
+        own_redis.start()  # an empty server: the replay chains the entries anew, in order
+        wait_until(lambda: not store.degraded and store.pending_writes == 0)
+        entries = store.audit_entries()
+        assert [e.target for e in entries] == ["ip:0", "ip:1", "ip:2", "ip:3"]
+        assert verify(entries, recorded_head=store.audit_head()).ok
+    finally:
+        store.close()
+
+
+def test_an_automatic_ban_while_redis_is_down_is_audited_when_it_is_back(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    from scrapewarden.core.decision import Decision
+
+    store = open_redis(own_redis, prefix)
+    warden = Warden(Policy(), state=store)
+    try:
+        own_redis.stop()
+        decision = Decision(Action.BLOCK, 95.0, new_bans=[("ip", "192.0.2.44")])
+        finishes(lambda: warden._imposing_bans(decision, NOW))
+        own_redis.start()
+        wait_until(lambda: not store.degraded and store.pending_writes == 0)
+        (entry,) = store.audit_entries()
+        assert (entry.actor, entry.action, entry.target) == ("system", "ban.add", "ip:192.0.2.44")
+        assert store.get_ban("ip", "192.0.2.44") is not None
+    finally:
+        warden.close()
+
+
+def test_an_audit_append_retried_after_a_lost_reply_is_logged_once(
+    own_redis: RedisServer, store: RedisStore
+) -> None:
+    from scrapewarden.core.audit import AuditRecord, verify
+
+    record = AuditRecord(NOW, "alice", "ban.add", "ip:192.0.2.1")
+    assert store._send_audit(record, "token-1") is not None
+    # The same record again (its reply lost, so it was queued and replayed): not a second entry.
+    assert store._send_audit(record, "token-1") is None
+    store.append_audit(AuditRecord(NOW + 1, "bob", "ban.remove", "ip:192.0.2.1"))
+    entries = store.audit_entries()
+    assert [e.actor for e in entries] == ["alice", "bob"]
+    assert verify(entries, recorded_head=store.audit_head()).ok

@@ -234,6 +234,27 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         assert store.spend_once("x", until=NOW + 10, now=NOW) is True
 
 
+def test_a_version_2_database_gains_the_audit_log_and_incidents(tmp_path: Path) -> None:
+    from scrapewarden.core.audit import AuditRecord
+    from scrapewarden.state.sqlite import _MIGRATIONS
+
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT")
+        for statement in (*_MIGRATIONS[1], *_MIGRATIONS[2]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+        conn.execute("INSERT INTO spent VALUES ('challenge:1', ?)", (NOW + 60,))
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.spend_once("challenge:1", until=NOW + 60, now=NOW) is False  # kept
+        assert store.audit_head() is None and store.list_incidents() == []
+        entry = store.append_audit(AuditRecord(NOW, "alice", "ban.add", "ip:192.0.2.1"))
+        assert entry.seq == 1 and store.audit_head() == (1, entry.hash)
+
+
 def test_a_mark_spent_by_one_process_is_spent_for_the_other(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     with SQLiteStore(path) as one, SQLiteStore(path) as other:

@@ -191,6 +191,30 @@ def print_summary(analysis: Any, console: Console, top: int = 20) -> None:
     help="DuckDB memory limit; beyond it, it spills to disk.",
 )
 @click.option("--top", type=click.IntRange(0, 10_000), default=20, show_default=True, help="Actors to print.")
+@click.option(
+    "--open-incidents",
+    is_flag=True,
+    help="File actors over the policy's [incidents] threshold as incidents in --state (joining open "
+    "incidents about the same campaign or network).",
+)
+@click.option(
+    "--incident-level",
+    type=click.Choice(["scraper", "suspicious"]),
+    default="scraper",
+    show_default=True,
+    help="With --open-incidents: actors judged scraper, or also those judged suspicious.",
+)
+@click.option(
+    "--state",
+    "state_url",
+    envvar="SCRAPEWARDEN_STATE",
+    default="sqlite:///scrapewarden.db",
+    show_default=True,
+    help="With --open-incidents: the state store the incidents go to.",
+)
+@click.option(
+    "--as", "acting_as", envvar="SCRAPEWARDEN_USER", default=None, help="Who files them (audit log)."
+)
 def analyze(
     logs: tuple[Path, ...],
     fmt: str,
@@ -203,6 +227,10 @@ def analyze(
     ban_level: str,
     memory_limit: str,
     top: int,
+    open_incidents: bool,
+    incident_level: str,
+    state_url: str,
+    acting_as: str | None,
 ) -> None:
     """Analyse access LOGS (combined, common or JSON lines; plain or .gz): who scraped, when,
     and which records each scraper was served.
@@ -246,7 +274,33 @@ def analyze(
             )
         )
         console.print(Text(f"{ban_format} block list ({len(banned):,} addresses): {ban_path}"))
+    if open_incidents:
+        _file_incidents(analysis, policy, state_url, incident_level, acting_as, console)
     console.print(Text(f"done in {time.perf_counter() - started:.1f}s"))
+
+
+def _file_incidents(
+    analysis: Any, policy: Any, state_url: str, level: str, acting_as: str | None, console: Console
+) -> None:
+    from ..incidents.book import IncidentBook
+    from ..logs.incidents_out import detections, pseudonymizer_for
+    from ..state.audit import current_user
+    from .state_cmds import _store
+
+    levels = ("scraper",) if level == "scraper" else ("scraper", "suspicious")
+    with _store(state_url) as store:
+        found = detections(analysis, policy, pseudonymizer_for(policy, store), levels=levels)
+        book = IncidentBook(store, team=policy.incidents.team)
+        opened, joined = [], []
+        for detection in found:
+            incident, new = book.record(detection, by=acting_as or current_user())
+            (opened if new else joined).append(incident.id)
+    console.print(
+        Text(
+            f"incidents: {len(opened)} opened, {len(joined)} joined"
+            + (f" ({', '.join(dict.fromkeys(opened + joined))})" if found else "")
+        )
+    )
 
 
 @click.command()

@@ -24,6 +24,8 @@ def _register() -> None:
         "serve_cmds",
         "proxy_cmds",
         "analyze_cmds",
+        "audit_cmds",
+        "incident_cmds",
     ):
         try:
             module = importlib.import_module(f"scrapewarden.cli.{name}")

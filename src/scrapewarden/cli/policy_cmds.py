@@ -52,7 +52,18 @@ def check(policy: Path, ignore_env: bool) -> None:
 @click.command()
 @click.argument("path", default="scrapewarden.toml", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--force", is_flag=True, help="Overwrite PATH if it already exists.")
-def init(path: str, force: bool) -> None:
+@click.option(
+    "--state",
+    "state_url",
+    envvar="SCRAPEWARDEN_STATE",
+    default=None,
+    metavar="URL",
+    help="Record the change in this state store's audit log (default: $SCRAPEWARDEN_STATE, if set).",
+)
+@click.option(
+    "--as", "actor", envvar="SCRAPEWARDEN_USER", default=None, metavar="NAME", help="Who, for the audit log."
+)
+def init(path: str, force: bool, state_url: str | None, actor: str | None) -> None:
     """Write a commented starter policy to PATH (default scrapewarden.toml; - for stdout)."""
     text = starter_policy_text()
     if path == "-":
@@ -69,7 +80,32 @@ def init(path: str, force: bool) -> None:
     except OSError as exc:
         click.echo(f"cannot write {path}: {exc.strerror or exc}", err=True)
         sys.exit(1)
+    if state_url:
+        _audit_policy_write(state_url, actor, path, text, force)
     click.echo(f"wrote {path}; edit the [[protected]] entries, then run: scrapewarden check {path}")
+
+
+def _audit_policy_write(state_url: str, actor: str | None, path: str, text: str, force: bool) -> None:
+    """A policy written by a person is a policy change: it goes into the audit log, with the
+    file's SHA-256 so the log says exactly which policy was put in place."""
+    import hashlib
+    import os
+    import time
+
+    from ..core.audit import AuditRecord
+    from ..state.audit import current_user
+    from .state_cmds import _store
+
+    details = {
+        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "bytes": len(text.encode("utf-8")),
+        "how": "init --force" if force else "init",
+    }
+    with _store(state_url) as store:
+        record = AuditRecord(
+            time.time(), actor or current_user(), "policy.write", os.path.abspath(path), details
+        )
+        store.append_audit(record)
 
 
 def _summarise(path: Path, policy: Policy, console: Console) -> None:

@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..core.audit import AuditRecord
+from ..state.audit import USER_ENV, current_user
 from ..state.base import BAN_KINDS, Ban, BanKind, Event, StateStore
 from ..state.errors import StateError, StateURLError
 from ..state.summary import summarize
@@ -45,6 +47,14 @@ _state_option = click.option(
         "so the CLI defaults to a SQLite file in the current directory; point it at the same "
         "URL your server uses."
     ),
+)
+_actor_option = click.option(
+    "--as",
+    "actor",
+    envvar=USER_ENV,
+    default=None,
+    metavar="NAME",
+    help="Who is acting, for the audit log. Default: your login name.",
 )
 _kind_option = click.option(
     "--kind",
@@ -99,8 +109,11 @@ def ban() -> None:
 )
 @click.option("--reason", default="", help="Why, for the record and for `ban list`.")
 @_kind_option
+@_actor_option
 @_state_option
-def ban_add(target: str, ttl: str, reason: str, kind: BanKind | None, state_url: str) -> None:
+def ban_add(
+    target: str, ttl: str, reason: str, kind: BanKind | None, actor: str | None, state_url: str
+) -> None:
     """Ban TARGET: an IP address, a CIDR network, or (with --kind) an account, fingerprint or session."""
     kind, value = parse_target(target, kind)
     seconds = parse_ttl(ttl)
@@ -118,6 +131,13 @@ def ban_add(target: str, ttl: str, reason: str, kind: BanKind | None, state_url:
                 source="operator",
             )
         )
+        details = {
+            "expires": stored.expires,
+            "reason": reason,
+            "offences": stored.offences,
+            "source": "operator",
+        }
+        store.append_audit(AuditRecord(now, actor or current_user(), "ban.add", stored.key, details))
     until = "until removed" if stored.expires is None else f"until {_iso(stored.expires)}"
     click.echo(f"banned {printable(stored.key)} {until} (offence #{stored.offences})")
 
@@ -125,12 +145,16 @@ def ban_add(target: str, ttl: str, reason: str, kind: BanKind | None, state_url:
 @ban.command("remove")
 @click.argument("target")
 @_kind_option
+@_actor_option
 @_state_option
-def ban_remove(target: str, kind: BanKind | None, state_url: str) -> None:
+def ban_remove(target: str, kind: BanKind | None, actor: str | None, state_url: str) -> None:
     """Lift the ban on TARGET. Exits 1 if there was none. Its history still counts as an offence."""
     kind, value = parse_target(target, kind)
     with _store(state_url) as store:
         removed = store.remove_ban(kind, value)
+        if removed:
+            record = AuditRecord(time.time(), actor or current_user(), "ban.remove", f"{kind}:{value}")
+            store.append_audit(record)
     if not removed:
         click.echo(f"no ban for {printable(f'{kind}:{value}')}", err=True)
         raise click.exceptions.Exit(1)

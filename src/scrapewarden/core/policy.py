@@ -292,6 +292,26 @@ class PrivacyPolicy(_Strict):
     event_retention_days: int = Field(30, gt=0)
 
 
+class IncidentPolicy(_Strict):
+    """When detections open incidents (R2, R7, R8; see docs/incidents.md)."""
+
+    enabled: bool = True
+    on_block: bool = True
+    """Open one when an actor is blocked after being served at least ``min_records`` records."""
+    min_records: int = Field(20, ge=0)
+    on_campaign: bool = True
+    """Open one when one client fingerprint is judged across many addresses (a campaign)."""
+    interval_seconds: float = Field(60.0, gt=0)
+    """Each actor's findings are written to the store at most once per interval; the request
+    path only counts in memory."""
+    remember_records: int = Field(1000, ge=0)
+    """Records served per address held in memory, to name exactly what an incident exposed."""
+    remember_addresses: int = Field(5000, gt=0)
+    """Addresses held in memory (least recently seen forgotten first)."""
+    team: str = ""
+    """The team new incidents are given (R2: who responds)."""
+
+
 CaptchaProvider = Literal["", "turnstile", "hcaptcha", "recaptcha"]
 
 
@@ -417,6 +437,7 @@ class Policy(_Strict):
     client: ClientPolicy = Field(default_factory=ClientPolicy)
     traps: TrapPolicy = Field(default_factory=TrapPolicy)
     privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
+    incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
     challenge: ChallengePolicy = Field(default_factory=ChallengePolicy)
 
     @model_validator(mode="after")

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..core.audit import AuditEntry, AuditRecord
+from ..core.incidents import Incident
+
 BanKind = Literal["ip", "network", "account", "fingerprint", "session"]
 BAN_KINDS: tuple[BanKind, ...] = ("ip", "network", "account", "fingerprint", "session")
 
@@ -99,6 +102,33 @@ class StateStore(Protocol):
     def get_setting(self, name: str) -> str | None: ...
 
     def set_setting(self, name: str, value: str) -> None: ...
+
+    # -- the audit log (see scrapewarden.core.audit and docs/incidents.md) ----------------------
+
+    def append_audit(self, record: AuditRecord) -> AuditEntry | None:
+        """Chain ``record`` after the current head, atomically (two processes appending at once
+        both land, one after the other). Returns the stored entry; None only from a store that
+        queued it to chain later (Redis while unreachable), visible after ``flush()``. Never
+        drops an entry silently: what cannot be stored raises."""
+
+    def audit_entries(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Stored entries with seq > after_seq, in stored order (which verification checks)."""
+
+    def audit_head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the last entry, as noted apart from the entries at each append; None
+        before the first. Verification checks the chain ends there (entries cut off the end)."""
+
+    # -- incidents (see scrapewarden.core.incidents) ---------------------------------------------
+
+    def save_incident(self, incident: Incident) -> bool:
+        """Store ``incident`` if the stored copy is still at ``incident.version`` (0: there is
+        none yet), and set ``incident.version`` to the new stored version. False when another
+        writer got there first: reload, apply the change again, retry."""
+
+    def get_incident(self, incident_id: str) -> Incident | None: ...
+
+    def list_incidents(self) -> list[Incident]:
+        """Every incident, oldest first."""
 
     def flush(self) -> None:
         """Make queued writes durable and visible."""

@@ -8,9 +8,12 @@ oldest events fall off first.
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 from collections import deque
 
+from ..core.audit import AuditEntry, AuditRecord, chain
+from ..core.incidents import Incident
 from ._copy import check_kind, copy_ban, copy_event
 from .base import Ban, BanKind, Event
 from .errors import StateClosedError
@@ -37,6 +40,9 @@ class MemoryStore:
         self._next_id = 1
         self._settings: dict[str, str] = {}
         self._spent: dict[str, float] = {}
+        self._audit: list[AuditEntry] = []
+        self._audit_head: tuple[int, str] | None = None
+        self._incidents: dict[str, str] = {}  # id -> JSON, so callers never share objects
         self._closed = False
 
     # -- bans -------------------------------------------------------------------------------
@@ -148,6 +154,58 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             self._settings[name] = value
+
+    # -- audit log --------------------------------------------------------------------------
+
+    def append_audit(self, record: AuditRecord) -> AuditEntry:
+        with self._lock:
+            self._check_open()
+            entry = chain(record, self._audit[-1] if self._audit else None)
+            self._audit.append(entry)
+            self._audit_head = (entry.seq, entry.hash)
+            return entry
+
+    def audit_entries(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._check_open()
+            return [e for e in self._audit if e.seq > after_seq][:limit]
+
+    def audit_head(self) -> tuple[int, str] | None:
+        with self._lock:
+            self._check_open()
+            return self._audit_head
+
+    # -- incidents --------------------------------------------------------------------------
+
+    def save_incident(self, incident: Incident) -> bool:
+        data = incident.to_dict()
+        data["version"] = incident.version + 1
+        text = json.dumps(data)
+        with self._lock:
+            self._check_open()
+            stored = self._incidents.get(incident.id)
+            version = json.loads(stored)["version"] if stored is not None else 0
+            if version != incident.version:
+                return False
+            self._incidents[incident.id] = text
+        incident.version += 1
+        return True
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        with self._lock:
+            self._check_open()
+            stored = self._incidents.get(incident_id)
+        return Incident.from_dict(json.loads(stored)) if stored is not None else None
+
+    def list_incidents(self) -> list[Incident]:
+        with self._lock:
+            self._check_open()
+            stored = list(self._incidents.values())
+        found = [Incident.from_dict(json.loads(text)) for text in stored]
+        found.sort(key=lambda i: (i.opened_at, i.id))
+        return found
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -30,13 +30,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..core.audit import GENESIS, AuditEntry, AuditRecord, chain_after
+from ..core.incidents import Incident
 from ._copy import check_kind
 from .base import Ban, BanKind, Event
 from .errors import StateClosedError, StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # version -> statements that bring a database from version-1 to version. Append, never edit.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -87,6 +89,29 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # Single-use marks (spent challenge answers), shared by every process on the host.
         "CREATE TABLE spent (key TEXT PRIMARY KEY, until REAL NOT NULL) STRICT, WITHOUT ROWID",
         "CREATE INDEX spent_until ON spent (until)",
+    ),
+    3: (
+        # The hash-chained audit log (scrapewarden.core.audit). No AUTOINCREMENT: seq is
+        # assigned from the chain's head inside the appending transaction.
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        ) STRICT""",
+        # Incidents as JSON documents (scrapewarden.core.incidents), with the columns lists need.
+        """CREATE TABLE incidents (
+            id TEXT PRIMARY KEY,
+            opened_at REAL NOT NULL,
+            stage TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            doc TEXT NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX incidents_opened ON incidents (opened_at)",
     ),
 }
 
@@ -559,6 +584,85 @@ class SQLiteStore:
             )
         )
 
+    # -- audit log --------------------------------------------------------------------------
+
+    def append_audit(self, record: AuditRecord) -> AuditEntry:
+        def write(conn: sqlite3.Connection) -> AuditEntry:
+            # Inside the writer's BEGIN IMMEDIATE: no other process can append in between.
+            head = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
+            if head is None:  # the note is gone (never written, or deleted): the last row then
+                last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                prev_seq, prev_hash = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+            else:
+                prev_seq, prev_hash = _head(head[0])
+            entry = chain_after(record, prev_seq, prev_hash)
+            conn.execute(
+                "INSERT INTO audit (seq, ts, actor, action, target, details, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry.seq, entry.ts, entry.actor, entry.action, entry.target, entry.details_json,
+                 entry.prev_hash, entry.hash),
+            )
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('audit_head', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"{entry.seq}:{entry.hash}",),
+            )
+            return entry
+
+        entry: AuditEntry = self._call(write)
+        return entry
+
+    def audit_entries(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        # Stored order is rowid order: seq is the rowid, so this is the order rows sit in.
+        rows = self._read_all(
+            "SELECT seq, ts, actor, action, target, details, prev_hash, hash FROM audit "
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            (int(after_seq), int(limit)),
+        )
+        return [AuditEntry(int(r[0]), float(r[1]), r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+
+    def audit_head(self) -> tuple[int, str] | None:
+        row = self._read_one("SELECT value FROM meta WHERE key = 'audit_head'", ())
+        return _head(row[0]) if row else None
+
+    # -- incidents --------------------------------------------------------------------------
+
+    def save_incident(self, incident: Incident) -> bool:
+        expected = int(incident.version)
+        data = incident.to_dict()
+        data["version"] = expected + 1
+        doc = json.dumps(data, ensure_ascii=False)
+        doc = _text(doc)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if expected == 0:
+                cursor = conn.execute(
+                    "INSERT INTO incidents (id, opened_at, stage, version, doc) VALUES (?, ?, ?, 1, ?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (_text(incident.id), float(incident.opened_at), incident.stage, doc),
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE incidents SET stage = ?, version = ?, doc = ? WHERE id = ? AND version = ?",
+                    (incident.stage, expected + 1, doc, _text(incident.id), expected),
+                )
+            return cursor.rowcount == 1
+
+        saved: bool = self._call(write)
+        if saved:
+            incident.version = expected + 1
+        return saved
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        row = self._read_one("SELECT doc FROM incidents WHERE id = ?", (_text(incident_id),))
+        return Incident.from_dict(json.loads(row[0])) if row else None
+
+    def list_incidents(self) -> list[Incident]:
+        rows = self._read_all("SELECT doc FROM incidents ORDER BY opened_at, id", ())
+        return [Incident.from_dict(json.loads(r[0])) for r in rows]
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -610,6 +714,11 @@ def _text(value: object) -> str:
     if text.isascii():
         return text
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _head(value: str) -> tuple[int, str]:
+    seq, _, digest = str(value).partition(":")
+    return int(seq), digest
 
 
 def _optional_text(value: object) -> str | None:

@@ -45,6 +45,8 @@ from typing import Any
 
 from redis import exceptions as rx
 
+from ...core.audit import GENESIS, AuditEntry, AuditRecord, chain_after
+from ...core.incidents import Incident
 from .._copy import check_kind, copy_ban
 from ..base import Ban, BanKind, Event
 from ..errors import StateClosedError, StateError
@@ -61,6 +63,8 @@ BATCH_MARK_SECONDS = 3600
 """How long a written batch's marker lives (replays come far sooner)."""
 PRUNE_CHUNK = 1000
 AUTO_PRUNE_INTERVAL = 3600.0
+AUDIT_TRIES = 100
+"""Appends retried when other writers keep moving the chain's head (each try is one call)."""
 PROBE_FIRST = 0.1
 PROBE_MAX = 2.0
 WARN_EVERY = 60.0
@@ -91,6 +95,8 @@ _SCRIPTS = (
     "record_events",
     "prune_events",
     "spend_once",
+    "append_audit",
+    "save_incident",
 )
 
 
@@ -169,6 +175,8 @@ class RedisStore:
         self._closed = False
         self._closing = False
         self._last_prune = float("-inf")
+        self._audit_known: tuple[int, str] = (0, GENESIS)
+        """The chain's head as last seen: the first guess of the next append."""
         self._writer = threading.Thread(
             target=self._run_writer, name="scrapewarden-redis-writer", daemon=True
         )
@@ -279,6 +287,11 @@ class RedisStore:
         if op.kind == "event":
             self.dropped_events += 1
             return False
+        if op.kind == "audit":
+            # The audit trail must be complete: over the bound rather than lose an entry (they
+            # are few: one per ban or step, never one per request).
+            self._evict_oldest_event()
+            return True
         if self._evict_oldest_event():
             return True
         if self._inflight:
@@ -601,6 +614,125 @@ class RedisStore:
                 name,
             )
 
+    # -- audit log ------------------------------------------------------------------------------
+
+    def append_audit(self, record: AuditRecord) -> AuditEntry | None:
+        """Chain ``record`` (see append_audit.lua). While Redis is unreachable the record is
+        queued unchained, ahead of nothing written after it, and chained when it is replayed:
+        the chain's order is the order the writes reach Redis. Returns None then."""
+        self._check_open()
+        # One token per record: a retry after a lost reply finds it and does not log twice.
+        op = _Op("audit", (record, _token()))
+        if self._queue_state_write(op):
+            self._local()
+            return None
+
+        def fallback() -> None:
+            self._enqueue(op)
+
+        entry: AuditEntry | None = self._guard("append_audit", lambda: self._send_audit(*op.args), fallback)
+        return entry
+
+    def _send_audit(self, record: AuditRecord, token: str) -> AuditEntry | None:
+        keys = [self.keys.audit_log, self.keys.audit_head, self.keys.audit_mark_prefix + token]
+        seq, digest = self._audit_known
+        for _ in range(AUDIT_TRIES):
+            entry = chain_after(record, seq, digest)
+            args = [
+                str(seq),
+                digest,
+                entry.to_json(),
+                str(entry.seq),
+                entry.hash,
+                GENESIS,
+                BATCH_MARK_SECONDS,
+            ]
+            reply = self._run("append_audit", keys, args)
+            if int(reply[0]) == 1:
+                self._audit_known = (entry.seq, entry.hash)
+                return entry
+            if int(reply[0]) == 2:
+                return None  # appended by an earlier try whose reply was lost
+            seq, digest = int(reply[1]), str(reply[2])
+        raise StateError(f"Redis state {self.url}: the audit chain kept moving; entry not appended")
+
+    def audit_entries(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Entries in stored (list) order from position ``after_seq``: in an intact chain entry
+        ``n`` sits at position ``n - 1``; in a broken one, verification reports what it finds."""
+        if limit <= 0:
+            self._check_open()
+            return []
+        start = max(0, int(after_seq))
+
+        def read() -> Any:
+            return self._client(bulk=True).lrange(self.keys.audit_log, start, start + int(limit) - 1)
+
+        rows = self._read_shared("the audit log", read)
+        return [AuditEntry.from_json(row) for row in rows]
+
+    def audit_head(self) -> tuple[int, str] | None:
+        fields = self._read_shared(
+            "the audit head", lambda: self._client().hmget(self.keys.audit_head, ["seq", "hash"])
+        )
+        if not fields or fields[0] is None:
+            return None
+        return int(fields[0]), str(fields[1])
+
+    def _read_shared(self, what: str, read: Callable[[], Any]) -> Any:
+        def fallback() -> Any:
+            raise StateUnavailableError(f"Redis state {self.url} is unreachable; {what} cannot be read")
+
+        self._await_recovery()
+        if self.pending_writes and self._state_ops:
+            self.flush()  # this process's own queued writes first, so it reads what it wrote
+        return self._guard(f"reading {what}", read, fallback)
+
+    def _await_recovery(self) -> None:
+        """A moment's grace for calls that cannot be answered locally (audit and incident reads,
+        incident saves): after a blip (one slow reply trips the store) the writer's probe finds
+        Redis back within a fraction of a second; wait up to ``bulk_timeout`` for that."""
+        with self._cond:
+            if self._down_since is not None and not self._closed:
+                self._cond.wait_for(
+                    lambda: self._down_since is None or self._closed, timeout=self.config.bulk_timeout
+                )
+
+    # -- incidents ------------------------------------------------------------------------------
+
+    def save_incident(self, incident: Incident) -> bool:
+        expected = int(incident.version)
+        data = incident.to_dict()
+        data["version"] = expected + 1
+        doc = json.dumps(data, ensure_ascii=False)
+        keys = [self.keys.incident_docs, self.keys.incident_versions]
+
+        def call() -> bool:
+            # The bulk timeout: an incident document may hold many thousand record ids.
+            return bool(int(self._run("save_incident", keys, [incident.id, str(expected), doc], bulk=True)))
+
+        def fallback() -> bool:
+            raise StateUnavailableError(
+                f"Redis state {self.url} is unreachable; incident {incident.id} not saved"
+            )
+
+        self._await_recovery()
+        saved: bool = self._guard("save_incident", call, fallback)
+        if saved:
+            incident.version = expected + 1
+        return saved
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        doc = self._read_shared(
+            "incidents", lambda: self._client(bulk=True).hget(self.keys.incident_docs, incident_id)
+        )
+        return Incident.from_dict(json.loads(doc)) if doc is not None else None
+
+    def list_incidents(self) -> list[Incident]:
+        docs = self._read_shared("incidents", lambda: self._client(bulk=True).hvals(self.keys.incident_docs))
+        found = [Incident.from_dict(json.loads(doc)) for doc in docs]
+        found.sort(key=lambda i: (i.opened_at, i.id))
+        return found
+
     # -- the writer thread ----------------------------------------------------------------------
 
     def _run_writer(self) -> None:
@@ -736,6 +868,8 @@ class RedisStore:
             self._replay_setting(*op.args)
         elif op.kind == "spend_once":
             self._send_spend(*op.args)
+        elif op.kind == "audit":
+            self._send_audit(*op.args)
         else:  # pragma: no cover - a bug
             raise AssertionError(op.kind)
 
@@ -792,16 +926,19 @@ class RedisStore:
             self._closed = True
             lost = len(self._outbox)
             events = sum(1 for op in self._outbox if op.kind == "event")
+            audits = sum(1 for op in self._outbox if op.kind == "audit")
             self.dropped_events += events
             self.dropped_writes += lost - events
             self._outbox.clear()
             self._cond.notify_all()
         if lost:
             log.error(
-                "Redis state %s closed while unreachable: %d writes (%d of them events) not stored",
+                "Redis state %s closed while unreachable: %d writes (%d of them events, %d audit "
+                "entries) not stored",
                 self.url,
                 lost,
                 events,
+                audits,
             )
         for client in (self._client_obj, self._bulk_obj):
             if client is None:
