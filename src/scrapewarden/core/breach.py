@@ -467,18 +467,18 @@ class RegimeError(ValueError):
 def regimes_from_mapping(data: Mapping[str, Any]) -> dict[str, Regime]:
     """Regimes from plain data (a parsed TOML file), shaped like::
 
-        [regimes.br-lgpd]
-        name = "Brazil: LGPD"
-        authority = "the ANPD"
-        countries = ["BR"]
-        risk_test = "relevant risk or damage to data subjects"
-        [[regimes.br-lgpd.duties]]
-        key = "authority"
-        what = "Notify the ANPD"
-        wording = "within a reasonable time"
-        trigger = "high_risk"     # always | risk | high_risk
-        hours = 72                # optional; or months = 24
-        source = "..."
+    [regimes.br-lgpd]
+    name = "Brazil: LGPD"
+    authority = "the ANPD"
+    countries = ["BR"]
+    risk_test = "relevant risk or damage to data subjects"
+    [[regimes.br-lgpd.duties]]
+    key = "authority"
+    what = "Notify the ANPD"
+    wording = "within a reasonable time"
+    trigger = "high_risk"     # always | risk | high_risk
+    hours = 72                # optional; or months = 24
+    source = "..."
     """
     raw = data.get("regimes", data)
     if not isinstance(raw, Mapping):

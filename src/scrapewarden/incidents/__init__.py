@@ -1,0 +1,1 @@
+"""Incidents beyond detection: whose records were exposed, letter drafts, evidence bundles."""
