@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +154,8 @@ def verify_bundle(path: str | Path) -> BundleCheck:
                 continue
             try:
                 data = archive.read(name)
-            except (zipfile.BadZipFile, OSError) as exc:  # a damaged entry (its CRC no longer fits)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                # A damaged entry: its compressed stream no longer inflates, or its CRC fails.
                 problems.append(f"unreadable: {name} ({exc})")
                 continue
             if hashlib.sha256(data).hexdigest() != digest or len(data) != size:

@@ -166,6 +166,8 @@ class SqlLookup:
             by_kind.setdefault(record.kind, []).append(record)
         try:
             connection = self._connect()
+        except PeopleLookupError:
+            raise
         except Exception as exc:
             # The message of a driver's error may repeat the DSN; keep only its type.
             raise PeopleLookupError(f"cannot open the people database ({type(exc).__name__})") from None
