@@ -181,19 +181,16 @@ class Drafter:
         operator: Operator | None = None,
     ) -> Drafts:
         drafts = Drafts()
-        base = self._context(facts, exposure, assessment, drafted_at, operator or Operator())
+        # Cleaned once here; per-person parts are cleaned as they are added (see notice()).
+        base = clean(self._context(facts, exposure, assessment, drafted_at, operator or Operator()))
         rows: list[dict[str, Any]] = []
         for entry in exposure.people:
             letter, lang = self.notice(entry, base)
             drafts.letters.append(letter)
             drafts.languages[lang] = drafts.languages.get(lang, 0) + 1
-            html_lang = entry.person.language or self.notices.default_language
-            try:
-                html = self.notice(entry, base, ext="html", language=self.language_for(html_lang, ext="html"))
-            except TemplateNotFound:
-                html = None
-            if html is not None:
-                drafts.letters.append(html[0])
+            # An HTML version only in the same language as the text, never a mix of the two.
+            if self._exists(f"notice.{lang}.html.j2"):
+                drafts.letters.append(self.notice(entry, base, ext="html", language=lang)[0])
             rows.append(
                 {
                     "person_id": entry.person.id,
@@ -235,11 +232,9 @@ class Drafter:
     ) -> tuple[Letter, str]:
         lang = language or self.language_for(entry.person.language, ext=ext)
         context = dict(base)
-        context["person"] = {
-            **entry.person.to_dict(),
-            "records": len(entry.records),
-            "categories": list(entry.categories),
-        }
+        context["person"] = clean(
+            {**entry.person.to_dict(), "records": len(entry.records), "categories": list(entry.categories)}
+        )
         path = f"notices/{safe_name(entry.person.id)}.{lang}.{ext}"
         return self._render(f"notice.{lang}.{ext}.j2", path, context), lang
 
@@ -266,7 +261,8 @@ class Drafter:
         return self._render(f"{kind}.en.txt.j2", path, dict(base))
 
     def _render(self, template: str, path: str, context: Mapping[str, Any]) -> Letter:
-        text = self.env.get_template(template).render(clean(context))
+        # ``context`` is already cleaned: every string in it went through plain().
+        text = self.env.get_template(template).render(context)
         subject, body = split_subject(text)
         return Letter(path, subject, body, context["review_note"])
 
