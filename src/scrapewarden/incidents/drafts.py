@@ -98,8 +98,8 @@ def clean(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class Letter:
-    """One rendered draft."""
+class Draft:
+    """One rendered letter, not yet reviewed (tracking of sent letters: core/letters.py)."""
 
     path: str
     """Where it goes in a bundle, e.g. ``letters/cease_and_desist.txt``."""
@@ -118,7 +118,7 @@ class Letter:
 
 @dataclass(slots=True)
 class Drafts:
-    letters: list[Letter] = field(default_factory=list)
+    letters: list[Draft] = field(default_factory=list)
     mail_merge_csv: str = ""
     languages: dict[str, int] = field(default_factory=dict)
     """Language of the notice template used -> people."""
@@ -229,7 +229,7 @@ class Drafter:
 
     def notice(
         self, entry: AffectedPerson, base: Mapping[str, Any], *, ext: str = "txt", language: str | None = None
-    ) -> tuple[Letter, str]:
+    ) -> tuple[Draft, str]:
         lang = language or self.language_for(entry.person.language, ext=ext)
         context = dict(base)
         context["person"] = clean(
@@ -238,7 +238,7 @@ class Drafter:
         path = f"notices/{safe_name(entry.person.id)}.{lang}.{ext}"
         return self._render(f"notice.{lang}.{ext}.j2", path, context), lang
 
-    def regulator_report(self, base: Mapping[str, Any], regime: str) -> Letter:
+    def regulator_report(self, base: Mapping[str, Any], regime: str) -> Draft:
         context = dict(base)
         context["regime"] = next(
             (j for j in base["assessment"]["jurisdictions"] if j["regime"] == regime),
@@ -257,14 +257,14 @@ class Drafter:
         name = f"letters/regulator_{safe_name(regime) if regime else 'report'}.txt"
         return self._render("regulator_report.en.txt.j2", name, context)
 
-    def _letter(self, kind: str, path: str, base: Mapping[str, Any]) -> Letter:
+    def _letter(self, kind: str, path: str, base: Mapping[str, Any]) -> Draft:
         return self._render(f"{kind}.en.txt.j2", path, dict(base))
 
-    def _render(self, template: str, path: str, context: Mapping[str, Any]) -> Letter:
+    def _render(self, template: str, path: str, context: Mapping[str, Any]) -> Draft:
         # ``context`` is already cleaned: every string in it went through plain().
         text = self.env.get_template(template).render(context)
         subject, body = split_subject(text)
-        return Letter(path, subject, body, context["review_note"])
+        return Draft(path, subject, body, context["review_note"])
 
     def _context(
         self,
