@@ -98,6 +98,22 @@ class ProtectedResource(_Strict):
     """1 low, 2 normal, 3 high: scales how fast budgets are used up."""
     query_param: str = ""
     methods: list[str] = Field(default_factory=lambda: ["GET", "HEAD"])
+    categories: list[str] = Field(default_factory=list)
+    """Kinds of personal data this page shows (``name``, ``photo``, ``email``, ``location``...):
+    an incident counts the records and people it exposed per category from these labels."""
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        # Labels are compared and counted as text: one spelling per label, no blanks or repeats.
+        out: list[str] = []
+        for label in value:
+            label = label.strip().lower()
+            if not label:
+                raise ValueError("a category must not be empty")
+            if label not in out:
+                out.append(label)
+        return out
 
     @field_validator("pattern")
     @classmethod
@@ -292,6 +308,93 @@ class PrivacyPolicy(_Strict):
     event_retention_days: int = Field(30, gt=0)
 
 
+PeopleSource = Literal["", "csv", "sql", "callable"]
+_CALLABLE_NAME = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+class PeopleLookupPolicy(_Strict):
+    """Where an incident's exposed records are looked up to find whose they are (R8).
+
+    ``csv``: a file with one row per record; ``sql``: a query run through a DB-API driver
+    (sqlite3 by default), with ``{ids}`` standing for the batch of record ids; ``callable``: a
+    Python function named ``"module:function"``. See docs/notices.md for the columns each returns.
+    """
+
+    source: PeopleSource = ""
+    """"" (no lookup: exposed records are listed, no people), "csv", "sql" or "callable"."""
+    path: str = ""
+    """csv: the file."""
+    driver: str = "sqlite3"
+    """sql: the DB-API module whose ``connect(database)`` opens the connection."""
+    database: str = Field("", repr=False)
+    """sql: the SQLite file (opened read-only), or what ``driver.connect`` is given (a DSN may hold
+    a password: set it through SCRAPEWARDEN_INCIDENTS__PEOPLE__DATABASE, not in the file)."""
+    query: str = ""
+    """sql: the query for every record kind; ``{ids}`` becomes one placeholder per id."""
+    queries: dict[str, str] = Field(default_factory=dict)
+    """sql: a query per record kind (e.g. ``profile``), used instead of ``query`` for that kind."""
+    function: str = ""
+    """callable: ``"package.module:function"``, given a list of (kind, id) pairs per batch."""
+    batch_size: int = Field(500, gt=0, le=10000)
+    """Records looked up per query or call."""
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _CALLABLE_NAME.fullmatch(value):
+            raise ValueError('must look like "package.module:function"')
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> PeopleLookupPolicy:
+        if self.source == "csv" and not self.path:
+            raise ValueError('source "csv" needs path')
+        if self.source == "sql":
+            if not self.database:
+                raise ValueError('source "sql" needs database')
+            if not (self.query or self.queries):
+                raise ValueError('source "sql" needs query (or queries per record kind)')
+            for query in [self.query, *self.queries.values()]:
+                if query and "{ids}" not in query:
+                    raise ValueError("every query needs {ids} where the record ids go, e.g. IN ({ids})")
+        if self.source == "callable" and not self.function:
+            raise ValueError('source "callable" needs function = "module:function"')
+        return self
+
+
+class NoticePolicy(_Strict):
+    """Who the letters come from, and how long recipients are given (R7, R8)."""
+
+    organisation: str = ""
+    """The sender: the organisation that runs the site (the controller)."""
+    contact_name: str = ""
+    """Who signs the letters (the privacy officer or DPO)."""
+    contact_email: str = ""
+    contact_address: str = ""
+    website: str = ""
+    templates_dir: str = ""
+    """A directory of templates that replace the built-in ones file by file (same names)."""
+    default_language: str = "en"
+    """Language used for people whose own language has no template."""
+    deletion_days: int = Field(14, gt=0, le=365)
+    """Days the scraper's operator is given to confirm that the scraped data is deleted."""
+    response_days: int = Field(7, gt=0, le=365)
+    """Days the operator is given to answer a cease-and-desist letter."""
+    remind_every_days: float = Field(7.0, gt=0, le=365)
+    """How often an overdue letter is brought up again."""
+    regimes_file: str = ""
+    """A TOML file of breach-notification regimes added to (or replacing) the built-in table."""
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        value = value.strip().lower().replace("_", "-")
+        if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", value):
+            raise ValueError("must be a language tag such as en or fr-ca")
+        return value
+
+
 class IncidentPolicy(_Strict):
     """When detections open incidents (R2, R7, R8; see docs/incidents.md)."""
 
@@ -310,6 +413,10 @@ class IncidentPolicy(_Strict):
     """Addresses held in memory (least recently seen forgotten first)."""
     team: str = ""
     """The team new incidents are given (R2: who responds)."""
+    people: PeopleLookupPolicy = Field(default_factory=PeopleLookupPolicy)
+    """Where an incident's exposed records are looked up to find whose they are (docs/notices.md)."""
+    notices: NoticePolicy = Field(default_factory=NoticePolicy)
+    """Who the letters come from and the periods they give (docs/notices.md)."""
 
 
 CaptchaProvider = Literal["", "turnstile", "hcaptcha", "recaptcha"]
