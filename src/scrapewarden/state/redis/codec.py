@@ -30,6 +30,11 @@ class Keys:
         self.event_seq = events + ":seq"
         self.batch_prefix = events + ":batch:"
         self.settings = "{" + prefix + ":settings}"
+        users = "{" + prefix + ":users}"
+        self.users = users + ":users"
+        """Hash: user name -> the user as JSON (dashboard logins; argon2id hashes only)."""
+        self.tokens = users + ":tokens"
+        """Hash: SHA-256 digest of an API token -> the token's record as JSON."""
         self.spent_prefix = prefix + ":spent:"
         """+ the caller's key; no hash tag, so marks spread over a Cluster's nodes."""
 
