@@ -24,6 +24,7 @@ def _register() -> None:
         "serve_cmds",
         "proxy_cmds",
         "analyze_cmds",
+        "dashboard_cmds",
     ):
         try:
             module = importlib.import_module(f"scrapewarden.cli.{name}")
