@@ -54,7 +54,7 @@ def check_name(name: str) -> str:
 def check_role(role: str) -> Role:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-    return role  # type: ignore[return-value]
+    return role
 
 
 def check_password(password: str) -> str:

@@ -314,6 +314,7 @@ def bans_page(request: Request, visit: Visit) -> Response:
     q = request.query_params
     show_all = q.get("show") == "all"
     now = dash.clock()
+    context: dict[str, Any]
     listed = dash.store.list_bans(None if show_all else now)
     shown = views.filter_bans(listed, text=q.get("q", ""), kind=q.get("kind", ""), source=q.get("source", ""))
     context = {

@@ -52,7 +52,7 @@ def stacked_bars(
     ]
     for i, bucket in enumerate(buckets):
         x = left + i * slot + (slot - bar_w) / 2
-        y = top + plot_h
+        y = float(top + plot_h)
         for action in order:
             count = bucket.get(action, 0)
             if not count:
