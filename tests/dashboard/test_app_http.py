@@ -116,6 +116,18 @@ def test_csrf_missing_or_wrong_is_refused(setup: Setup) -> None:
         assert listed == []
 
 
+def test_oversized_bodies_are_refused_unread(setup: Setup) -> None:
+    big = "x" * (70 * 1024)
+    with httpx.Client(base_url=setup.dash, timeout=10) as client:
+        token = csrf_of(client.get("/login").text)
+        answer = client.post("/login", data={"csrf": token, "name": "ada", "password": big})
+        assert answer.status_code == 413
+    with login(setup.dash, "ana") as client:
+        token = csrf_of(client.get("/").text)
+        answer = client.post("/api/bans", headers={"x-csrf-token": token}, content=big)
+        assert answer.status_code == 413 and answer.json()["error"] == "bad_request"
+
+
 def test_viewer_sees_no_ban_controls_and_is_refused(setup: Setup) -> None:
     setup.traffic("198.51.100.4", "/.env")  # a trap: an event to look at
     with login(setup.dash, "vic") as client:

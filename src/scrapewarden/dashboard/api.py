@@ -273,6 +273,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: "no valid session or bearer token",
         403: "role too low, or a session call without its CSRF header",
         404: "not found",
+        413: "body larger than 64 KiB",
     }
     return {str(code): _json(_ref("Error"), text[code]) for code in codes}
 
@@ -463,7 +464,7 @@ OPENAPI: dict[str, Any] = {
                         }
                     },
                 },
-                "responses": {"201": _json(_ref("Ban"), "the stored ban"), **_errors(400, 401, 403)},
+                "responses": {"201": _json(_ref("Ban"), "the stored ban"), **_errors(400, 401, 403, 413)},
             },
             "delete": {
                 "summary": "lift a ban (analyst)",
@@ -471,7 +472,7 @@ OPENAPI: dict[str, Any] = {
                     _query("kind", {"type": "string", "enum": list(BAN_KINDS)}, required=True),
                     _query("value", {"type": "string"}, required=True),
                 ],
-                "responses": {"204": {"description": "lifted"}, **_errors(400, 401, 403, 404)},
+                "responses": {"204": {"description": "lifted"}, **_errors(400, 401, 403, 404, 413)},
             },
         },
         "/api/users": {

@@ -36,6 +36,13 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 MAX_FORM_FIELDS = 50
+MAX_BODY_BYTES = 64 * 1024
+"""Every form and API body here is small; a bigger one is refused before it is buffered."""
+
+
+class BodyTooLarge(ValueError):
+    pass
+
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,9 +78,25 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "0.0.0.0"
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, read up to ``MAX_BODY_BYTES`` (BodyTooLarge beyond); later reads of
+    the body (``request.form()``, ``request.json()``) see the same bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLarge(f"a request body here is at most {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette's own cache of the body, read by form() and json()
+    return body
+
+
 async def _read_form(request: Request) -> dict[str, str]:
     if request.method in SAFE_METHODS:
         return {}
+    await read_body(request)
     kind = request.headers.get("content-type", "")
     if not kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         return {}
@@ -100,6 +123,8 @@ def page(
             else:
                 try:
                     visit.form = await _read_form(request)
+                except BodyTooLarge as exc:
+                    return dash.error(request, visit, 413, str(exc))
                 except Exception:  # malformed body: refused, never a crash
                     return dash.error(request, visit, 400, "That form could not be read.")
                 token = visit.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
@@ -148,7 +173,9 @@ def api(role: Role) -> Callable[[Callable[..., Any]], Callable[[Request], Awaita
             body: Any = None
             if request.method not in SAFE_METHODS:
                 try:
-                    body = await request.json() if await request.body() else None
+                    body = await request.json() if await read_body(request) else None
+                except BodyTooLarge as exc:
+                    return JSONResponse({"error": "bad_request", "detail": str(exc)}, 413)
                 except ValueError:
                     return JSONResponse({"error": "bad_request", "detail": "body is not JSON"}, 400)
             result: Response = await run_in_threadpool(fn, request, visit, body)
