@@ -348,3 +348,32 @@ def test_bans_export(setup: Setup, fmt: str) -> None:
             assert "192.0.2.1" in out.text and "192.0.2.2" in out.text
             assert "acct-9" not in out.text
         assert client.get("/bans/export", params={"format": "exe"}).status_code == 400
+
+
+HOSTILE = ["\x00", "\u202e", "'\"><script>", "%", "1" * 600, "::", "10.0.0.0/0", "ip~"]
+
+
+def test_hostile_queries_and_forms_get_answers_not_errors(setup: Setup) -> None:
+    with login(setup.dash, "ada") as client:
+        token = csrf_of(client.get("/").text)
+        # Bytes that are not UTF-8, as a hand-made URL and form body.
+        assert client.get("/actors?kind=ip&q=%ff%fe%00").status_code == 400
+        assert client.get("/bans?q=%ff%fe").status_code == 200
+        raw = f"csrf={token}&kind=ip&value=%ff%fe&ttl=1h".encode()
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        assert client.post("/bans/add", content=raw, headers=form).status_code == 400
+        for text in HOSTILE:
+            for kind in ("ip", "network", "account", "session", "fingerprint", "planet"):
+                page = client.get("/actors", params={"kind": kind, "q": text})
+                assert page.status_code in (200, 400), (kind, text)
+                assert "<script>" not in page.text.split("</header>", 1)[1]
+            assert client.get("/bans", params={"q": text, "kind": text, "show": text}).status_code == 200
+            assert client.get("/", params={"hours": text}).status_code == 200
+            for path, form in (
+                ("/bans/add", {"kind": "ip", "value": text, "ttl": text, "note": text}),
+                ("/bans/lift", {"kind": text, "value": text}),
+                ("/actors/ban", {"kind": "account", "value": text, "ttl": "1h", "expect": text}),
+                ("/users/change", {"action": text, "name": text, "role": text, "password": text}),
+            ):
+                answer = client.post(path, data={"csrf": token, **form})
+                assert answer.status_code in (303, 400), (path, text, answer.status_code)
