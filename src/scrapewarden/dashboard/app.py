@@ -44,7 +44,7 @@ from .web import SecurityHeaders, Visit, bearer_visit, client_address, page, saf
 
 STATIC = Path(__file__).parent / "static"
 HOURS_CHOICES = (1, 6, 24, 168)
-FIRST_ADMIN_HINT = "printf '%s\\n' \"$PASSWORD\" | scrapewarden users add NAME --role admin --state URL"
+FIRST_ADMIN_HINT = "scrapewarden users add NAME --role admin --state URL"
 
 
 class Dashboard:
