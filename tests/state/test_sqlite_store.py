@@ -234,7 +234,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         assert store.spend_once("x", until=NOW + 10, now=NOW) is True
 
 
-def test_a_version_2_database_gains_the_audit_log_and_incidents(tmp_path: Path) -> None:
+def test_a_version_2_database_gains_the_audit_log_incidents_and_users(tmp_path: Path) -> None:
     from scrapewarden.core.audit import AuditRecord
     from scrapewarden.state.sqlite import _MIGRATIONS
 
@@ -248,9 +248,10 @@ def test_a_version_2_database_gains_the_audit_log_and_incidents(tmp_path: Path) 
         conn.execute("INSERT INTO spent VALUES ('challenge:1', ?)", (NOW + 60,))
     conn.close()
     with SQLiteStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.spend_once("challenge:1", until=NOW + 60, now=NOW) is False  # kept
         assert store.audit_head() is None and store.list_incidents() == []
+        assert store.list_users() == []
         entry = store.append_audit(AuditRecord(NOW, "alice", "ban.add", "ip:192.0.2.1"))
         assert entry.seq == 1 and store.audit_head() == (1, entry.hash)
 

@@ -26,6 +26,7 @@ def _register() -> None:
         "analyze_cmds",
         "audit_cmds",
         "incident_cmds",
+        "dashboard_cmds",
     ):
         try:
             module = importlib.import_module(f"scrapewarden.cli.{name}")

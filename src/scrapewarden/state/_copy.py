@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .base import BAN_KINDS, Ban, Event
+from .base import BAN_KINDS, ROLES, ApiToken, Ban, Event, User
 
 
 def copy_ban(ban: Ban) -> Ban:
@@ -25,3 +25,19 @@ def check_kind(kind: str) -> None:
     # Ban.kind is a Literal, but nothing enforces it at run time; a typo must not store junk.
     if kind not in BAN_KINDS:
         raise ValueError(f"unknown ban kind {kind!r}; expected one of {', '.join(BAN_KINDS)}")
+
+
+def copy_user(user: User) -> User:
+    return dataclasses.replace(user)
+
+
+def copy_token(token: ApiToken) -> ApiToken:
+    return dataclasses.replace(token)
+
+
+def check_user(user: User) -> None:
+    # A role outside the list would grant nothing, or (a typo of "admin") confuse an operator.
+    if user.role not in ROLES:
+        raise ValueError(f"unknown role {user.role!r}; expected one of {', '.join(ROLES)}")
+    if not user.name:
+        raise ValueError("a user needs a name")

@@ -61,6 +61,39 @@ class Event:
     """Assigned by the store."""
 
 
+Role = Literal["admin", "analyst", "viewer"]
+ROLES: tuple[Role, ...] = ("admin", "analyst", "viewer")
+"""Dashboard roles, most powerful first: admin (users, policy), analyst (bans, incidents),
+viewer (read-only)."""
+
+
+@dataclass(slots=True)
+class User:
+    """A dashboard user. Only a password *hash* (argon2id, PHC string) is ever stored."""
+
+    name: str
+    role: Role
+    password_hash: str
+    created: float
+    password_changed: float
+    """Sessions issued before this time are void, so a password change logs everyone out."""
+
+
+@dataclass(slots=True)
+class ApiToken:
+    """A bearer token for the dashboard's JSON API. Only its SHA-256 digest is stored."""
+
+    digest: str
+    """Hex SHA-256 of the token; the token itself is shown once, when it is made."""
+    user: str
+    created: float
+    expires: float | None
+    label: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.expires is None or self.expires > now
+
+
 class StateStore(Protocol):
     """Persistent state. Methods are synchronous and fast; backends batch writes internally."""
 
@@ -100,6 +133,30 @@ class StateStore(Protocol):
         every instance sharing the store. Expired marks may be forgotten at any time."""
 
     def get_setting(self, name: str) -> str | None: ...
+
+    # -- dashboard users and API tokens --------------------------------------------------------
+
+    def put_user(self, user: User) -> None:
+        """Insert or replace the user named ``user.name``."""
+
+    def get_user(self, name: str) -> User | None: ...
+
+    def list_users(self) -> list[User]:
+        """Every user, by name."""
+
+    def remove_user(self, name: str) -> bool:
+        """True if the user existed. Their API tokens go with them."""
+
+    def add_token(self, token: ApiToken) -> None:
+        """Insert or replace the token with ``token.digest``."""
+
+    def get_token(self, digest: str) -> ApiToken | None:
+        """The token with this digest, expired or not, or None."""
+
+    def list_tokens(self, user: str | None = None) -> list[ApiToken]:
+        """Every token (of ``user`` if given), oldest first."""
+
+    def remove_token(self, digest: str) -> bool: ...
 
     def set_setting(self, name: str, value: str) -> None: ...
 

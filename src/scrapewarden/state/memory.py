@@ -14,8 +14,8 @@ from collections import deque
 
 from ..core.audit import AuditEntry, AuditRecord, chain
 from ..core.incidents import Incident
-from ._copy import check_kind, copy_ban, copy_event
-from .base import Ban, BanKind, Event
+from ._copy import check_kind, check_user, copy_ban, copy_event, copy_token, copy_user
+from .base import ApiToken, Ban, BanKind, Event, User
 from .errors import StateClosedError
 
 DEFAULT_MAX_EVENTS = 100_000
@@ -43,6 +43,8 @@ class MemoryStore:
         self._audit: list[AuditEntry] = []
         self._audit_head: tuple[int, str] | None = None
         self._incidents: dict[str, str] = {}  # id -> JSON, so callers never share objects
+        self._users: dict[str, User] = {}
+        self._tokens: dict[str, ApiToken] = {}
         self._closed = False
 
     # -- bans -------------------------------------------------------------------------------
@@ -206,6 +208,56 @@ class MemoryStore:
         found = [Incident.from_dict(json.loads(text)) for text in stored]
         found.sort(key=lambda i: (i.opened_at, i.id))
         return found
+
+    # -- dashboard users and API tokens ----------------------------------------------------
+
+    def put_user(self, user: User) -> None:
+        check_user(user)
+        with self._lock:
+            self._check_open()
+            self._users[user.name] = copy_user(user)
+
+    def get_user(self, name: str) -> User | None:
+        with self._lock:
+            self._check_open()
+            user = self._users.get(name)
+            return copy_user(user) if user is not None else None
+
+    def list_users(self) -> list[User]:
+        with self._lock:
+            self._check_open()
+            return [copy_user(self._users[name]) for name in sorted(self._users)]
+
+    def remove_user(self, name: str) -> bool:
+        with self._lock:
+            self._check_open()
+            if self._users.pop(name, None) is None:
+                return False
+            self._tokens = {d: t for d, t in self._tokens.items() if t.user != name}
+            return True
+
+    def add_token(self, token: ApiToken) -> None:
+        with self._lock:
+            self._check_open()
+            self._tokens[token.digest] = copy_token(token)
+
+    def get_token(self, digest: str) -> ApiToken | None:
+        with self._lock:
+            self._check_open()
+            token = self._tokens.get(digest)
+            return copy_token(token) if token is not None else None
+
+    def list_tokens(self, user: str | None = None) -> list[ApiToken]:
+        with self._lock:
+            self._check_open()
+            tokens = [copy_token(t) for t in self._tokens.values() if user is None or t.user == user]
+        tokens.sort(key=lambda t: (t.created, t.digest))
+        return tokens
+
+    def remove_token(self, digest: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._tokens.pop(digest, None) is not None
 
     # -- lifecycle --------------------------------------------------------------------------
 

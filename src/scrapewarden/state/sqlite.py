@@ -32,13 +32,13 @@ from typing import Any
 
 from ..core.audit import GENESIS, AuditEntry, AuditRecord, chain_after
 from ..core.incidents import Incident
-from ._copy import check_kind
-from .base import Ban, BanKind, Event
+from ._copy import check_kind, check_user
+from .base import ApiToken, Ban, BanKind, Event, User
 from .errors import StateClosedError, StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # version -> statements that bring a database from version-1 to version. Append, never edit.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -113,6 +113,24 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT, WITHOUT ROWID""",
         "CREATE INDEX incidents_opened ON incidents (opened_at)",
     ),
+    4: (
+        # Dashboard users (argon2id hashes only) and API tokens (SHA-256 digests only).
+        """CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'analyst', 'viewer')),
+            password_hash TEXT NOT NULL,
+            created REAL NOT NULL,
+            password_changed REAL NOT NULL
+        ) STRICT, WITHOUT ROWID""",
+        """CREATE TABLE api_tokens (
+            digest TEXT PRIMARY KEY,
+            user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+            created REAL NOT NULL,
+            expires REAL,
+            label TEXT NOT NULL DEFAULT ''
+        ) STRICT, WITHOUT ROWID""",
+        "CREATE INDEX api_tokens_user ON api_tokens (user)",
+    ),
 }
 
 _EVENT_COLUMNS = (
@@ -122,6 +140,8 @@ _EVENT_COLUMNS = (
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT_EVENT = f"SELECT id, {_EVENT_COLUMNS} FROM events"
 _BAN_COLUMNS = "kind, value, created, expires, reason, offences, source"
+_USER_COLUMNS = "name, role, password_hash, created, password_changed"
+_TOKEN_COLUMNS = "digest, user, created, expires, label"
 
 AUTO_PRUNE_INTERVAL = 3600.0
 """Seconds between automatic retention passes (they run on the writer thread, after a commit)."""
@@ -662,6 +682,80 @@ class SQLiteStore:
     def list_incidents(self) -> list[Incident]:
         rows = self._read_all("SELECT doc FROM incidents ORDER BY opened_at, id", ())
         return [Incident.from_dict(json.loads(r[0])) for r in rows]
+
+    # -- dashboard users and API tokens ----------------------------------------------------
+
+    def put_user(self, user: User) -> None:
+        check_user(user)
+        row = (
+            _text(user.name),
+            user.role,
+            _text(user.password_hash),
+            float(user.created),
+            float(user.password_changed),
+        )
+        self._call(
+            lambda conn: conn.execute(
+                "INSERT INTO users (name, role, password_hash, created, password_changed) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role, "
+                "password_hash = excluded.password_hash, created = excluded.created, "
+                "password_changed = excluded.password_changed",
+                row,
+            )
+        )
+
+    def get_user(self, name: str) -> User | None:
+        row = self._read_one(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (_text(name),))
+        return User(*row) if row else None
+
+    def list_users(self) -> list[User]:
+        return [User(*row) for row in self._read_all(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name", ())]
+
+    def remove_user(self, name: str) -> bool:
+        name = _text(name)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            # Explicitly, not by the foreign key: foreign keys are off unless a connection asks.
+            conn.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
+            return conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+
+        removed: bool = self._call(write)
+        return removed
+
+    def add_token(self, token: ApiToken) -> None:
+        row = (
+            _text(token.digest),
+            _text(token.user),
+            float(token.created),
+            None if token.expires is None else float(token.expires),
+            _text(token.label),
+        )
+        self._call(
+            lambda conn: conn.execute(
+                f"INSERT INTO api_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (digest) DO UPDATE SET user = excluded.user, created = excluded.created, "
+                "expires = excluded.expires, label = excluded.label",
+                row,
+            )
+        )
+
+    def get_token(self, digest: str) -> ApiToken | None:
+        row = self._read_one(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE digest = ?", (_text(digest),))
+        return ApiToken(*row) if row else None
+
+    def list_tokens(self, user: str | None = None) -> list[ApiToken]:
+        rows = self._read_all(
+            f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE ? IS NULL OR user = ? ORDER BY created, digest",
+            (user, user),
+        )
+        return [ApiToken(*row) for row in rows]
+
+    def remove_token(self, digest: str) -> bool:
+        digest = _text(digest)
+        removed: bool = self._call(
+            lambda conn: conn.execute("DELETE FROM api_tokens WHERE digest = ?", (digest,)).rowcount > 0
+        )
+        return removed
 
     # -- lifecycle --------------------------------------------------------------------------
 

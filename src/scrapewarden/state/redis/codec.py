@@ -42,6 +42,11 @@ class Keys:
         """A hash: incident id -> the incident as JSON."""
         self.incident_versions = incidents + ":versions"
         """A hash: incident id -> its stored version (save_incident.lua compares it)."""
+        users = "{" + prefix + ":users}"
+        self.users = users + ":users"
+        """Hash: user name -> the user as JSON (dashboard logins; argon2id hashes only)."""
+        self.tokens = users + ":tokens"
+        """Hash: SHA-256 digest of an API token -> the token's record as JSON."""
         self.spent_prefix = prefix + ":spent:"
         """+ the caller's key; no hash tag, so marks spread over a Cluster's nodes."""
 

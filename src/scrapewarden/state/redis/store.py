@@ -47,8 +47,8 @@ from redis import exceptions as rx
 
 from ...core.audit import GENESIS, AuditEntry, AuditRecord, chain_after
 from ...core.incidents import Incident
-from .._copy import check_kind, copy_ban
-from ..base import Ban, BanKind, Event
+from .._copy import check_kind, check_user, copy_ban
+from ..base import ApiToken, Ban, BanKind, Event, User
 from ..errors import StateClosedError, StateError
 from ..memory import MemoryStore
 from . import codec
@@ -733,6 +733,106 @@ class RedisStore:
         found.sort(key=lambda i: (i.opened_at, i.id))
         return found
 
+    # -- dashboard users and API tokens --------------------------------------------------------
+    # Written straight to Redis, never queued: a user added or a token revoked while Redis is
+    # away must fail loudly, not take effect later. Reads fall back to the last seen values
+    # (the mirror), so people already known can still log in during an outage.
+
+    def _direct(self, what: str, call: Callable[[], Any]) -> Any:
+        def fallback() -> Any:
+            raise StateUnavailableError(f"Redis state {self.url} is unreachable: {what} not done")
+
+        self._check_open()
+        if self._down_since is not None:
+            fallback()
+        return self._guard(what, call, fallback)
+
+    def put_user(self, user: User) -> None:
+        check_user(user)
+
+        def call() -> None:
+            self._client().hset(self.keys.users, codec.text(user.name), _user_json(user))
+            self._mirror.put_user(user)
+
+        self._direct("put_user", call)
+
+    def get_user(self, name: str) -> User | None:
+        def call() -> User | None:
+            raw = self._client().hget(self.keys.users, codec.text(name))
+            if raw is None:
+                self._mirror.remove_user(name)
+                return None
+            user = _user_from_json(raw)
+            self._mirror.put_user(user)
+            return user
+
+        result: User | None = self._guard("get_user", call, lambda: self._mirror.get_user(name))
+        return result
+
+    def list_users(self) -> list[User]:
+        def call() -> list[User]:
+            users = [_user_from_json(raw) for raw in self._client(bulk=True).hvals(self.keys.users)]
+            return sorted(users, key=lambda u: u.name)
+
+        result: list[User] = self._guard("list_users", call, self._mirror.list_users)
+        return result
+
+    def remove_user(self, name: str) -> bool:
+        def call() -> bool:
+            client = self._client()
+            removed = bool(client.hdel(self.keys.users, codec.text(name)))
+            # Its tokens too (a token of a user who no longer exists is refused anyway).
+            stale = [
+                digest
+                for digest, raw in client.hgetall(self.keys.tokens).items()
+                if json.loads(raw).get("user") == name
+            ]
+            if stale:
+                client.hdel(self.keys.tokens, *stale)
+            self._mirror.remove_user(name)
+            return removed
+
+        removed: bool = self._direct("remove_user", call)
+        return removed
+
+    def add_token(self, token: ApiToken) -> None:
+        def call() -> None:
+            self._client().hset(self.keys.tokens, codec.text(token.digest), _token_json(token))
+            self._mirror.add_token(token)
+
+        self._direct("add_token", call)
+
+    def get_token(self, digest: str) -> ApiToken | None:
+        def call() -> ApiToken | None:
+            raw = self._client().hget(self.keys.tokens, codec.text(digest))
+            if raw is None:
+                self._mirror.remove_token(digest)
+                return None
+            token = _token_from_json(raw)
+            self._mirror.add_token(token)
+            return token
+
+        result: ApiToken | None = self._guard("get_token", call, lambda: self._mirror.get_token(digest))
+        return result
+
+    def list_tokens(self, user: str | None = None) -> list[ApiToken]:
+        def call() -> list[ApiToken]:
+            tokens = [_token_from_json(raw) for raw in self._client(bulk=True).hvals(self.keys.tokens)]
+            mine = [t for t in tokens if user is None or t.user == user]
+            return sorted(mine, key=lambda t: (t.created, t.digest))
+
+        result: list[ApiToken] = self._guard("list_tokens", call, lambda: self._mirror.list_tokens(user))
+        return result
+
+    def remove_token(self, digest: str) -> bool:
+        def call() -> bool:
+            removed = bool(self._client().hdel(self.keys.tokens, codec.text(digest)))
+            self._mirror.remove_token(digest)
+            return removed
+
+        removed: bool = self._direct("remove_token", call)
+        return removed
+
     # -- the writer thread ----------------------------------------------------------------------
 
     def _run_writer(self) -> None:
@@ -961,3 +1061,38 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r})"
+
+
+def _user_json(user: User) -> str:
+    return json.dumps(
+        {
+            "name": codec.text(user.name),
+            "role": user.role,
+            "password_hash": user.password_hash,
+            "created": user.created,
+            "password_changed": user.password_changed,
+        }
+    )
+
+
+def _user_from_json(raw: str) -> User:
+    d = json.loads(raw)
+    return User(d["name"], d["role"], d["password_hash"], float(d["created"]), float(d["password_changed"]))
+
+
+def _token_json(token: ApiToken) -> str:
+    return json.dumps(
+        {
+            "digest": token.digest,
+            "user": codec.text(token.user),
+            "created": token.created,
+            "expires": token.expires,
+            "label": codec.text(token.label),
+        }
+    )
+
+
+def _token_from_json(raw: str) -> ApiToken:
+    d = json.loads(raw)
+    expires = None if d.get("expires") is None else float(d["expires"])
+    return ApiToken(d["digest"], d["user"], float(d["created"]), expires, d.get("label", ""))

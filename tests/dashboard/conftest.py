@@ -1,0 +1,135 @@
+"""A protected site and the dashboard on one SQLite state store, both served over loopback.
+
+The site is a tiny ASGI app behind ``ScrapeWardenMiddleware`` that believes X-Forwarded-For
+from loopback, so a test can send traffic "from" any address. The dashboard is a separate app
+on its own Warden over the same state URL, as in a deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scrapewarden.core.policy import Policy
+from scrapewarden.dashboard.accounts import add_user
+from scrapewarden.dashboard.app import create_app
+from scrapewarden.dashboard.login_guard import LoginBudget
+from scrapewarden.doors.asgi import ScrapeWardenMiddleware
+from scrapewarden.state.sqlite import SQLiteStore
+from scrapewarden.warden import Warden
+
+PASSWORD = "correct horse battery staple"
+USERS = {"ada": "admin", "ana": "analyst", "vic": "viewer"}
+CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+BOT_UA = "python-requests/2.32.3"
+XSS_UA = "<img src=x onerror=alert(1)>"
+
+
+def site_policy() -> Policy:
+    return Policy(
+        network={"trusted_proxies": ["127.0.0.0/8", "::1/128"]},
+        protected=[{"pattern": "/people/{id}"}],
+        # httpx plays the browser here: its header set is not a real browser's.
+        client={"inconsistent_browser": 0, "missing_accept_language": 0},
+    )
+
+
+async def _people(scope: Any, receive: Any, send: Any) -> None:
+    body = b"<!doctype html><title>person</title><p>someone"
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class Served:
+    url: str
+    thread: threading.Thread
+    server: Any
+    sock: socket.socket
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+        self.sock.close()
+
+
+def serve(app: Any) -> Served:
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    return Served(f"http://127.0.0.1:{sock.getsockname()[1]}", thread, server, sock)
+
+
+@dataclass
+class Setup:
+    dash: str
+    site: str
+    state_url: str
+    site_warden: Warden
+    app: Any
+
+    def traffic(self, address: str, path: str, *, ua: str = CHROME, n: int = 1) -> list[int]:
+        """``n`` requests to the site as if from ``address``; their status codes."""
+        headers = {"x-forwarded-for": address, "user-agent": ua, "accept": "text/html"}
+        with httpx.Client(base_url=self.site, timeout=10) as client:
+            codes = [client.get(path, headers=headers).status_code for _ in range(n)]
+        self.site_warden.store.flush()
+        return codes
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    state_url = f"sqlite:///{tmp_path}/state.db"
+    with SQLiteStore(tmp_path / "state.db") as store:
+        for name, role in USERS.items():
+            add_user(store, name, role, PASSWORD, now=time.time())
+    site_warden = Warden(site_policy(), state=state_url)
+    site = serve(ScrapeWardenMiddleware(_people, warden=site_warden))
+    # Generous login budgets: the tests log in many times from 127.0.0.1 (one test checks them).
+    app = create_app(state_url, policy=site_policy(), login_budget=LoginBudget(100, 100, 300))
+    dash = serve(app)
+    try:
+        yield Setup(dash.url, site.url, state_url, site_warden, app)
+    finally:
+        dash.stop()
+        site.stop()
+        app.state.dashboard.close()
+        site_warden.close()
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+@contextmanager
+def login(base: str, name: str, password: str = PASSWORD) -> Iterator[httpx.Client]:
+    """A client logged in as ``name`` (follows no redirects: tests look at them)."""
+    with httpx.Client(base_url=base, timeout=10) as client:
+        token = csrf_of(client.get("/login").text)
+        answer = client.post("/login", data={"csrf": token, "name": name, "password": password, "next": "/"})
+        assert answer.status_code == 303, answer.text[:500]
+        yield client
