@@ -27,6 +27,7 @@ def _register() -> None:
         "audit_cmds",
         "incident_cmds",
         "dashboard_cmds",
+        "report_cmds",
     ):
         try:
             module = importlib.import_module(f"scrapewarden.cli.{name}")
