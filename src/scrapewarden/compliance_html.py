@@ -8,7 +8,6 @@ whole template, so all of it is shown as text, never markup.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,11 +40,12 @@ def show(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
-        return ", ".join(show(v) for v in value)
-    if isinstance(value, dict | list):
-        # Escaped by the template like any other text.
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, dict):
+        # Nested settings read as "key: value" pairs (escaped by the template like any text).
+        return ", ".join(f"{key}: {show(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        sep = "; " if any(isinstance(v, dict) for v in value) else ", "
+        return sep.join(show(v) for v in value)
     return str(value)
 
 
