@@ -302,6 +302,8 @@ class SharedTallies:
         self.calls += 1
         calls = [call for item in batch for call in item[0]]
         sent = asyncio.ensure_future(self._send_fast(self._fast, calls))
+        # Seen even when nobody is left to await it (this ask cancelled at shutdown, say).
+        sent.add_done_callback(_seen)
         try:
             done, _ = await asyncio.wait([sent], timeout=self.timeout)
         finally:
@@ -384,3 +386,9 @@ class SharedTallies:
                 "scrapewarden: shared tallies unavailable (%s); counting offences in this process",
                 type(exc).__name__,
             )
+
+
+def _seen(task: asyncio.Future[Any]) -> None:
+    """Mark a finished round trip's failure as retrieved (its asker may have gone)."""
+    if not task.cancelled():
+        task.exception()
