@@ -17,6 +17,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,8 @@ MAX_REQUESTS = 400
 """Per scraper: bounded whatever the policy does."""
 
 
-def _serve(app: Any) -> Iterator[str]:
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -131,7 +133,7 @@ def test_demo_scrapers_open_incidents_naming_their_actors_and_exactly_the_people
     monkeypatch.setenv("SCRAPEWARDEN_USER", "dana")
     app = create_app(seed=SEED, people=PEOPLE, regime="protected", state=state_url)
     crowd = population(SEED, PEOPLE)
-    with _serve_cm(app) as base:
+    with serve(app) as base:
         got_a, refused_a = _walk(
             base, SCRAPER_A, [f"/users/{i}" for i in range(1, 1 + MAX_REQUESTS)], SCRAPER_HEADERS
         )
@@ -215,8 +217,3 @@ def test_demo_scrapers_open_incidents_naming_their_actors_and_exactly_the_people
     failed = run.invoke(main, ["audit", "verify", *common])
     assert failed.exit_code == 1 and "entry 2" in failed.output, failed.output
 
-
-def _serve_cm(app: Any) -> Any:
-    from contextlib import contextmanager
-
-    return contextmanager(_serve)(app)
