@@ -93,3 +93,19 @@ def test_final_reports_ignore_the_interval_and_disabled_reports_nothing() -> Non
     off = watch(enabled=False, min_records=0)
     blocked(off, "192.0.2.1")
     assert off.due(NOW) == []
+
+
+def test_refusal_sets_which_action_counts_as_stopping_an_actor() -> None:
+    def throttled(w: IncidentWatch) -> IncidentWatch:
+        served(w, "192.0.2.5", range(4))
+        evidence = [Evidence("account_age", 40.0, "new account reading many profiles")]
+        w.note(
+            facts("192.0.2.5"), Decision(Action.THROTTLE, 40.0, evidence, record=("profile", "9")), lambda: ""
+        )
+        return w
+
+    assert throttled(watch()).due(NOW) == []  # the default: only a block counts
+    assert throttled(watch(refusal="challenge")).due(NOW) == []
+    (d,) = map((w := throttled(watch(refusal="throttle"))).detection, w.due(NOW))
+    assert d.records == [f"profile:{i}" for i in range(4)] and d.verdict == "suspicious"
+    assert watch(refusal="throttle", on_block=False).due(NOW) == []

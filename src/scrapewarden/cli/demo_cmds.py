@@ -178,6 +178,7 @@ def demo(serve: bool, json_path: Path | None, **kw: Any) -> None:
         f"{config.people:,}-person social network, protected / per-address limit / unprotected"
     )
     run_and_report(config, json_path, console)
+    _incidents_hint(config, console)
     if serve:
         from ..demo.scenarios import site_process
 
@@ -188,6 +189,45 @@ def demo(serve: bool, json_path: Path | None, **kw: Any) -> None:
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
+
+
+def _incidents_hint(config: Any, console: Console) -> None:
+    """What the protected site filed as incidents, and the commands that take it from there."""
+    state = config.state or ""
+    if not state or state.strip().lower().startswith("memory:"):
+        console.print(
+            Text(
+                "incidents were kept in the protected site's memory only; run with "
+                "--state sqlite:///demo.db to keep them, then: scrapewarden incidents list --state sqlite:///demo.db"
+            )
+        )
+        return
+    from ..incidents.book import IncidentBook
+    from ..state.url import open_state
+
+    try:
+        with open_state(state) as store:
+            found = IncidentBook(store).list()
+    except Exception as exc:  # the report above stands whatever the store says
+        console.print(Text(f"could not read incidents from {state}: {exc}"))
+        return
+    env = ""
+    if (config.seed, config.people) != (7, 20_000):  # the demo lookup's defaults (demo/lookup.py)
+        env = f"CIRCLES_SEED={config.seed} CIRCLES_PEOPLE={config.people} "
+    policy = config.policy or demo_policy_path()
+    console.print(Text(f"incidents in {state}: {len(found)}. Next:"))
+    for line in (
+        f"scrapewarden incidents list --state {state}",
+        f"scrapewarden incidents show ID --state {state}",
+        f"{env}scrapewarden incidents export ID --out bundle.zip --policy {policy} --state {state}",
+    ):
+        console.print(Text(f"  {line}"))
+
+
+def demo_policy_path() -> str:
+    from importlib import resources
+
+    return str(resources.files("scrapewarden.demo").joinpath("policy.toml"))
 
 
 def register(group: click.Group) -> None:

@@ -1,4 +1,6 @@
-"""``scrapewarden incidents list|show|assign|advance``: who handles which scraping episode.
+"""``scrapewarden incidents list|show|open|assign|advance``: who handles which scraping episode.
+
+The duties that follow (assess, letters, export) are in :mod:`.duty_cmds`.
 
 Incidents hold what attackers sent (user agents, paths in samples), so every value shown goes
 through :func:`~.state_cmds.printable` into rich :class:`~rich.text.Text`, never markup.
@@ -26,6 +28,9 @@ SHOWN_RECORDS = 20
 
 
 def register(group: click.Group) -> None:
+    from .duty_cmds import attach  # assess, letters, letter, overdue, export, verify-bundle
+
+    attach(incidents)
     group.add_command(incidents)
 
 

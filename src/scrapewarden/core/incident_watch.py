@@ -47,6 +47,8 @@ class _Suspect:
     user_agents: set[str] = field(default_factory=set)
     campaign: str = ""
     blocked: bool = False
+    worst: Action = Action.ALLOW
+    """The strongest action taken against it (``[incidents] refusal`` compares with this)."""
     requests: int = 0
     score: float = 0.0
     detectors: dict[str, list[str]] = field(default_factory=dict)
@@ -110,6 +112,7 @@ class IncidentWatch:
         suspect.score = max(suspect.score, decision.score)
         if decision.action is Action.BLOCK:
             suspect.blocked = True
+        suspect.worst = max(suspect.worst, decision.action)
         if facts.account_id:
             suspect.accounts.add(facts.account_id)
         fingerprint = ""
@@ -164,7 +167,8 @@ class IncidentWatch:
         p = self.policy
         if p.on_campaign and suspect.campaign:
             return True
-        return p.on_block and suspect.blocked and len(self._records(ip)) >= p.min_records
+        stopped = suspect.worst >= Action[p.refusal.upper()]
+        return p.on_block and stopped and len(self._records(ip)) >= p.min_records
 
     def _records(self, ip: str) -> list[str]:
         served = self._served.get(ip)

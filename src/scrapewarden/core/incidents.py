@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .letters import Letter
+
 Stage = Literal["open", "contained", "assessed", "notified", "closed"]
 STAGES: tuple[Stage, ...] = ("open", "contained", "assessed", "notified", "closed")
 STAGE_MEANING: dict[Stage, str] = {
@@ -132,6 +134,31 @@ class DetectorHit:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class RiskJudgement:
+    """The privacy officer's judgement of the risk to the people affected (GDPR high risk,
+    PIPEDA real risk of significant harm, NDB likely serious harm), as recorded."""
+
+    high_risk: bool | None
+    """True: high; False: judged below the threshold; None: not judged (withdrawn)."""
+    at: float
+    by: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"high_risk": self.high_risk, "at": self.at, "by": self.by, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RiskJudgement:
+        raw = data.get("high_risk")
+        return cls(
+            None if raw is None else bool(raw),
+            float(data.get("at", 0.0)),
+            str(data.get("by", "")),
+            str(data.get("note", "")),
+        )
+
+
 @dataclass(slots=True)
 class Incident:
     id: str
@@ -157,6 +184,10 @@ class Incident:
     sources: list[str] = field(default_factory=list)
     score: float = 0.0
     """The highest score any detection carried."""
+    risk: RiskJudgement | None = None
+    """The officer's breach-risk judgement (``incidents assess``); None until recorded."""
+    letters: list[Letter] = field(default_factory=list)
+    """Tracking records of the letters this incident calls for (``core/letters.py``)."""
     version: int = 0
     """The stored version this copy was read at (0: never stored). A store saves a copy only
     if it still holds that version, then bumps it (see ``StateStore.save_incident``)."""
@@ -190,6 +221,8 @@ class Incident:
             "detections": self.detections,
             "sources": list(self.sources),
             "score": self.score,
+            "risk": None if self.risk is None else self.risk.to_dict(),
+            "letters": [letter.to_dict() for letter in self.letters],
             "version": self.version,
         }
 
@@ -230,6 +263,9 @@ class Incident:
             detections=int(data.get("detections", 0)),
             sources=[str(s) for s in data.get("sources", ())],
             score=float(data.get("score", 0.0)),
+            # Both added after incidents were first stored: absent in older documents.
+            risk=RiskJudgement.from_dict(data["risk"]) if data.get("risk") else None,
+            letters=[Letter.from_dict(x) for x in data.get("letters") or ()],
             version=int(data.get("version", 0)),
         )
 

@@ -401,6 +401,9 @@ class IncidentPolicy(_Strict):
     enabled: bool = True
     on_block: bool = True
     """Open one when an actor is blocked after being served at least ``min_records`` records."""
+    refusal: Literal["block", "challenge", "throttle"] = "block"
+    """The mildest action that counts as stopping an actor for ``on_block``: ``challenge`` or
+    ``throttle`` also file scrapers that were slowed or challenged, not only blocked."""
     min_records: int = Field(20, ge=0)
     on_campaign: bool = True
     """Open one when one client fingerprint is judged across many addresses (a campaign)."""

@@ -103,6 +103,9 @@ class Person:
     """Account creation time, seconds since the epoch."""
     avatar: int
     """Which of the site's avatar images this person shows."""
+    locale: str = ""
+    """The Faker locale the name was drawn from (``fr_FR``): the demo's people lookup reads a
+    language and a country from it. Empty for accounts that signed up during a run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,7 @@ def _make_person(person_id: int, rng: random.Random, pools: _Pools, taken: dict[
         phone=rng.choice(pools.phones[locale]),
         created=REFERENCE_TIME - rng.uniform(1, 1500) * 86400,
         avatar=rng.randrange(AVATARS),
+        locale=locale,
     )
 
 

@@ -38,15 +38,22 @@ def main(argv: list[str] | None = None) -> None:
         under_attack=args.under_attack,
     )
     logging.basicConfig(level=logging.WARNING)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,  # scrapewarden (or the baseline) reads X-Forwarded-For itself
-        lifespan="off",
-    )
+    try:
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,  # scrapewarden (or the baseline) reads X-Forwarded-For itself
+            lifespan="off",
+        )
+    finally:
+        # Stopped (SIGTERM, Ctrl-C): file the incident findings still being counted and close
+        # the store, so `scrapewarden incidents list` after a demo names everything served.
+        warden = getattr(app, "warden", None)
+        if warden is not None:
+            warden.close()
 
 
 if __name__ == "__main__":

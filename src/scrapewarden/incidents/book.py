@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..core.audit import SYSTEM, AuditRecord
+from ..core.breach import Assessment
+from ..core.follow_up import LetterStep, plan_letters, take_step
 from ..core.incidents import (
     Detection,
     Incident,
     IncidentError,
+    RiskJudgement,
     Stage,
     absorb,
     advance,
@@ -30,6 +33,7 @@ from ..core.incidents import (
     open_incident,
     summary,
 )
+from ..core.letters import Letter, LetterKind
 from ..state.base import StateStore
 from ..state.errors import StateError
 
@@ -154,6 +158,82 @@ class IncidentBook:
 
         return self._change(incident_id, change, by, "incident.assign")
 
+    def judge(
+        self,
+        incident_id: str,
+        high_risk: bool | None,
+        *,
+        by: str,
+        note: str = "",
+        assessment: Assessment | None = None,
+    ) -> Incident:
+        """Record the officer's risk judgement (audited as ``incident.assess``); with the
+        ``assessment`` made under it, the letters it calls for are tracked from now on."""
+
+        def change(incident: Incident, now: float) -> dict[str, Any] | None:
+            before = incident.risk
+            incident.risk = RiskJudgement(high_risk, now, by, note)
+            planned = 0
+            if assessment is not None:
+                known = len(incident.letters)
+                incident.letters = plan_letters(incident.id, assessment, incident.letters, now=now)
+                planned = len(incident.letters) - known
+            details: dict[str, Any] = {
+                "high_risk": high_risk,
+                "before": None if before is None else before.high_risk,
+                "note": note,
+                "letters_planned": planned,
+            }
+            if assessment is not None:
+                details["people"] = assessment.people
+                details["records"] = assessment.records
+                details["regimes"] = [j.regime for j in assessment.jurisdictions]
+            return details
+
+        return self._change(incident_id, change, by, "incident.assess")
+
+    def letter(
+        self,
+        incident_id: str,
+        kind: LetterKind,
+        step: LetterStep,
+        *,
+        by: str,
+        which: str = "",
+        note: str = "",
+        reply_days: float | None = None,
+    ) -> tuple[Incident, Letter]:
+        """Record a step on one of the incident's letters (``letter.sent``, ``letter.replied``,
+        ``deletion.confirmed`` in the audit log). Raises LetterError for a step that does not
+        fit (confirming a letter never sent...)."""
+        changed: list[Letter] = []
+
+        def change(incident: Incident, now: float) -> dict[str, Any] | None:
+            incident.letters, letter, action = take_step(
+                incident.letters,
+                incident.id,
+                kind,
+                step,
+                at=now,
+                by=by,
+                which=which,
+                note=note,
+                reply_days=reply_days,
+            )
+            changed[:] = [letter]
+            return {
+                "_action": action,
+                "letter": letter.id,
+                "kind": kind,
+                "recipient": letter.recipient,
+                "state": letter.state,
+                "note": note,
+                "reply_due_at": letter.reply_due_at,
+            }
+
+        incident = self._change(incident_id, change, by, "letter")
+        return incident, changed[0]
+
     def _change(
         self,
         incident_id: str,
@@ -168,7 +248,8 @@ class IncidentBook:
             if details is None:
                 return incident  # nothing changed: nothing to save or audit
             if self.store.save_incident(incident):
-                self._audit(now, by, action, incident.id, details)
+                # A change may name its own action (a letter step: sent, replied, confirmed).
+                self._audit(now, by, details.pop("_action", action), incident.id, details)
                 return incident
         raise StateError(f"incident {incident_id} kept changing; {action} not saved")
 

@@ -37,6 +37,19 @@ from .facts import IncidentFacts
 
 DAY = 86400.0
 SHIPPED_LANGUAGES = ("en", "fr")
+_PSEUDONYM = re.compile(r"(ip|net|account)~[0-9a-f]{8,64}")
+
+
+def is_pseudonym(value: str) -> bool:
+    """``ip~3fa9…``: a keyed pseudonym (``core/pseudonym.py``), meaningless to anyone without the
+    key, so a letter to the operator cannot quote it as an address or an account."""
+    return bool(_PSEUDONYM.fullmatch(value))
+
+
+def _split(values: list[str]) -> tuple[list[str], int]:
+    """The values a letter can quote, and how many are pseudonyms it cannot."""
+    kept = [v for v in values if not is_pseudonym(v)]
+    return kept, len(values) - len(kept)
 
 
 def plain(value: Any) -> Any:
@@ -276,6 +289,14 @@ class Drafter:
     ) -> dict[str, Any]:
         n = self.notices
         samples = sorted(facts.samples, key=lambda s: float(s.get("ts", 0) or 0))
+        # Pseudonymised addresses and accounts cannot be quoted to the operator: the letters say
+        # how many there are and ask the reviewer to fill them in from the access log.
+        samples = [
+            {k: v for k, v in s.items() if not (k == "ip" and is_pseudonym(str(v)))} for s in samples
+        ]
+        addresses, hidden_addresses = _split(facts.actors_of("address"))
+        networks, hidden_networks = _split(facts.actors_of("network"))
+        accounts, hidden_accounts = _split(facts.actors_of("account"))
         return {
             "review_note": review_note(facts),
             "not_legal_advice": NOT_LEGAL_ADVICE,
@@ -298,9 +319,14 @@ class Drafter:
                 "last_seen": facts.last_seen,
                 "requests": facts.requests,
                 "records": max(facts.records_count, len(facts.records)),
-                "addresses": facts.actors_of("address"),
-                "networks": facts.actors_of("network"),
-                "accounts": facts.actors_of("account"),
+                "addresses": addresses,
+                "networks": networks,
+                "accounts": accounts,
+                "pseudonymised": {
+                    "addresses": hidden_addresses,
+                    "networks": hidden_networks,
+                    "accounts": hidden_accounts,
+                },
                 "fingerprints": facts.actors_of("fingerprint"),
                 "user_agents": facts.actors_of("user agent"),
                 "detectors": [{"name": k, "reasons": v} for k, v in sorted(facts.detectors.items())],

@@ -46,6 +46,25 @@ class Duties:
     drafts: Drafts
 
 
+def assess_facts(
+    facts: IncidentFacts,
+    policy: Policy,
+    *,
+    lookup: PeopleLookup | None = None,
+    base_dir: str | Path = ".",
+    high_risk: bool | None = None,
+) -> tuple[PeopleFound, Assessment]:
+    """The people behind the exposed records and the assessment, without drafting letters
+    (what ``incidents assess`` needs; drafting 100,000 notices takes a while)."""
+    base = Path(base_dir)
+    notices = policy.incidents.notices
+    if lookup is None:
+        lookup = lookup_from_policy(policy.incidents.people, base_dir=base)
+    found = find_people(facts.records, policy, lookup)
+    regimes = load_regimes(base / notices.regimes_file) if notices.regimes_file else DEFAULT_REGIMES
+    return found, assess(found.exposure, facts.detected_at, high_risk=high_risk, regimes=regimes)
+
+
 def work_out(
     facts: IncidentFacts,
     policy: Policy,
@@ -60,11 +79,7 @@ def work_out(
     relative paths in the policy (CSV, database, templates, regimes) are taken from ``base_dir``."""
     base = Path(base_dir)
     notices = policy.incidents.notices
-    if lookup is None:
-        lookup = lookup_from_policy(policy.incidents.people, base_dir=base)
-    found = find_people(facts.records, policy, lookup)
-    regimes = load_regimes(base / notices.regimes_file) if notices.regimes_file else DEFAULT_REGIMES
-    assessment = assess(found.exposure, facts.detected_at, high_risk=high_risk, regimes=regimes)
+    found, assessment = assess_facts(facts, policy, lookup=lookup, base_dir=base, high_risk=high_risk)
     templates = base / notices.templates_dir if notices.templates_dir else ""
     drafter = Drafter(notices, templates_dir=templates)
     drafts = drafter.render_all(facts, found.exposure, assessment, drafted_at=drafted_at, operator=operator)
