@@ -58,6 +58,9 @@ BAN_REFRESH_MIN_WALL = 0.2
 """Seconds by the Warden's clock between two reads of the shared bans at least, whatever the
 requests' own times say: a replay (``watch --from-start``) or a benchmark packs hours of
 request time into seconds, and each read is a round trip to the store on the request path."""
+FILING_MIN_WALL = 1.0
+"""Seconds by the Warden's clock between two incident filing rounds at least (each round starts
+a thread that reads and writes the store)."""
 BRIDGE_MARGIN = 0.01
 """Seconds a synchronous caller waits beyond the shared counters' own deadline: the hop to the
 loop thread and back, which a busy process (many threads, one interpreter lock) may delay."""
@@ -163,6 +166,7 @@ class Warden:
         self._incident_lock = threading.Lock()
         self._unfiled: list[Report | Detection] = []
         self._filing: threading.Thread | None = None
+        self._next_filing_wall = 0.0
 
     def _shared_counters(self) -> RedisCounters | None:
         """Per-actor counters on the same Redis as the state store, when it is one: every
@@ -479,8 +483,11 @@ class Warden:
             return
         with self._incident_lock:
             watch.note(facts, decision, lambda: fingerprint(facts))
-            if facts.now < watch.next_check:
+            if facts.now < watch.next_check or self.clock() < self._next_filing_wall:
                 return
+            # At most one filing round per FILING_MIN_WALL of the Warden's clock, whatever the
+            # requests' own times say (a replay packs hours of request time into seconds).
+            self._next_filing_wall = self.clock() + FILING_MIN_WALL
             detections = watch.due(facts.now)
             if not detections and not self._unfiled:
                 return
