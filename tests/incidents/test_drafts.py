@@ -197,3 +197,15 @@ def test_facts_from_a_stored_incident() -> None:
     assert facts.detectors == {"enumeration": ["seq"]}
     assert facts.records == [Record("profile", "1"), Record("profile", "2")]
     assert facts.to_dict()["records_count"] == 5 and facts.detected_at == 100.0
+
+
+def test_a_letter_never_claims_fewer_requests_than_pages_retrieved() -> None:
+    """The incident's request count is of the requests refused; when it is smaller than the pages
+    served (a scraper stopped after a few refusals), the letter speaks of pages only."""
+    facts, exposure, assessment = _people()
+    facts.requests = 1
+    drafter = Drafter(NOTICES)
+    drafts = drafter.render_all(facts, exposure, assessment, drafted_at=DETECTED + 3600)
+    cease = drafts.files()["letters/cease_and_desist.txt"]
+    assert "made 1 request" not in cease
+    assert "retrieved 4\npages showing" in cease
