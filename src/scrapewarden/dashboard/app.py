@@ -36,7 +36,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
-from . import accounts, charts, views
+from . import accounts, audit_view, charts, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .login_guard import LoginBudget, LoginGuard
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
@@ -285,7 +285,7 @@ def actor_ban(request: Request, visit: Visit) -> Response:
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
     assert visit.user is not None
-    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit))
+    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit), by=visit.user.name)
     return RedirectResponse("/actors?" + urlencode({**back, "done": "banned"}), status_code=303)
 
 
@@ -343,7 +343,8 @@ def bans_add(request: Request, visit: Visit) -> Response:
         note = check_reason(form.get("note", ""))
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
-    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit))
+    assert visit.user is not None
+    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit), by=visit.user.name)
     return RedirectResponse("/bans?done=added", status_code=303)
 
 
@@ -356,6 +357,8 @@ def bans_lift(request: Request, visit: Visit) -> Response:
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
     removed = dash.store.remove_ban(kind, value)
+    if removed and visit.user is not None:
+        audit_view.write(dash.store, dash.clock(), visit.user.name, "ban.remove", f"{kind}:{value}")
     # The Warden of this process drops it now; serving Wardens reload bans every two seconds.
     dash.warden.engine.bans.remove(kind, value)
     back = safe_next(form.get("back")) if form.get("back") else "/bans"
@@ -435,6 +438,8 @@ def users_change(request: Request, visit: Visit) -> Response:
             raise accounts.AccountError("unknown action")
     except accounts.AccountError as exc:
         return _users(dash, request, visit, status=400, error=str(exc))
+    details = {"role": form.get("role", "")} if action in ("add", "role") else {}
+    audit_view.write(dash.store, dash.clock(), visit.user.name, f"user.{action}", name, **details)
     return RedirectResponse(f"/users?done={action}", status_code=303)
 
 
@@ -451,7 +456,6 @@ _COMING = {
         "The current policy, its versions with diffs and authors, drafts, validation and replay "
         "against recorded traffic land here.",
     ),
-    "audit": ("Audit log", "The audit log with its verification status lands here once it is merged."),
 }
 
 
@@ -512,7 +516,7 @@ def create_app(
         Route("/users/change", users_change, methods=["POST"]),
         Route("/incidents", _coming("incidents")),
         Route("/policy", _coming("policy")),
-        Route("/audit", _coming("audit")),
+        *audit_view.routes(),
         *api_routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
