@@ -36,7 +36,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
-from . import accounts, audit_view, charts, views
+from . import accounts, audit_view, charts, policy_view, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .login_guard import LoginBudget, LoginGuard
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
@@ -59,8 +59,11 @@ class Dashboard:
         clock: Callable[[], float] = time.time,
         login_budget: LoginBudget | None = None,
         owns_warden: bool = False,
+        policy_path: Path | None = None,
     ) -> None:
         self.warden = warden
+        self.policy_path = policy_path
+        """The policy file given (``--policy``): shown on the Policy page, and where publishing writes."""
         self.store: StateStore = warden.store
         self.clock = clock
         self.secure_cookies = secure_cookies
@@ -74,6 +77,7 @@ class Dashboard:
             lstrip_blocks=True,
         )
         self.templates.filters["when"] = _when
+        self.templates.filters["sha256"] = policy_view.sha256
         self.templates.filters["ago"] = lambda ts: _ago(ts, self.clock())
         self.templates.filters["until"] = lambda ban: _until(ban, self.clock())
 
@@ -451,11 +455,6 @@ _COMING = {
         "The incident workflow (evidence, affected people, drafts, letters and confirmations, "
         "deadlines) lands here once the incidents model is merged.",
     ),
-    "policy": (
-        "Policy",
-        "The current policy, its versions with diffs and authors, drafts, validation and replay "
-        "against recorded traffic land here.",
-    ),
 }
 
 
@@ -500,6 +499,7 @@ def create_app(
         clock=clock,
         login_budget=login_budget,
         owns_warden=owns,
+        policy_path=Path(policy).resolve() if isinstance(policy, str | Path) else None,
     )
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -515,7 +515,7 @@ def create_app(
         Route("/users", users_page),
         Route("/users/change", users_change, methods=["POST"]),
         Route("/incidents", _coming("incidents")),
-        Route("/policy", _coming("policy")),
+        *policy_view.routes(),
         *audit_view.routes(),
         *api_routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
