@@ -205,7 +205,7 @@ def test_admin_pages(browser: Any, setup: Setup, shots: Path) -> None:
     assert page.locator("table tbody tr").count() == 3
     page.screenshot(path=str(shots / "dashboard-users.png"))
     page.click("nav >> text=Incidents")
-    assert "Coming" in page.locator(".coming").inner_text()
+    assert "No incidents." in page.locator("table.incidents").inner_text()
     # Logging out ends the session in the browser: every page sends it back to login.
     page.click("text=Log out")
     page.wait_for_url(setup.dash + "/login")

@@ -10,8 +10,9 @@ path               role        what
 /actors            viewer      search an actor; its timeline with every reason; ban or lift
 /bans              viewer      list, filter, export; add and lift need analyst
 /users             admin       users and roles
-/incidents,        viewer      stubs: the incidents, policy replay and audit work lands there
-/policy, /audit
+/incidents         viewer      incidents: list, evidence; assign and advance need analyst
+/policy            viewer      policy in force, versions, replay of a draft; editing needs admin
+/audit             viewer      the audit log with its verification status
 /api/...           see api.py  JSON, bearer tokens or session; /api/openapi.json describes it
 =================  ==========  ===============================================================
 """
@@ -36,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
-from . import accounts, audit_view, charts, policy_view, views
+from . import accounts, audit_view, charts, incidents_view, policy_view, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .login_guard import LoginBudget, LoginGuard
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
@@ -447,29 +448,6 @@ def users_change(request: Request, visit: Visit) -> Response:
     return RedirectResponse(f"/users?done={action}", status_code=303)
 
 
-# -- pages still to come ------------------------------------------------------------------------
-
-_COMING = {
-    "incidents": (
-        "Incidents",
-        "The incident workflow (evidence, affected people, drafts, letters and confirmations, "
-        "deadlines) lands here once the incidents model is merged.",
-    ),
-}
-
-
-def _coming(key: str) -> Callable[[Request], Any]:
-    title, note = _COMING[key]
-
-    @page("viewer")
-    def endpoint(request: Request, visit: Visit) -> Response:
-        dash: Dashboard = request.app.state.dashboard
-        return dash.render(request, visit, "coming.html", title=title, note=note)
-
-    endpoint.__name__ = f"coming_{key}"
-    return endpoint
-
-
 # -- the app ------------------------------------------------------------------------------------
 
 
@@ -514,7 +492,7 @@ def create_app(
         Route("/bans/export", bans_export),
         Route("/users", users_page),
         Route("/users/change", users_change, methods=["POST"]),
-        Route("/incidents", _coming("incidents")),
+        *incidents_view.routes(),
         *policy_view.routes(),
         *audit_view.routes(),
         *api_routes(),
