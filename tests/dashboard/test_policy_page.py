@@ -5,72 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
-import pytest
-
-from scrapewarden.dashboard.accounts import add_user
-from scrapewarden.dashboard.app import create_app
-from scrapewarden.dashboard.login_guard import LoginBudget
-from scrapewarden.doors.asgi import ScrapeWardenMiddleware
-from scrapewarden.policy_file import load_policy
-from scrapewarden.state.sqlite import SQLiteStore
-from scrapewarden.warden import Warden
-
-from .conftest import BOT_UA, PASSWORD, USERS, _people, csrf_of, login, serve
-
-POLICY = """\
-[network]
-trusted_proxies = ["127.0.0.0/8", "::1/128"]
-
-[[protected]]
-pattern = "/people/{id}"
-
-[client]
-inconsistent_browser = 0
-missing_accept_language = 0
-"""
-LOWER_BUDGET = POLICY + "\n[limits.per_ip]\nprofiles_per_hour = 3\n"
-
-
-@dataclass
-class PolicySetup:
-    dash: str
-    site: str
-    policy_file: Path
-    site_warden: Warden
-
-    def scrape(self, address: str, count: int) -> None:
-        headers = {"x-forwarded-for": address, "user-agent": BOT_UA, "accept": "text/html"}
-        with httpx.Client(base_url=self.site, timeout=10) as client:
-            for i in range(count):
-                client.get(f"/people/{i}", headers=headers)
-        self.site_warden.store.flush()
-
-
-@pytest.fixture
-def policy_setup(tmp_path: Path) -> Iterator[PolicySetup]:
-    policy_file = tmp_path / "policy.toml"
-    policy_file.write_text(POLICY, encoding="utf-8")
-    state_url = f"sqlite:///{tmp_path}/state.db"
-    with SQLiteStore(tmp_path / "state.db") as store:
-        for name, role in USERS.items():
-            add_user(store, name, role, PASSWORD, now=time.time())
-    site_warden = Warden(load_policy(policy_file), state=state_url)
-    site = serve(ScrapeWardenMiddleware(_people, warden=site_warden))
-    app = create_app(state_url, policy=policy_file, login_budget=LoginBudget(100, 100, 300))
-    dash = serve(app)
-    try:
-        yield PolicySetup(dash.url, site.url, policy_file, site_warden)
-    finally:
-        dash.stop()
-        site.stop()
-        app.state.dashboard.close()
-        site_warden.close()
+from .conftest import LOWER_BUDGET, POLICY, PolicySetup, csrf_of, login
 
 
 def _count(html: str, policy: str, action: str) -> int:
