@@ -13,7 +13,8 @@ are used):
 
 Publishing writes the draft to the policy file the dashboard was started with (``--policy``),
 atomically (a temporary file renamed over it). Running doors read it on their next reload
-(SIGHUP for ``scrapewarden proxy``/``serve``, or a restart); the dashboard never signals them.
+(SIGHUP for ``scrapewarden proxy``; a restart for ``scrapewarden authz`` and apps with the
+middleware); the dashboard never signals them.
 
 Replay reads the store's events, which hold the **non-allowed decisions only** (see
 ``Warden._after``): requests that every policy so far allowed are not there, so the replay can
