@@ -81,6 +81,15 @@ def load_policy(path: str | Path, *, env: Mapping[str, str] | None = None) -> Po
     return _build(data, text, source, os.environ if env is None else env)
 
 
+def policy_from_text(text: str, *, source: str = "draft", env: Mapping[str, str] | None = None) -> Policy:
+    """:func:`load_policy` for TOML text not (yet) in a file, such as a draft on the dashboard."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError([_syntax_issue(exc, source)]) from None
+    return _build(data, text, source, os.environ if env is None else env)
+
+
 def policy_from_env(env: Mapping[str, str] | None = None) -> Policy:
     """The default policy with environment overrides applied, for running without a file."""
     return _build({}, "", "", os.environ if env is None else env)

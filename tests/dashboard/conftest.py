@@ -8,6 +8,7 @@ on its own Warden over the same state URL, as in a deployment.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import threading
@@ -26,6 +27,7 @@ from scrapewarden.dashboard.accounts import add_user
 from scrapewarden.dashboard.app import create_app
 from scrapewarden.dashboard.login_guard import LoginBudget
 from scrapewarden.doors.asgi import ScrapeWardenMiddleware
+from scrapewarden.policy_file import load_policy
 from scrapewarden.state.sqlite import SQLiteStore
 from scrapewarden.warden import Warden
 
@@ -117,6 +119,85 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         site.stop()
         app.state.dashboard.close()
         site_warden.close()
+
+
+POLICY = """\
+[network]
+trusted_proxies = ["127.0.0.0/8", "::1/128"]
+
+[[protected]]
+pattern = "/people/{id}"
+
+[client]
+inconsistent_browser = 0
+missing_accept_language = 0
+"""
+LOWER_BUDGET = POLICY + "\n[limits.per_ip]\nprofiles_per_hour = 3\n"
+
+
+@dataclass
+class PolicySetup:
+    """A site and a dashboard sharing a store, the dashboard started with a policy file."""
+
+    dash: str
+    site: str
+    policy_file: Path
+    site_warden: Warden
+
+    def scrape(self, address: str, count: int) -> None:
+        headers = {"x-forwarded-for": address, "user-agent": BOT_UA, "accept": "text/html"}
+        with httpx.Client(base_url=self.site, timeout=10) as client:
+            for i in range(count):
+                client.get(f"/people/{i}", headers=headers)
+        self.site_warden.store.flush()
+
+
+@pytest.fixture
+def policy_setup(tmp_path: Path) -> Iterator[PolicySetup]:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(POLICY, encoding="utf-8")
+    state_url = f"sqlite:///{tmp_path}/state.db"
+    with SQLiteStore(tmp_path / "state.db") as store:
+        for name, role in USERS.items():
+            add_user(store, name, role, PASSWORD, now=time.time())
+    site_warden = Warden(load_policy(policy_file), state=state_url)
+    site = serve(ScrapeWardenMiddleware(_people, warden=site_warden))
+    app = create_app(state_url, policy=policy_file, login_budget=LoginBudget(100, 100, 300))
+    dash = serve(app)
+    try:
+        yield PolicySetup(dash.url, site.url, policy_file, site_warden)
+    finally:
+        dash.stop()
+        site.stop()
+        app.state.dashboard.close()
+        site_warden.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from scrapewarden.demo.actors.programs import CHROMIUM_ARGS, browser_unavailable, chromium_executable
+
+    reason = browser_unavailable()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium_executable(), args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    wanted = os.environ.get("SCRAPEWARDEN_SCREENSHOTS")
+    folder = Path(wanted) if wanted else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def csrf_of(html: str) -> str:

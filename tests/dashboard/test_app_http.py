@@ -23,6 +23,7 @@ API = [
     "/api/actors?kind=ip&q=203.0.113.7",
     "/api/bans",
     "/api/users",
+    "/api/audit",
 ]
 
 

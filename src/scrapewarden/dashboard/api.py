@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..state.base import BAN_KINDS, ROLES, Event
-from . import views
+from . import audit_view, views
 from .bans import (
     MAX_REASON_LENGTH,
     MAX_TTL_SECONDS,
@@ -163,7 +163,7 @@ def add_ban(request: Request, visit: Visit, body: Any) -> Response:
         return _bad(str(exc))
     assert visit.user is not None
     note = f"{reason} [by {visit.user.name}]" if reason else f"[by {visit.user.name}]"
-    stored = dash.warden.ban(kind, value, ttl=ttl, reason=note)
+    stored = dash.warden.ban(kind, value, ttl=ttl, reason=note, by=visit.user.name)
     return JSONResponse(ban_json(stored, dash.clock()), status_code=201)
 
 
@@ -178,6 +178,8 @@ def lift_ban(request: Request, visit: Visit, body: Any) -> Response:
         return _bad(str(exc))
     if not dash.store.remove_ban(kind, value):
         return _bad("no such ban", 404)
+    assert visit.user is not None
+    audit_view.write(dash.store, dash.clock(), visit.user.name, "ban.remove", f"{kind}:{value}")
     dash.warden.engine.bans.remove(kind, value)
     return Response(status_code=204)
 
@@ -505,4 +507,61 @@ OPENAPI: dict[str, Any] = {
             }
         },
     },
+}
+
+_AUDIT_ENTRY = {
+    "type": "object",
+    "required": ["seq", "ts", "actor", "action", "target", "details", "prev_hash", "hash"],
+    "properties": {
+        "seq": {"type": "integer"},
+        "ts": {"type": "number"},
+        "actor": {"type": "string"},
+        "action": {"type": "string"},
+        "target": {"type": "string"},
+        "details": {"type": "object"},
+        "prev_hash": {"type": "string"},
+        "hash": {"type": "string"},
+    },
+}
+_VERIFICATION = {
+    "type": "object",
+    "required": ["ok", "verified", "head_seq", "head", "broken_seq", "problem"],
+    "properties": {
+        "ok": {"type": "boolean"},
+        "verified": {"type": "integer"},
+        "head_seq": {"type": "integer"},
+        "head": {"type": "string"},
+        "broken_seq": {"type": ["integer", "null"]},
+        "problem": {"type": "string"},
+    },
+}
+OPENAPI["components"]["schemas"]["AuditEntry"] = _AUDIT_ENTRY
+OPENAPI["paths"]["/api/audit"] = {
+    "get": {
+        "summary": "the audit log, newest first, with the whole chain's verification",
+        "parameters": [
+            _query("actor", {"type": "string"}, "only entries by this actor (exact)"),
+            _query("action", {"type": "string"}, "only actions starting with this (ban., ban.add)"),
+            _query("page", {"type": "integer", "minimum": 1}, "1 is the newest page"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "entries per page"),
+        ],
+        "responses": {
+            "200": _json(
+                {
+                    "type": "object",
+                    "required": ["verification", "total", "matched", "page", "pages", "entries"],
+                    "properties": {
+                        "verification": _VERIFICATION,
+                        "total": {"type": "integer"},
+                        "matched": {"type": "integer"},
+                        "page": {"type": "integer"},
+                        "pages": {"type": "integer"},
+                        "entries": {"type": "array", "items": _ref("AuditEntry")},
+                    },
+                },
+                "one page of entries",
+            ),
+            **_errors(400, 401),
+        },
+    }
 }

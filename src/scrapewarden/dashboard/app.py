@@ -10,8 +10,9 @@ path               role        what
 /actors            viewer      search an actor; its timeline with every reason; ban or lift
 /bans              viewer      list, filter, export; add and lift need analyst
 /users             admin       users and roles
-/incidents,        viewer      stubs: the incidents, policy replay and audit work lands there
-/policy, /audit
+/incidents         viewer      incidents: list, evidence; assign and advance need analyst
+/policy            viewer      policy in force, versions, replay of a draft; editing needs admin
+/audit             viewer      the audit log with its verification status
 /api/...           see api.py  JSON, bearer tokens or session; /api/openapi.json describes it
 =================  ==========  ===============================================================
 """
@@ -36,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
-from . import accounts, charts, views
+from . import accounts, audit_view, charts, incidents_view, policy_view, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .login_guard import LoginBudget, LoginGuard
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
@@ -59,8 +60,11 @@ class Dashboard:
         clock: Callable[[], float] = time.time,
         login_budget: LoginBudget | None = None,
         owns_warden: bool = False,
+        policy_path: Path | None = None,
     ) -> None:
         self.warden = warden
+        self.policy_path = policy_path
+        """The policy file given (``--policy``): shown on the Policy page, and where publishing writes."""
         self.store: StateStore = warden.store
         self.clock = clock
         self.secure_cookies = secure_cookies
@@ -74,6 +78,7 @@ class Dashboard:
             lstrip_blocks=True,
         )
         self.templates.filters["when"] = _when
+        self.templates.filters["sha256"] = policy_view.sha256
         self.templates.filters["ago"] = lambda ts: _ago(ts, self.clock())
         self.templates.filters["until"] = lambda ban: _until(ban, self.clock())
 
@@ -285,7 +290,7 @@ def actor_ban(request: Request, visit: Visit) -> Response:
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
     assert visit.user is not None
-    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit))
+    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit), by=visit.user.name)
     return RedirectResponse("/actors?" + urlencode({**back, "done": "banned"}), status_code=303)
 
 
@@ -343,7 +348,8 @@ def bans_add(request: Request, visit: Visit) -> Response:
         note = check_reason(form.get("note", ""))
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
-    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit))
+    assert visit.user is not None
+    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit), by=visit.user.name)
     return RedirectResponse("/bans?done=added", status_code=303)
 
 
@@ -356,6 +362,8 @@ def bans_lift(request: Request, visit: Visit) -> Response:
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
     removed = dash.store.remove_ban(kind, value)
+    if removed and visit.user is not None:
+        audit_view.write(dash.store, dash.clock(), visit.user.name, "ban.remove", f"{kind}:{value}")
     # The Warden of this process drops it now; serving Wardens reload bans every two seconds.
     dash.warden.engine.bans.remove(kind, value)
     back = safe_next(form.get("back")) if form.get("back") else "/bans"
@@ -435,36 +443,9 @@ def users_change(request: Request, visit: Visit) -> Response:
             raise accounts.AccountError("unknown action")
     except accounts.AccountError as exc:
         return _users(dash, request, visit, status=400, error=str(exc))
+    details = {"role": form.get("role", "")} if action in ("add", "role") else {}
+    audit_view.write(dash.store, dash.clock(), visit.user.name, f"user.{action}", name, **details)
     return RedirectResponse(f"/users?done={action}", status_code=303)
-
-
-# -- pages still to come ------------------------------------------------------------------------
-
-_COMING = {
-    "incidents": (
-        "Incidents",
-        "The incident workflow (evidence, affected people, drafts, letters and confirmations, "
-        "deadlines) lands here once the incidents model is merged.",
-    ),
-    "policy": (
-        "Policy",
-        "The current policy, its versions with diffs and authors, drafts, validation and replay "
-        "against recorded traffic land here.",
-    ),
-    "audit": ("Audit log", "The audit log with its verification status lands here once it is merged."),
-}
-
-
-def _coming(key: str) -> Callable[[Request], Any]:
-    title, note = _COMING[key]
-
-    @page("viewer")
-    def endpoint(request: Request, visit: Visit) -> Response:
-        dash: Dashboard = request.app.state.dashboard
-        return dash.render(request, visit, "coming.html", title=title, note=note)
-
-    endpoint.__name__ = f"coming_{key}"
-    return endpoint
 
 
 # -- the app ------------------------------------------------------------------------------------
@@ -496,6 +477,7 @@ def create_app(
         clock=clock,
         login_budget=login_budget,
         owns_warden=owns,
+        policy_path=Path(policy).resolve() if isinstance(policy, str | Path) else None,
     )
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
@@ -510,9 +492,9 @@ def create_app(
         Route("/bans/export", bans_export),
         Route("/users", users_page),
         Route("/users/change", users_change, methods=["POST"]),
-        Route("/incidents", _coming("incidents")),
-        Route("/policy", _coming("policy")),
-        Route("/audit", _coming("audit")),
+        *incidents_view.routes(),
+        *policy_view.routes(),
+        *audit_view.routes(),
         *api_routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
