@@ -10,7 +10,6 @@ service with its own memory lets through (± one), as for the proxy
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -20,42 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import requests
+from walking import BROWSER, POLICY, walk
 
-from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
-
-BROWSER = {
-    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    "Accept-Language": "en-GB,en;q=0.5",
-    "Sec-Fetch-Dest": "document",
-    "Sec-Fetch-Mode": "navigate",
-    "Sec-Fetch-Site": "same-origin",
-    "Sec-Fetch-User": "?1",
-}
-"""A browser's headers: only the walk itself should give the walker away."""
-POLICY = """
-mode = "enforce"
-[[protected]]
-pattern = "/users/{id}"
-[limits.per_ip]
-requests_per_minute = 600
-profiles_per_hour = 40
-profiles_per_day = 200
-"""
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path).start()
-    except RedisMissing as missing:
-        pytest.skip(str(missing))
-    try:
-        yield server
-    finally:
-        server.stop()
+from scrapewarden.bench.redis_servers import RedisServer
 
 
 def _free_port() -> int:
@@ -98,22 +65,10 @@ def run_authz(tmp_path: Path, *args: str) -> Iterator[str]:
     assert process.returncode == 0, log.read_text()
 
 
-def walk(urls: list[str]) -> int:
-    """Records fetched before the first refusal, alternating between ``urls``, each request
-    described the way nginx's auth_request describes it."""
-    with requests.Session() as session:
-        for n in range(1, 300):
-            uri = f"/users/{random.Random(n).randrange(10**6)}"
-            headers = {
-                **BROWSER,
-                "X-Original-URI": uri,
-                "X-Original-Method": "GET",
-                "X-Real-IP": "203.0.113.9",
-            }
-            reply = session.get(f"{urls[n % len(urls)]}/auth", headers=headers, timeout=10)
-            if reply.status_code != 200:
-                return n
-    return 0
+def described(url: str, path: str) -> tuple[str, dict[str, str]]:
+    """The request for ``path`` as nginx's auth_request describes it to the service at ``url``."""
+    headers = {**BROWSER, "X-Original-URI": path, "X-Original-Method": "GET", "X-Real-IP": "203.0.113.9"}
+    return f"{url}/auth", headers
 
 
 def test_a_walker_alternating_between_two_authz_services_meets_one_budget(
@@ -122,7 +77,7 @@ def test_a_walker_alternating_between_two_authz_services_meets_one_budget(
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     with run_authz(tmp_path, "--policy", str(policy), "--state", "memory://") as alone_url:
-        alone = walk([alone_url])
+        alone = walk([alone_url], described)
     # The second way of naming the store: the policy's own state key.
     shared = tmp_path / "shared.toml"
     shared.write_text(f'state = "{redis.url}?prefix=authz"\n' + POLICY)
@@ -130,7 +85,7 @@ def test_a_walker_alternating_between_two_authz_services_meets_one_budget(
         run_authz(tmp_path, "--policy", str(shared)) as one,
         run_authz(tmp_path, "--policy", str(policy), "--state", f"{redis.url}?prefix=authz") as two,
     ):
-        together = walk([one, two])
+        together = walk([one, two], described)
     assert 10 < alone < 300  # the record budget stopped it, not its first request
     assert abs(together - alone) <= 1, (alone, together)
 

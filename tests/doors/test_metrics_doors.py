@@ -28,7 +28,7 @@ from challenge_helpers import answer, read_page
 from prometheus_client.parser import text_string_to_metric_families
 from proxy_fixtures import DEADLINE, OutputReader, free_port, run_proxy, serve_upstream
 
-from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
+from scrapewarden.bench.redis_servers import RedisServer
 from scrapewarden.doors.asgi import metrics_app as asgi_metrics_app
 from scrapewarden.doors.wsgi import metrics_app as wsgi_metrics_app
 
@@ -85,18 +85,6 @@ def wait_for(what: str, condition: Callable[[], bool], *, nudge: Callable[[], ob
         assert time.monotonic() < deadline, f"never {what}"
         nudge()
         time.sleep(0.1)
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path).start()
-    except RedisMissing as missing:
-        pytest.skip(str(missing))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # -- the forward-auth service ---------------------------------------------------------------------------

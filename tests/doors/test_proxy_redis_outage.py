@@ -17,7 +17,7 @@ from pathlib import Path
 import redis as redis_py
 import requests
 from proxy_fixtures import run_proxy, serve_upstream
-from test_proxy_shared_counters import BROWSER, redis  # noqa: F401  (the fixture)
+from walking import BROWSER
 
 from scrapewarden.bench.redis_servers import RedisServer
 
@@ -50,7 +50,7 @@ def person(url: str, n: int, stop: threading.Event, answers: list[int]) -> None:
             time.sleep(0.3)
 
 
-def test_people_browse_on_while_redis_is_killed_and_restarted(redis: RedisServer, tmp_path: Path) -> None:  # noqa: F811
+def test_people_browse_on_while_redis_is_killed_and_restarted(redis: RedisServer, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     state = f"{redis.url}?prefix=outage"

@@ -8,61 +8,12 @@ proxies is refused after as many records as a single proxy with its own memory l
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import requests
 from proxy_fixtures import run_proxy, serve_upstream
+from walking import POLICY, walk
 
-from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
-
-BROWSER = {
-    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    "Accept-Language": "en-GB,en;q=0.5",
-    "Sec-Fetch-Dest": "document",
-    "Sec-Fetch-Mode": "navigate",
-    "Sec-Fetch-Site": "same-origin",
-    "Sec-Fetch-User": "?1",
-}
-"""A browser's headers: only the walk itself should give the walker away."""
-POLICY = """
-mode = "enforce"
-[[protected]]
-pattern = "/users/{id}"
-[limits.per_ip]
-requests_per_minute = 600
-profiles_per_hour = 40
-profiles_per_day = 200
-"""
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path).start()
-    except RedisMissing as missing:
-        pytest.skip(str(missing))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def walk(urls: list[str]) -> int:
-    """Records fetched before the first refusal, alternating between ``urls``."""
-    with requests.Session() as session:
-        for n in range(1, 300):
-            reply = session.get(
-                f"{urls[n % len(urls)]}/users/{random.Random(n).randrange(10**6)}",
-                headers=BROWSER,
-                timeout=10,
-            )
-            if reply.status_code != 200:
-                return n
-    return 0
+from scrapewarden.bench.redis_servers import RedisServer
 
 
 def test_a_walker_alternating_between_two_proxies_meets_one_budget(

@@ -9,15 +9,13 @@ store after ``blocks_before_ban`` refusals in all, as on one instance, not that 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import redis
+import redis as redis_py
 import requests
 from proxy_fixtures import run_proxy, serve_upstream
 
-from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
+from scrapewarden.bench.redis_servers import RedisServer
 
 BANS_AFTER = 4
 POLICY = f"""
@@ -31,25 +29,13 @@ BAN_WAIT = 3.0
 """Seconds to wait for a ban after a refusal: the offence is counted in the background."""
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path).start()
-    except RedisMissing as missing:
-        pytest.skip(str(missing))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_a_scraper_refused_by_two_proxies_is_banned_after_one_count(
-    redis_server: RedisServer, tmp_path: Path
+    redis: RedisServer, tmp_path: Path
 ) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
-    state = f"{redis_server.url}?prefix=proxies"
-    bans = redis.Redis.from_url(redis_server.url)
+    state = f"{redis.url}?prefix=proxies"
+    bans = redis_py.Redis.from_url(redis.url)
 
     def banned(within: float) -> bool:
         deadline = time.monotonic() + within

@@ -8,70 +8,24 @@ middleware is synchronous; it reaches the asyncio counters through the Warden's 
 
 from __future__ import annotations
 
-import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from walking import BROWSER, POLICY, walk
 
-from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
+from scrapewarden.bench.redis_servers import RedisServer
 from scrapewarden.doors.wsgi import ScrapeWardenWSGIMiddleware
 from scrapewarden.warden import Warden
-
-BROWSER = {
-    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-    "Accept-Language": "en-GB,en;q=0.5",
-    "Sec-Fetch-Dest": "document",
-    "Sec-Fetch-Mode": "navigate",
-    "Sec-Fetch-Site": "same-origin",
-    "Sec-Fetch-User": "?1",
-}
-"""A browser's headers: only the walk itself should give the walker away."""
-POLICY = """
-mode = "enforce"
-[[protected]]
-pattern = "/users/{id}"
-[limits.per_ip]
-requests_per_minute = 600
-profiles_per_hour = 40
-profiles_per_day = 200
-"""
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tmp_path).start()
-    except RedisMissing as missing:
-        pytest.skip(str(missing))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def site(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     start_response("200 OK", [("Content-Type", "text/html")])
     return [b"<h1>a person</h1>"]
-
-
-def walk(urls: list[str]) -> int:
-    """Records fetched before the first refusal, alternating between ``urls``."""
-    with requests.Session() as session:
-        for n in range(1, 300):
-            reply = session.get(
-                f"{urls[n % len(urls)]}/users/{random.Random(n).randrange(10**6)}",
-                headers=BROWSER,
-                timeout=10,
-            )
-            if reply.status_code != 200:
-                return n
-    return 0
 
 
 def test_a_walker_alternating_between_two_wsgi_apps_meets_one_budget(
