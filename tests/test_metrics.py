@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scrapewarden.bench.redis_servers import RedisServer
+from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
 from scrapewarden.core.decision import Action
 from scrapewarden.core.policy import Policy
 from scrapewarden.doors.proxy_decider import reloaded_warden
@@ -123,6 +123,18 @@ def test_a_challenge_answer_is_counted_by_outcome_and_kind(metrics_port: int) ->
     assert grown("failed", "pow") == 1
     assert grown("failed", "nojs") == 1
     assert grown("passed", "pow") == 0
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    try:
+        server = RedisServer(tmp_path).start()
+    except RedisMissing as missing:
+        pytest.skip(str(missing))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def test_state_health_follows_redis_and_survives_a_policy_reload(redis: RedisServer) -> None:

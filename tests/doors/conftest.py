@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from scrapewarden.bench.redis_servers import RedisMissing, RedisServer
 from scrapewarden.core.bans import BanTable
 from scrapewarden.core.decision import Action, Decision
 from scrapewarden.core.facts import RequestFacts
@@ -263,3 +264,17 @@ def run_asgi() -> Callable[..., Any]:
 @pytest.fixture
 def run_wsgi() -> Callable[..., Any]:
     return serve_wsgi
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own on loopback, stopped after it (skipped where none is
+    installed: `.ci/run` installs one)."""
+    try:
+        server = RedisServer(tmp_path).start()
+    except RedisMissing as missing:
+        pytest.skip(str(missing))
+    try:
+        yield server
+    finally:
+        server.stop()
