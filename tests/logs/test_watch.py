@@ -162,3 +162,40 @@ def test_two_watchers_on_one_redis_hold_a_walker_to_one_budget(tmp_path: Path) -
         redis.stop()
     assert 10 < alone < 300  # the record budget stopped it, not its first request
     assert abs(together - alone) <= 1, (alone, together)
+
+
+def test_cli_watch_serves_its_metrics(tmp_path: Path) -> None:
+    """`watch --metrics-listen` (a real process): its decisions can be scraped over HTTP while it
+    follows the log, on a port of its own."""
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+
+    log = tmp_path / "access.log"
+    now = time.time()
+    log.write_text("".join(line("203.0.113.9", now + i * 0.1, "/p", UA) + "\n" for i in range(30)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from scrapewarden.cli.main import main; main()", "watch", str(log),
+         "--bans", "plain", "--out", str(tmp_path / "bans.txt"), "--from-start", "--duration", "30",
+         "--state", "memory://", "--metrics-listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            found = re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", proc.stderr.readline())
+            url = found.group(1) if found else None
+        assert url, "watch never said where its metrics are"
+        decided = 0.0
+        while decided < 30 and time.monotonic() < deadline:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            counts = re.findall(r'^scrapewarden_decisions_total\{action="[a-z]+"\} (\S+)', text, re.M)
+            decided = sum(float(v) for v in counts)
+            time.sleep(0.2)
+        assert decided == 30  # every line of the log, decided once
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

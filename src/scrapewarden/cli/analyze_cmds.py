@@ -334,6 +334,13 @@ def _file_incidents(
     "--interval", type=click.FloatRange(0.05, 60), default=0.5, show_default=True, help="Poll interval."
 )
 @click.option("--duration", type=click.FloatRange(0.1), default=None, help="Stop after this many seconds.")
+@click.option(
+    "--metrics-listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (off by default); bind it to "
+    "loopback or an admin network (docs/metrics.md).",
+)
 def watch(
     log: Path,
     ban_format: str,
@@ -344,6 +351,7 @@ def watch(
     from_start: bool,
     interval: float,
     duration: float | None,
+    metrics_listen: str | None,
 ) -> None:
     """Follow a live access LOG (across rotation and truncation), decide on every line with the
     live engine, and keep a block list current: written to --out and/or applied with --exec.
@@ -361,15 +369,32 @@ def watch(
 
     policy = _policy(policy_path)
     check_door(policy, state_url)
+    metrics_at = None
+    if metrics_listen:
+        from ..doors.authz import parse_listen
+
+        try:
+            metrics_at = parse_listen(metrics_listen)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics-listen") from None
     warden = Warden(policy, state=state_url)
     watcher = Watcher(warden, Tail(log, from_start=from_start), ban_format, out=ban_path, command=command)
     console = Console(stderr=True)
     console.print(Text(f"watching {log} ({ban_format} bans -> {ban_path or command})"))
+    metrics = None
+    if metrics_at is not None:
+        from ..metrics_http import start_metrics_server
+
+        metrics = start_metrics_server(*metrics_at)
+        host, port = metrics.bound[0], metrics.bound[1]
+        console.print(Text(f"metrics on http://{host}:{port}/metrics"))
     try:
         stats = watcher.run(interval, duration=duration)
     except KeyboardInterrupt:
         stats = watcher.stats
     finally:
+        if metrics is not None:
+            metrics.stop()
         warden.close()
     console.print(
         Text(
