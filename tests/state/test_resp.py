@@ -76,3 +76,25 @@ def test_a_server_that_stopped_answering_is_left_for_a_fresh_connection(own_redi
         connection.close()
 
     asyncio.run(run())
+
+
+def test_scripts_a_flushed_server_forgot_are_loaded_and_only_the_refused_calls_sent_again(
+    redis_server: RedisServer,
+) -> None:
+    import hashlib
+
+    config = parse_redis_url(redis_server.url, redis_server.url)
+    incr = "return redis.call('INCR', KEYS[1])"
+    echo = "return ARGV[1]"
+    sha = {text: hashlib.sha1(text.encode()).hexdigest() for text in (incr, echo)}
+    key = f"resp-test-{id(config)}"
+
+    async def run() -> list[object]:
+        connection = RespConnection(config)
+        await connection.batch([pack("SCRIPT", "FLUSH")])  # as after a restart
+        commands = [pack("EVALSHA", sha[incr], "1", key), pack("EVALSHA", sha[echo], "0", "hi")] * 2
+        replies = await connection.scripts(commands, [incr, echo] * 2)
+        connection.close()
+        return replies
+
+    assert asyncio.run(run()) == [1, b"hi", 2, b"hi"]  # each INCR ran once: none twice, none lost

@@ -36,7 +36,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from ...core.counters import EXACT_LIMIT, TRAP_MEMORY_SECONDS, CountsSnapshot, Observation
-from .resp import NoScript, RespConnection, RespError, pack
+from .resp import RespConnection, RespError
 
 log = logging.getLogger("scrapewarden")
 
@@ -277,15 +277,7 @@ class RedisCounters:
         return self._command(((kind, key),), obs), slot
 
     async def _lean(self, connection: RespConnection, commands: list[bytes]) -> list[Any]:
-        """Send ``commands`` on a lean connection. A restarted or flushed server does not know
-        the script: load it once, then resend only the calls it refused (the others counted)."""
-        replies = await connection.batch(commands)
-        if any(isinstance(r, NoScript) for r in replies):
-            await connection.batch([pack("SCRIPT", "LOAD", self._script.script)])
-            again = [c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScript)]
-            redone = iter(await connection.batch(again))
-            replies = [next(redone) if isinstance(r, NoScript) else r for r in replies]
-        return replies
+        return await connection.scripts(commands, [self._script.script] * len(commands))
 
     async def _evalsha_fast(
         self, fast: RespConnection, batch: list[tuple[Sequence[tuple[str, str]], Observation, Any]]

@@ -235,6 +235,19 @@ class RespConnection:
         self._writer.write(b"".join(commands))
         return await done
 
+    async def scripts(self, commands: Sequence[bytes], texts: Sequence[str]) -> list[object]:
+        """:meth:`batch` for EVALSHA commands, ``texts[i]`` the script ``commands[i]`` runs. A
+        restarted or flushed server does not know them: the scripts it refused are loaded once,
+        and only the calls it refused are sent again (the others counted already)."""
+        replies = await self.batch(commands)
+        refused = [i for i, reply in enumerate(replies) if isinstance(reply, NoScript)]
+        if refused:
+            unknown = dict.fromkeys(texts[i] for i in refused)
+            await self.batch([pack("SCRIPT", "LOAD", text) for text in unknown])
+            for i, reply in zip(refused, await self.batch([commands[i] for i in refused]), strict=True):
+                replies[i] = reply
+        return replies
+
     def _drop(self, exc: BaseException) -> None:
         writer, self._writer, self._reader = self._writer, None, None
         reading, self._reading = self._reading, None

@@ -46,7 +46,7 @@ from importlib import resources
 from typing import Any
 
 from .counters import TTL_SECONDS, RedisCounters
-from .resp import NoScript, RespConnection, RespError, pack
+from .resp import RespConnection, RespError, pack
 
 log = logging.getLogger("scrapewarden")
 
@@ -341,19 +341,7 @@ class SharedTallies:
     @staticmethod
     async def _send_fast(fast: RespConnection, calls: list[_Call]) -> list[Any]:
         commands = [pack("EVALSHA", script.sha, str(len(keys)), *keys, *args) for script, keys, args in calls]
-        replies = await fast.batch(commands)
-        if any(isinstance(r, NoScript) for r in replies):
-            # A restarted or flushed server: load the scripts concerned, then resend those calls.
-            texts = {
-                script.sha: script.script
-                for (script, _, _), r in zip(calls, replies, strict=True)
-                if isinstance(r, NoScript)
-            }
-            await fast.batch([pack("SCRIPT", "LOAD", text) for text in texts.values()])
-            again = [c for c, r in zip(commands, replies, strict=True) if isinstance(r, NoScript)]
-            redone = iter(await fast.batch(again))
-            replies = [next(redone) if isinstance(r, NoScript) else r for r in replies]
-        return replies
+        return await fast.scripts(commands, [script.script for script, _, _ in calls])
 
     # -- housekeeping ----------------------------------------------------------------------------------
 
