@@ -41,6 +41,19 @@ def _common(config: RedisConfig, timeout: float) -> dict[str, Any]:
     return options
 
 
+def _sentinel_options(config: RedisConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves: their own password, the same TLS settings."""
+    sentinel_options: dict[str, Any] = {
+        "socket_timeout": config.timeout,  # asking a Sentinel is never a bulk call
+        "socket_connect_timeout": config.connect_timeout,
+        "password": config.sentinel_password,
+        "decode_responses": True,
+    }
+    if config.tls:
+        sentinel_options.update({k: v for k, v in options.items() if k.startswith("ssl")})
+    return sentinel_options
+
+
 def connect(config: RedisConfig, *, bulk: bool = False) -> Redis | RedisCluster:
     """A client for ``config``; ``bulk``: one that waits ``bulk_timeout`` for replies.
     Cluster clients contact a seed node here (and may raise)."""
@@ -54,15 +67,7 @@ def connect(config: RedisConfig, *, bulk: bool = False) -> Redis | RedisCluster:
             **options,
         )
     if config.mode == "sentinel":
-        sentinel_options = {
-            "socket_timeout": config.timeout,  # asking a Sentinel is never a bulk call
-            "socket_connect_timeout": config.connect_timeout,
-            "password": config.sentinel_password,
-            "decode_responses": True,
-        }
-        if config.tls:
-            sentinel_options.update({k: v for k, v in options.items() if k.startswith("ssl")})
-        sentinel = Sentinel(list(config.nodes), sentinel_kwargs=sentinel_options, **options)
+        sentinel = Sentinel(list(config.nodes), sentinel_kwargs=_sentinel_options(config, options), **options)
         assert config.service is not None
         return sentinel.master_for(config.service, db=config.db)
     if config.tls:
@@ -100,13 +105,9 @@ def connect_async(config: RedisConfig) -> Any:
     if config.mode == "sentinel":
         from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
-        sentinel_options = {
-            "socket_timeout": config.timeout,
-            "socket_connect_timeout": config.connect_timeout,
-            "password": config.sentinel_password,
-            "decode_responses": True,
-        }
-        sentinel = AsyncSentinel(list(config.nodes), sentinel_kwargs=sentinel_options, **options)
+        sentinel = AsyncSentinel(
+            list(config.nodes), sentinel_kwargs=_sentinel_options(config, options), **options
+        )
         assert config.service is not None
         return sentinel.master_for(config.service, db=config.db)
     from redis.asyncio import BlockingConnectionPool as AsyncBlockingPool
