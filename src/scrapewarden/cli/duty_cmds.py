@@ -16,21 +16,15 @@ from typing import Any
 
 import click
 
-from ..core.breach import NOT_LEGAL_ADVICE, Assessment, format_utc
-from ..core.letters import Letter, LetterError, LetterKind, overdue
+from ..core.letters import LetterError
 from ..core.policy import Policy
 from ..incidents.book import IncidentBook
-from ..incidents.facts import facts_from_incident_dict
-from ..state.audit import current_user, entries
+from ..incidents.tracking import LETTER_NAMES, letter_rows, overdue_letters, reply_days
+from ..state.audit import current_user
 from .incident_cmds import _book, _get
 from .state_cmds import _actor_option, _iso, _state_option, _store, printable
 
-KIND_NAMES: dict[str, LetterKind] = {
-    "notice": "notice",
-    "regulator": "regulator",
-    "cease-and-desist": "cease_and_desist",
-    "deletion-demand": "deletion_demand",
-}
+KIND_NAMES = LETTER_NAMES
 
 _policy_option = click.option(
     "--policy",
@@ -56,12 +50,9 @@ def _policy(path: Path | None) -> tuple[Policy, Path]:
 
 
 def _work_out_errors() -> tuple[type[Exception], ...]:
-    from jinja2 import TemplateError
+    from ..incidents.duties import WORK_OUT_ERRORS
 
-    from ..core.breach import RegimeError
-    from ..incidents.people import PeopleLookupError
-
-    return (RegimeError, TemplateError, OSError, *(PeopleLookupError,))
+    return WORK_OUT_ERRORS
 
 
 def _echo(line: str) -> None:
@@ -99,7 +90,7 @@ def assess(
 
     With --high-risk or --low-risk the judgement is recorded with the incident (audited as
     incident.assess) and the letters it calls for are tracked from then on (see `letters`)."""
-    from ..incidents.duties import assess_facts
+    from ..incidents.duties import assess_incident
 
     if len(note) > 2000 or printable(note) != note:
         raise click.BadParameter("at most 2000 printable characters", param_hint="'--note'")
@@ -107,10 +98,8 @@ def assess(
     with _store(state_url) as store:
         book = _book(store)
         incident = _get(book, incident_id)
-        judged = high_risk if high_risk is not None else (incident.risk.high_risk if incident.risk else None)
-        facts = facts_from_incident_dict(incident.to_dict())
         try:
-            found, assessment = assess_facts(facts, policy, base_dir=base, high_risk=judged)
+            _, found, assessment = assess_incident(incident, policy, base_dir=base, high_risk=high_risk)
         except _work_out_errors() as exc:
             raise click.ClickException(printable(str(exc))) from None
         if high_risk is not None:
@@ -123,57 +112,14 @@ def assess(
     _print_assessment(incident.id, assessment, incident.risk, found.bad_rows)
 
 
-def _print_assessment(incident_id: str, a: Assessment, risk: Any, bad_rows: int) -> None:
-    _echo(f"{incident_id}: breach assessment (detected {format_utc(a.detected_at)})")
-    if risk is None:
-        _echo("risk judgement: none recorded (--high-risk or --low-risk records one)")
-    else:
-        word = {True: "HIGH risk", False: "below the high-risk threshold", None: "undecided"}[risk.high_risk]
-        _echo(
-            f"risk judgement: {word}, by {risk.by} at {_iso(risk.at)}"
-            + (f": {risk.note}" if risk.note else "")
-        )
-    _echo(f"people affected: {a.people}   records: {a.records}   records with no person: {a.unknown_records}")
-    if bad_rows:
-        _echo(f"lookup rows without a person id: {bad_rows}")
-    if a.categories:
-        _echo("people per category: " + ", ".join(f"{k} {v}" for k, v in a.categories.items()))
-    if a.countries:
-        _echo("people per country: " + ", ".join(f"{k or '(none)'} {v}" for k, v in a.countries.items()))
-    for j in a.jurisdictions:
-        _echo(f"jurisdiction: {j.name} ({', '.join(j.countries)}): {j.people} people")
-    if a.uncovered_countries:
-        _echo("no regime known for: " + ", ".join(c or "(no country)" for c in a.uncovered_countries))
-    for hint in a.risk_hints:
-        _echo(f"hint: {hint}")
-    if a.clocks:
-        _echo("")
-        _echo("clocks:")
-    for c in a.clocks:
-        applies = {True: "applies", False: "judged not to apply", None: "applies if the risk is judged high"}
-        if c.trigger == "risk" and c.applies is None:
-            state = "applies unless the breach is unlikely to result in a risk"
-        else:
-            state = applies[c.applies]
-        when = f"{c.kind} {format_utc(c.due_at)}" if c.due_at is not None else "no fixed period"
-        _echo(f"  [{c.regime}] {c.what}: {when} ({state})")
-        _echo(f"      {c.wording}  [{c.source}]")
-    _echo("")
-    _echo(NOT_LEGAL_ADVICE)
+def _print_assessment(incident_id: str, a: Any, risk: Any, bad_rows: int) -> None:
+    from ..incidents.assessment_text import assessment_lines
+
+    for line in assessment_lines(incident_id, a, risk, bad_rows):
+        _echo(line)
 
 
 # -- letters --------------------------------------------------------------------------------------
-
-
-def _letter_rows(found: list[Letter], now: float) -> list[dict[str, Any]]:
-    late = {r.letter_id: r for r in overdue(found, now, remind_every=0.0)}
-    rows = []
-    for x in found:
-        row = x.to_dict()
-        reminder = late.get(x.id)
-        row["overdue"] = reminder.to_dict() if reminder is not None else None
-        rows.append(row)
-    return rows
 
 
 @click.command("letters")
@@ -184,7 +130,7 @@ def letters(incident_id: str, as_json: bool, state_url: str) -> None:
     """The letters tracked for an incident: to whom, sent when, answered when; overdue ones flagged."""
     with _store(state_url) as store:
         incident = _get(_book(store), incident_id)
-    rows = _letter_rows(incident.letters, time.time())
+    rows = letter_rows(incident.letters, time.time())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -240,8 +186,7 @@ def letter(
         if len(value) > 500 or printable(value) != value:
             raise click.BadParameter("at most 500 printable characters", param_hint=f"'{label}'")
     kind = KIND_NAMES[kind_name]
-    notices = _policy(policy_path)[0].incidents.notices
-    days = {"cease_and_desist": notices.response_days, "deletion_demand": notices.deletion_days}.get(kind)
+    days = reply_days(_policy(policy_path)[0].incidents.notices, kind)
     with _store(state_url) as store:
         book = _book(store)
         _get(book, incident_id)
@@ -273,9 +218,7 @@ def overdue_cmd(as_json: bool, state_url: str) -> None:
     answered by their reply date. Exits 1 when there are any (for a daily job)."""
     now = time.time()
     with _store(state_url) as store:
-        found = IncidentBook(store).list(open_only=True)
-    reminders = [r for i in found for r in overdue(i.letters, now, remind_every=0.0)]
-    reminders.sort(key=lambda r: (-r.overdue_seconds, r.letter_id))
+        reminders = overdue_letters(IncidentBook(store).list(open_only=True), now)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in reminders], indent=2))
     elif not reminders:
@@ -313,9 +256,8 @@ def export(
 
     The export is audited (incident.export, with the manifest's and the zip's SHA-256). The
     bundle holds personal data: hand it only to those who need it."""
-    from ..incidents.bundle import bundle_files, export_bundle
     from ..incidents.drafts import Operator
-    from ..incidents.duties import work_out
+    from ..incidents.export import ExportWriteError, export_incident
 
     for label, value in (("--operator", operator_name), ("--operator-contact", operator_contact)):
         if len(value) > 500 or printable(value) != value:
@@ -323,67 +265,25 @@ def export(
     policy, base = _policy(policy_path)
     who = actor or current_user()
     with _store(state_url) as store:
-        book = _book(store)
-        incident = _get(book, incident_id)
-        facts = facts_from_incident_dict(incident.to_dict())
-        now = time.time()
+        incident = _get(_book(store), incident_id)
         try:
-            duties = work_out(
-                facts,
+            made = export_incident(
+                store,
+                incident,
                 policy,
-                drafted_at=now,
+                out,
+                by=who,
+                now=time.time(),
                 base_dir=base,
-                high_risk=incident.risk.high_risk if incident.risk else None,
                 operator=Operator(operator_name, operator_contact),
             )
-        except _work_out_errors() as exc:
+        except (ExportWriteError, *_work_out_errors()) as exc:
             raise click.ClickException(printable(str(exc))) from None
-        files = bundle_files(
-            duties.facts, duties.found.exposure, duties.assessment, duties.drafts, letters=incident.letters
-        )
-        files["audit_trail.json"] = _audit_trail(store, incident.id)
-        try:
-            done = export_bundle(out, files, incident_id=incident.id)
-        except OSError as exc:
-            raise click.ClickException(printable(f"cannot write {out}: {exc.strerror or exc}")) from None
-        from ..core.audit import AuditRecord
-
-        store.append_audit(
-            AuditRecord(
-                now,
-                who,
-                "incident.export",
-                incident.id,
-                {
-                    "file": out.name,
-                    "files": done.files,
-                    "manifest_sha256": done.manifest_sha256,
-                    "zip_sha256": done.zip_sha256,
-                    "people": duties.assessment.people,
-                    "records": duties.assessment.records,
-                },
-            )
-        )
-    _echo(
-        f"wrote {out}: {done.files} files, "
-        f"{duties.assessment.people} people, {duties.assessment.records} records"
-    )
+    done, people, records = made.done, made.duties.assessment.people, made.duties.assessment.records
+    _echo(f"wrote {out}: {done.files} files, {people} people, {records} records")
     _echo(f"zip sha256:      {done.zip_sha256}")
     _echo(f"manifest sha256: {done.manifest_sha256}")
     _echo("the bundle holds personal data: share it only over an encrypted channel, with those who need it")
-
-
-def _audit_trail(store: Any, incident_id: str) -> bytes:
-    """The audit entries about this incident and the chain's head when exported: with the
-    head written down elsewhere, anyone can later check these entries are still in the chain."""
-    mine = [e.as_dict() for e in entries(store) if e.target == incident_id]
-    head = store.audit_head()
-    data = {
-        "incident": incident_id,
-        "entries": mine,
-        "head": None if head is None else {"seq": head[0], "hash": head[1]},
-    }
-    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 @click.command("verify-bundle")

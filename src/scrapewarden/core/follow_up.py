@@ -76,10 +76,13 @@ def plan_letters(
 
 
 def find_letter(letters: Sequence[Letter], kind: LetterKind, which: str = "") -> Letter | None:
-    """The one tracked letter of ``kind`` (``which``: part of its id or recipient, when there are
-    several, e.g. ``gdpr`` among regulator reports). None when there is none; LetterError when
+    """The one tracked letter of ``kind`` (``which``: its id, or part of its id or recipient, when
+    there are several, e.g. ``gdpr`` among regulator reports). None when there is none; LetterError when
     ``which`` does not pick one out."""
     mine = [x for x in letters if x.kind == kind]
+    exact = [x for x in mine if x.id == which]
+    if exact:
+        return exact[0]  # a letter's whole id (the dashboard's buttons send it) always picks it
     if which:
         needle = which.casefold()
         mine = [x for x in mine if needle in x.id.casefold() or needle in x.recipient.casefold()]

@@ -38,6 +38,8 @@ from .facts import IncidentFacts
 DAY = 86400.0
 SHIPPED_LANGUAGES = ("en", "fr")
 _PSEUDONYM = re.compile(r"(ip|net|account)~[0-9a-f]{8,64}")
+_NOTICE_TEMPLATE = re.compile(r"notice\.([a-z]{2,3}(?:-[a-z0-9]{2,8})*)\.txt\.j2")
+OPERATOR_LETTERS = ("cease_and_desist", "deletion_demand")
 
 
 def is_pseudonym(value: str) -> bool:
@@ -175,6 +177,11 @@ class Drafter:
                 return lang
         raise TemplateNotFound(f"{kind}.en.{ext}.j2")
 
+    def notice_languages(self) -> list[str]:
+        """Languages with a plain-text notice template (shipped or in ``templates_dir``)."""
+        found = {m.group(1) for m in map(_NOTICE_TEMPLATE.fullmatch, self.env.list_templates()) if m}
+        return sorted(found)
+
     def _exists(self, name: str) -> bool:
         try:
             self.env.get_template(name)
@@ -195,7 +202,7 @@ class Drafter:
     ) -> Drafts:
         drafts = Drafts()
         # Cleaned once here; per-person parts are cleaned as they are added (see notice()).
-        base = clean(self._context(facts, exposure, assessment, drafted_at, operator or Operator()))
+        base = self.context(facts, exposure, assessment, drafted_at=drafted_at, operator=operator)
         rows: list[dict[str, Any]] = []
         for entry in exposure.people:
             letter, lang = self.notice(entry, base)
@@ -236,9 +243,48 @@ class Drafter:
         # One report per regime concerned; with none known, one report to complete by hand.
         for regime in [j.regime for j in assessment.jurisdictions] or [""]:
             drafts.letters.append(self.regulator_report(base, regime))
-        drafts.letters.append(self._letter("cease_and_desist", "letters/cease_and_desist.txt", base))
-        drafts.letters.append(self._letter("deletion_demand", "letters/deletion_demand.txt", base))
+        for kind in OPERATOR_LETTERS:
+            drafts.letters.append(self.draft(kind, base))
         return drafts
+
+    def context(
+        self,
+        facts: IncidentFacts,
+        exposure: Exposure,
+        assessment: Assessment,
+        *,
+        drafted_at: float,
+        operator: Operator | None = None,
+    ) -> dict[str, Any]:
+        """What every letter of this incident is rendered from, already cleaned (see
+        :func:`clean`): hand it to :meth:`draft` to render one letter at a time."""
+        result: dict[str, Any] = clean(
+            self._context(facts, exposure, assessment, drafted_at, operator or Operator())
+        )
+        return result
+
+    def draft(
+        self,
+        kind: str,
+        base: Mapping[str, Any],
+        *,
+        person: AffectedPerson | None = None,
+        regime: str = "",
+        language: str | None = None,
+    ) -> Draft:
+        """One letter, as :meth:`render_all` renders it: ``notice`` (to ``person``, in
+        ``language`` when a template exists, else in the person's own), ``regulator`` (the report
+        for ``regime``), ``cease_and_desist`` or ``deletion_demand``."""
+        if kind == "notice":
+            if person is None:
+                raise ValueError("a notice is drafted for one person")
+            lang = self.language_for(language or person.person.language)
+            return self.notice(person, base, language=lang)[0]
+        if kind == "regulator":
+            return self.regulator_report(base, regime)
+        if kind in OPERATOR_LETTERS:
+            return self._letter(kind, f"letters/{kind}.txt", base)
+        raise ValueError(f"unknown letter kind {kind!r}")
 
     def notice(
         self, entry: AffectedPerson, base: Mapping[str, Any], *, ext: str = "txt", language: str | None = None

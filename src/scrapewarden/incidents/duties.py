@@ -13,14 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jinja2 import TemplateError
+
 from ..core.breach import DEFAULT_REGIMES, Assessment, Regime, RegimeError, assess, merge_regimes
 from ..core.breach import regimes_from_mapping as _regimes_from_mapping
+from ..core.incidents import Incident
 from ..core.letters import Letter
 from ..core.policy import Policy
 from .bundle import Exported, bundle_files, export_bundle
 from .drafts import Drafter, Drafts, Operator
-from .facts import IncidentFacts
-from .people import PeopleFound, PeopleLookup, find_people, lookup_from_policy
+from .facts import IncidentFacts, facts_from_incident_dict
+from .people import PeopleFound, PeopleLookup, PeopleLookupError, find_people, lookup_from_policy
+
+WORK_OUT_ERRORS: tuple[type[Exception], ...] = (RegimeError, TemplateError, OSError, PeopleLookupError)
+"""What working duties out may raise from the operator's own set-up (a missing people CSV, a
+broken template or regimes file): a command or page says what, it does not crash."""
 
 
 def load_regimes(path: str | Path) -> dict[str, Regime]:
@@ -63,6 +70,17 @@ def assess_facts(
     found = find_people(facts.records, policy, lookup)
     regimes = load_regimes(base / notices.regimes_file) if notices.regimes_file else DEFAULT_REGIMES
     return found, assess(found.exposure, facts.detected_at, high_risk=high_risk, regimes=regimes)
+
+
+def assess_incident(
+    incident: Incident, policy: Policy, *, base_dir: str | Path = ".", high_risk: bool | None = None
+) -> tuple[IncidentFacts, PeopleFound, Assessment]:
+    """:func:`assess_facts` for a stored incident, under the officer's recorded judgement unless
+    ``high_risk`` is given."""
+    facts = facts_from_incident_dict(incident.to_dict())
+    judged = high_risk if high_risk is not None else (incident.risk.high_risk if incident.risk else None)
+    found, assessment = assess_facts(facts, policy, base_dir=base_dir, high_risk=judged)
+    return facts, found, assessment
 
 
 def work_out(
