@@ -3,8 +3,8 @@ two steps the team takes from here, assign and advance (analyst and above).
 
 Everything goes through :class:`~scrapewarden.incidents.book.IncidentBook`, which writes the
 audit entry for each step itself (``incident.assign``, ``incident.advance``) with the logged-in
-user as actor, and retries when another writer saved the incident first. Letters, the breach
-assessment and the evidence export have their own section placeholder for now.
+user as actor, and retries when another writer saved the incident first. The people affected,
+the breach assessment, the drafts, the letters and the export are :mod:`.incident_duties`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from ..core.incidents import STAGE_MEANING, STAGES, Incident, IncidentError, Stage
 from ..incidents.book import IncidentBook, IncidentNotFound
+from . import incident_duties
 from .accounts import USER_NAME
 from .web import Visit, dashboard_of, page
 
@@ -69,6 +70,29 @@ def incident_page(request: Request, visit: Visit) -> Response:
     return _incident(request, visit, incident)
 
 
+def check_owner(owner: str) -> str:
+    owner = owner.strip()
+    if owner and not USER_NAME.fullmatch(owner):
+        raise IncidentError("an owner is a user name (letters, digits and . _ @ -)")
+    return owner
+
+
+def check_team(team: str) -> str:
+    team = " ".join(team.split())
+    if len(team) > MAX_TEAM_LENGTH or not team.isprintable():
+        raise IncidentError(f"a team name has at most {MAX_TEAM_LENGTH} printable characters")
+    return team
+
+
+def check_step(to: str, note: str) -> tuple[Stage | None, str]:
+    note = " ".join(note.split())
+    if len(note) > MAX_NOTE_LENGTH:
+        raise IncidentError(f"a note has at most {MAX_NOTE_LENGTH} characters")
+    if to and to not in STAGES:
+        raise IncidentError(f"unknown stage; stages are {', '.join(STAGES)}")
+    return (cast(Stage, to) if to else None), note
+
+
 def _incident(
     request: Request, visit: Visit, incident: Incident, *, status: int = 200, error: str = ""
 ) -> Response:
@@ -81,6 +105,7 @@ def _incident(
         "users": [u.name for u in dash.store.list_users()],
         "error": error,
         "done": request.query_params.get("done", ""),
+        **incident_duties.context(request, incident),
     }
     return dash.render(request, visit, "incident.html", status, **context)
 
@@ -91,14 +116,10 @@ def incident_assign(request: Request, visit: Visit) -> Response:
     book = _book(request)
     form = visit.form
     incident_id = request.path_params["incident_id"]
-    owner = form.get("owner", "").strip()
-    team = " ".join(form.get("team", "").split())
     try:
         incident = book.get(incident_id)
-        if owner and not USER_NAME.fullmatch(owner):
-            raise IncidentError("an owner is a user name (letters, digits and . _ @ -)")
-        if len(team) > MAX_TEAM_LENGTH or not team.isprintable():
-            raise IncidentError(f"a team name has at most {MAX_TEAM_LENGTH} printable characters")
+        owner = check_owner(form.get("owner", ""))
+        team = check_team(form.get("team", ""))
         book.assign(incident_id, owner=owner, team=team, by=visit.user.name)
     except IncidentNotFound:
         return dashboard_of(request).error(request, visit, 404, "No such incident.")
@@ -113,15 +134,10 @@ def incident_advance(request: Request, visit: Visit) -> Response:
     book = _book(request)
     form = visit.form
     incident_id = request.path_params["incident_id"]
-    note = " ".join(form.get("note", "").split())
-    to = form.get("to", "")
     try:
         incident = book.get(incident_id)
-        if len(note) > MAX_NOTE_LENGTH:
-            raise IncidentError(f"a note has at most {MAX_NOTE_LENGTH} characters")
-        if to and to not in STAGES:
-            raise IncidentError(f"unknown stage; stages are {', '.join(STAGES)}")
-        book.advance(incident_id, cast(Stage, to) if to else None, by=visit.user.name, note=note)
+        to, note = check_step(form.get("to", ""), form.get("note", ""))
+        book.advance(incident_id, to, by=visit.user.name, note=note)
     except IncidentNotFound:
         return dashboard_of(request).error(request, visit, 404, "No such incident.")
     except IncidentError as exc:
@@ -135,4 +151,5 @@ def routes() -> list[Route]:
         Route("/incidents/{incident_id}", incident_page),
         Route("/incidents/{incident_id}/assign", incident_assign, methods=["POST"]),
         Route("/incidents/{incident_id}/advance", incident_advance, methods=["POST"]),
+        *incident_duties.routes(),
     ]
