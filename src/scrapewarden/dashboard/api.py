@@ -214,6 +214,8 @@ def routes() -> list[Route]:
         Route("/api/bans", add_ban, methods=["POST"]),
         Route("/api/bans", lift_ban, methods=["DELETE"]),
         Route("/api/users", users),
+        *incidents_api.routes(),
+        *policy_api.routes(),
     ]
 
 
@@ -565,3 +567,9 @@ OPENAPI["paths"]["/api/audit"] = {
         },
     }
 }
+
+# Incidents and policy: their own modules, which use the helpers above (hence imported last).
+from . import incidents_api, policy_api  # noqa: E402
+
+incidents_api.describe(OPENAPI)
+policy_api.describe(OPENAPI)
