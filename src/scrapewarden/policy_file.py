@@ -32,6 +32,7 @@ from .toml_lines import locate
 ENV_PREFIX = "SCRAPEWARDEN_"
 NON_POLICY_VARIABLES = frozenset(
     {"SCRAPEWARDEN_STATE", "SCRAPEWARDEN_POLICY", "SCRAPEWARDEN_LOG_LEVEL", "SCRAPEWARDEN_USER"}
+    | {"SCRAPEWARDEN_SCREENSHOTS"}  # where the browser tests save the docs' screenshots
 )
 """``SCRAPEWARDEN_*`` variables that configure the program, not the policy: never overrides."""
 

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
+from scrapewarden.incidents.bundle import verify_bundle
+
 from .conftest import LOWER_BUDGET, PolicySetup, Setup
 from .test_browser import _login, _page
+from .test_incident_duties import duty_site
 from .test_incidents_page import open_incident
 
 pytestmark = pytest.mark.slow
@@ -62,9 +65,60 @@ def test_analyst_advances_an_incident(browser: Any, setup: Setup, shots: Path) -
     page.select_option("#assign select[name=owner]", "ana")
     page.click("#assign button")
     expect(page.locator("#owner")).to_have_text("ana")
-    page.screenshot(path=str(shots / "dashboard-incident.png"), full_page=True)
     assert watch.dialogs == [] and not watch.csp_violations  # the hostile user agent ran nothing
     context.close()
+
+
+def test_analyst_works_an_incident_filed_by_real_traffic(browser: Any, tmp_path: Path, shots: Path) -> None:
+    """A scraper stopped by the site files an incident; an analyst reads its assessment and a
+    draft, records the risk, marks the notice sent and downloads a bundle that verifies."""
+    with duty_site(tmp_path) as site:
+        site.scrape()
+        incident = site.file_incident()
+        context, page, watch = _page(browser)
+        _login(page, site.dash, "ana")
+        page.click("nav >> text=Incidents")
+        page.click(f"text={incident}")
+        expect(page.locator("#people-count")).to_have_text(re.compile(r"^[5-6]$"))
+        assessment = page.locator("#assessment-text")
+        expect(assessment).to_contain_text(f"{incident}: breach assessment")
+        expect(assessment).to_contain_text("[gdpr] Notify the supervisory authority: due")
+        expect(assessment).to_contain_text("not legal advice")
+        # The hostile name from the people lookup is text in the table.
+        expect(page.locator("table.people")).to_contain_text("<script>alert(1)</script>")
+
+        page.select_option("#draft-choice select[name=draft]", "notice")
+        page.select_option("#draft-choice select[name=person]", "u2")
+        page.click("#draft-choice button")
+        expect(page.locator("#draft-text")).to_contain_text("Bonjour Émile Zola,")
+        page.select_option("#draft-choice select[name=draft]", "cease_and_desist")
+        page.fill("#draft-choice input[name=operator]", "Scrape Co")
+        page.click("#draft-choice button")
+        expect(page.locator("#draft-text")).to_contain_text("Scrape Co")
+        expect(page.locator("#draft-text")).to_contain_text("Example Social Ltd")
+
+        page.select_option("#judge select[name=risk]", "high")
+        page.fill("#judge input[name=note]", "names and e-mail addresses")
+        page.click("#judge button")
+        expect(assessment).to_contain_text("risk judgement: HIGH risk, by ana")
+        notice = page.locator(f'tr[data-letter="{incident}:notice"]')
+        expect(notice.locator("td.state")).to_have_text("draft")
+        notice.locator("input[name=note]").fill("mail merge, 18:00")
+        notice.locator("button.mark-sent").click()
+        expect(page.locator(f'tr[data-letter="{incident}:notice"] td.state')).to_have_text("sent")
+        page.screenshot(path=str(shots / "dashboard-incident.png"), full_page=True)
+
+        page.fill("#export-form input[name=operator]", "Scrape Co")
+        with page.expect_download() as info:
+            page.click("#export-button")
+        download = info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        assert saved.name == f"{incident}-evidence.zip"
+        check = verify_bundle(saved)
+        assert check.ok and check.files >= 10, check.problems
+        assert watch.dialogs == [] and not watch.csp_violations
+        context.close()
 
 
 def test_viewer_reads_the_audit_log_but_changes_nothing(browser: Any, setup: Setup) -> None:
