@@ -201,6 +201,7 @@ def test_people_assessment_drafts_letters_and_export(tmp_path: Path) -> None:
                 answer = vic.post(f"/incidents/{incident}/{path}", data={"csrf": token, **form})
                 assert answer.status_code == 403, path
 
+        backdate(site, incident, days=4)  # the 72-hour clocks have run out
         with login(site.dash, "ana") as ana:
             token = csrf_of(ana.get(f"/incidents/{incident}").text)
             assert (
@@ -214,6 +215,10 @@ def test_people_assessment_drafts_letters_and_export(tmp_path: Path) -> None:
             assert "risk judgement: HIGH risk, by ana" in html
             rows = _letter_rows(html)
             assert {"regulator", "notice", "cease-and-desist", "deletion-demand"} <= {r[0] for r in rows}
+            # GDPR and UK GDPR: a report to the authority not sent 72 hours after detection.
+            assert 'id="overdue" role="alert">2 overdue.' in html
+            assert html.count("past the date it had to be sent") == 2
+            assert html.count('<tr class="late">') == 2  # the two clocks in the deadlines table
             notice_id = f"{incident}:notice"
             sent = ana.post(
                 f"/incidents/{incident}/letters",
@@ -317,11 +322,21 @@ def test_people_are_paged_and_a_broken_lookup_is_said_not_crashed(tmp_path: Path
             broken = vic.get(f"/incidents/{incident}")
             assert broken.status_code == 200 and 'id="duties-error"' in broken.text
             assert "cannot read" in broken.text
+        backdate(site, incident, days=4)  # the 72-hour clocks have run out
         with login(site.dash, "ana") as ana:
             token = csrf_of(ana.get(f"/incidents/{incident}").text)
             failed = ana.post(f"/incidents/{incident}/export", data={"csrf": token})
             assert failed.status_code == 500 and "cannot read" in failed.text
             assert ana.post("/incidents/nope/export", data={"csrf": token}).status_code == 404
+
+
+def backdate(site: DutySite, incident_id: str, *, days: float) -> None:
+    """Make the incident look opened ``days`` ago (the clocks start at opening)."""
+    with SQLiteStore(site.db) as store:
+        incident = store.get_incident(incident_id)
+        assert incident is not None
+        incident.opened_at -= days * 86400
+        assert store.save_incident(incident)
 
 
 def html_of(line: str) -> str:

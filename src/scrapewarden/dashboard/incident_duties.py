@@ -38,7 +38,7 @@ from ..core.letters import LetterError
 from ..core.policy import Policy
 from ..incidents.assessment_text import assessment_lines
 from ..incidents.book import IncidentBook, IncidentNotFound
-from ..incidents.drafts import OPERATOR_LETTERS, Draft, Operator
+from ..incidents.drafts import OPERATOR_LETTERS, Draft, Drafter, Operator
 from ..incidents.duties import WORK_OUT_ERRORS, assess_incident, drafter_for
 from ..incidents.export import ExportWriteError, export_incident
 from ..incidents.facts import IncidentFacts
@@ -160,7 +160,7 @@ def context(request: Request, incident: Incident) -> dict[str, Any]:
         operator=operator,
     )
     try:
-        out["draft"] = one_draft(request, worked, choice.value, person, out["language"], operator)
+        out["draft"] = one_draft(request, drafter, worked, choice.value, person, out["language"], operator)
     except WORK_OUT_ERRORS as exc:
         out["draft_error"] = str(exc)
     return out
@@ -168,15 +168,15 @@ def context(request: Request, incident: Incident) -> dict[str, Any]:
 
 def one_draft(
     request: Request,
+    drafter: Drafter,
     worked: Worked,
     choice: str,
     person: AffectedPerson | None,
     language: str,
     operator: Operator,
 ) -> Draft:
+    """The letter ``choice`` names (see :func:`draft_choices`), as the export drafts it."""
     assert worked.facts is not None and worked.found is not None and worked.assessment is not None
-    policy, base = policy_of(request)
-    drafter = drafter_for(policy, base_dir=base)
     base_context = drafter.context(
         worked.facts,
         worked.found.exposure,
