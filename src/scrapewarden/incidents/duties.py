@@ -83,6 +83,13 @@ def assess_incident(
     return facts, found, assessment
 
 
+def drafter_for(policy: Policy, *, base_dir: str | Path = ".") -> Drafter:
+    """The drafter the policy describes (its ``templates_dir`` taken from ``base_dir``)."""
+    notices = policy.incidents.notices
+    templates = Path(base_dir) / notices.templates_dir if notices.templates_dir else ""
+    return Drafter(notices, templates_dir=templates)
+
+
 def work_out(
     facts: IncidentFacts,
     policy: Policy,
@@ -96,10 +103,8 @@ def work_out(
     """Everything an incident calls for. ``lookup`` defaults to the one the policy describes;
     relative paths in the policy (CSV, database, templates, regimes) are taken from ``base_dir``."""
     base = Path(base_dir)
-    notices = policy.incidents.notices
     found, assessment = assess_facts(facts, policy, lookup=lookup, base_dir=base, high_risk=high_risk)
-    templates = base / notices.templates_dir if notices.templates_dir else ""
-    drafter = Drafter(notices, templates_dir=templates)
+    drafter = drafter_for(policy, base_dir=base)
     drafts = drafter.render_all(facts, found.exposure, assessment, drafted_at=drafted_at, operator=operator)
     return Duties(facts, found, assessment, drafts)
 
