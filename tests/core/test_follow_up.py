@@ -6,7 +6,7 @@ from scrapewarden.core.breach import Assessment, assess
 from scrapewarden.core.exposure import Owner, Person, Record, map_exposure
 from scrapewarden.core.follow_up import OPERATOR, find_letter, plan_letters, take_step
 from scrapewarden.core.incidents import Incident, RiskJudgement
-from scrapewarden.core.letters import DAY, LetterError, overdue
+from scrapewarden.core.letters import DAY, Letter, LetterError, overdue
 
 T0 = 1_795_000_000.0
 HOUR = 3600.0
@@ -91,3 +91,15 @@ def test_incidents_stored_before_judgements_and_letters_still_load() -> None:
     loaded.letters, _, _ = take_step([], "INC-1", "notice", "sent", at=T0, by="dana")
     again = Incident.from_dict(loaded.to_dict())
     assert again.risk == loaded.risk and again.letters == loaded.letters
+
+
+def test_a_letters_whole_id_picks_it_even_when_it_is_part_of_another_id() -> None:
+    letters = plan_letters("INC-1", _assessment(True), [], now=T0)
+    # An operator's own regime whose code starts like a built-in one: "gdpr" is in both ids.
+    extra = Letter("INC-1:regulator:gdpr-x", "INC-1", "regulator", "the other authority", T0)
+    letters.append(extra)
+    with pytest.raises(LetterError, match="say which"):
+        find_letter(letters, "regulator", "gdpr")
+    chosen = find_letter(letters, "regulator", "INC-1:regulator:gdpr")
+    assert chosen is not None and chosen.id == "INC-1:regulator:gdpr"
+    assert find_letter(letters, "regulator", "INC-1:regulator:gdpr-x") == extra
