@@ -10,7 +10,7 @@ path               role        what
 /actors            viewer      search an actor; its timeline with every reason; ban or lift
 /bans              viewer      list, filter, export; add and lift need analyst
 /users             admin       users and roles
-/incidents         viewer      incidents: list, evidence; assign and advance need analyst
+/incidents         viewer      evidence, people, assessment, drafts, letters; changes and export: analyst
 /policy            viewer      policy in force, versions, replay of a draft; editing needs admin
 /audit             viewer      the audit log with its verification status
 /api/...           see api.py  JSON, bearer tokens or session; /api/openapi.json describes it
