@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -195,6 +196,9 @@ def demo(serve: bool, json_path: Path | None, dashboard_listen: str, no_dashboar
 
     console = Console()
     config = _config(**kw)
+    # A SIGTERM (a service manager, a test) stops the demo as Ctrl-C does: the sites it started
+    # in their own sessions are stopped on the way out instead of being left running.
+    signal.signal(signal.SIGTERM, _interrupt)
     login = None
     if not no_dashboard:
         try:
@@ -223,6 +227,10 @@ def demo(serve: bool, json_path: Path | None, dashboard_listen: str, no_dashboar
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_login(login: Any, console: Console) -> None:
