@@ -176,6 +176,7 @@ def test_campaigns_and_records_on_the_overview_with_titles_escaped(setup: Setup,
     setup.site_warden.settle_incidents()
     with login(setup.dash, "vic") as client:
         html = client.get("/").text
+        summary = client.get("/api/summary?hours=1").json()
     with SQLiteStore(Path(setup.state_url.removeprefix("sqlite:///"))) as store:
         filed = store.list_incidents()
     # Ours, and what the site's Warden filed on its own about the refused script (if anything).
@@ -185,6 +186,11 @@ def test_campaigns_and_records_on_the_overview_with_titles_escaped(setup: Setup,
     assert figure(html, "records-protected") == "1"
     assert XSS_UA not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "INC-20261127-abcdef" in html
+    # The API says the same.
+    assert len(summary["campaigns"]) == int(figure(html, "campaigns"))
+    assert summary["records"]["exposed"] == int(figure(html, "records-exposed"))
+    assert summary["records"]["protected"] == 1 and summary["requests_per_second"] is None
+    assert summary["metrics_sources"] == []
     # No metrics configured and no Warden deciding here: the page says how to add them.
     assert figure(html, "requests-per-second") == "–" and "--metrics-url" in html
 

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..core.incidents import Incident
 from ..state.base import Event
+from .live_metrics import LiveFigure
 
 REFUSING = ("block", "throttle")
 CHALLENGING = ("challenge",)
@@ -137,3 +139,66 @@ def record_figures(events: Iterable[Event], incidents: Iterable[Incident], *, si
         exposed_at_least=cut_short,
         incidents=filed,
     )
+
+
+# -- in the JSON API (``/api/summary``) ------------------------------------------------------------
+
+
+def overview_json(data: Any, live: LiveFigure) -> dict[str, Any]:
+    """The figures above and the live rate, for ``/api/summary`` (``data``: ``views.Overview``)."""
+    records: RecordFigures | None = data.records
+    return {
+        "requests_per_second": live.per_second,
+        "requests_per_second_by_action": dict(live.by_action),
+        "metrics_sources": [
+            {"name": s.name, "ok": s.ok, "error": s.error, "per_second": s.per_second, "seconds": s.seconds}
+            for s in live.sources
+        ],
+        "campaigns": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "stage": c.stage,
+                "addresses": c.addresses,
+                "accounts": c.accounts,
+                "records": c.records,
+                "requests": c.requests,
+                "last_seen": c.last_seen,
+            }
+            for c in data.campaigns
+        ],
+        "records": None
+        if records is None
+        else {
+            "protected": records.protected,
+            "protected_refused": records.protected_refused,
+            "protected_challenged": records.protected_challenged,
+            "requests_stopped": records.requests_stopped,
+            "exposed": records.exposed,
+            "exposed_at_least": records.exposed_at_least,
+            "incidents": records.incidents,
+        },
+    }
+
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+OVERVIEW_SCHEMA: dict[str, Any] = {
+    "requests_per_second": _NUMBER_OR_NULL,
+    "requests_per_second_by_action": {"type": "object", "additionalProperties": {"type": "number"}},
+    "metrics_sources": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "ok": {"type": "boolean"},
+                "error": {"type": "string"},
+                "per_second": _NUMBER_OR_NULL,
+                "seconds": _NUMBER_OR_NULL,
+            },
+        },
+    },
+    "campaigns": {"type": "array", "items": {"type": "object"}},
+    "records": {"type": ["object", "null"]},
+}
+"""The properties :func:`overview_json` adds, for the OpenAPI document."""
