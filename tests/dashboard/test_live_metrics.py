@@ -158,6 +158,6 @@ def test_other_metrics_urls_are_refused(url: str) -> None:
 def test_named_hosts_may_be_read() -> None:
     url = "http://metrics.example:9100/metrics"
     assert check_metrics_url(url, ["Metrics.Example"]) == url
-    assert [s.name for s in sources_for([url], ["metrics.example"], local=True)] == ["this process", url]
+    assert [s.name for s in sources_for([url, url], ["metrics.example"], local=True)] == ["this process", url]
     with pytest.raises(MetricsUrlError):
         sources_for(["http://10.0.0.5/metrics"], ["metrics.example"])

@@ -127,8 +127,10 @@ def _command_lines() -> list[str]:
 
 
 def test_the_demo_serves_its_traffic_on_the_dashboard(
-    demo: tuple[subprocess.Popen[str], Console, Path], browser: Any
+    demo: tuple[subprocess.Popen[str], Console, Path], browser: Any, tmp_path: Path
 ) -> None:
+    """Screenshots go to a temporary directory; SCRAPEWARDEN_SCREENSHOTS=docs/img refreshes
+    the one docs/demo.md shows."""
     process, console, stderr = demo
     url = console.wait_for(r"dashboard: (http://127\.0\.0\.1:\d+/)").group(1)
     user = console.wait_for(r"user:\s+(\S+)").group(1)
@@ -160,6 +162,9 @@ def test_the_demo_serves_its_traffic_on_the_dashboard(
         time.sleep(1)
         page.reload()
     assert "this process" in page.locator("table.live-sources").inner_text()
+    shots = Path(os.environ.get("SCRAPEWARDEN_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "dashboard-demo.png"), full_page=True)
     assert int(page.locator("#decisions").inner_text()) > 0
     assert not [m for m in console_messages if "Content Security Policy" in m]
     context.close()

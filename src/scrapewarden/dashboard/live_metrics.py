@@ -126,7 +126,8 @@ def sources_for(urls: Sequence[str], hosts: Sequence[str] = (), *, local: bool =
     """The sources a dashboard reads: this process's metrics when ``local`` (it runs beside a
     deciding Warden), then every URL (checked: raises :class:`MetricsUrlError`)."""
     found: list[Source] = [LocalSource()] if local else []
-    found += [HttpSource(check_metrics_url(url, hosts)) for url in urls]
+    checked = [check_metrics_url(url, hosts) for url in urls]
+    found += [HttpSource(url) for url in dict.fromkeys(checked)]  # each once: never counted twice
     return found
 
 
