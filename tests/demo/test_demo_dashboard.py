@@ -84,7 +84,8 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Console, Path]
         stderr=stderr.open("w"),
         stdin=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        # SCRAPEWARDEN_* variables are policy overrides: the test's own one stays here.
+        env={**{k: v for k, v in os.environ.items() if k != "SCRAPEWARDEN_SCREENSHOTS"}, "COLUMNS": "200"},
     )
     try:
         yield process, Console(process), stderr
