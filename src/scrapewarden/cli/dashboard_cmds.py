@@ -49,6 +49,22 @@ FIRST_ADMIN = (
     "e.g. 127.0.0.1 for a TLS proxy on the same host.",
 )
 @click.option("--session-hours", type=float, default=8.0, show_default=True, help="Session lifetime.")
+@click.option(
+    "--metrics-url",
+    "metrics_urls",
+    multiple=True,
+    metavar="URL",
+    help="A door's Prometheus endpoint (its --metrics-listen), e.g. http://127.0.0.1:9100/metrics; "
+    "the Overview shows requests per second from it. Repeatable. Loopback only, unless the host "
+    "is named with --metrics-host.",
+)
+@click.option(
+    "--metrics-host",
+    "metrics_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="A host other than loopback that --metrics-url may name (repeatable).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def dashboard(
     listen: str,
@@ -57,12 +73,15 @@ def dashboard(
     secure_cookies: bool | None,
     forwarded_from: str,
     session_hours: float,
+    metrics_urls: tuple[str, ...],
+    metrics_hosts: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve the web dashboard (overview, actors, bans, users) and its JSON API under /api/."""
     import uvicorn
 
     from ..dashboard.app import create_app
+    from ..dashboard.live_metrics import MetricsUrlError, check_metrics_url
     from ..doors.authz import parse_listen
     from ..state.url import redact
 
@@ -72,8 +91,18 @@ def dashboard(
         raise click.BadParameter(str(exc), param_hint="'--listen'") from exc
     if not 0 < session_hours <= 24 * 30:
         raise click.BadParameter("between 0 and 720 hours", param_hint="'--session-hours'")
+    for url in metrics_urls:
+        try:
+            check_metrics_url(url, metrics_hosts)
+        except MetricsUrlError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--metrics-url'") from exc
     app = create_app(
-        state_url, policy=policy, secure_cookies=secure_cookies, session_seconds=int(session_hours * 3600)
+        state_url,
+        policy=policy,
+        secure_cookies=secure_cookies,
+        session_seconds=int(session_hours * 3600),
+        metrics_urls=metrics_urls,
+        metrics_hosts=metrics_hosts,
     )
     if not app.state.dashboard.store.list_users():
         click.echo(FIRST_ADMIN.format(url=redact(state_url), listen=listen), err=True)

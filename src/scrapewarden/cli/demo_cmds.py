@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +86,9 @@ def _config(**kw: Any) -> Any:
     )
 
 
-def run_and_report(config: Any, json_path: Path | None, console: Console) -> dict[str, Any]:
+def run_and_report(
+    config: Any, json_path: Path | None, console: Console, running: dict[str, str] | None = None
+) -> dict[str, Any]:
     from ..demo.scenarios import run_scenarios
 
     with Progress(
@@ -101,7 +105,7 @@ def run_and_report(config: Any, json_path: Path | None, console: Console) -> dic
             detail = "  ".join(f"{r.regime}: {r.finished}/{r.planned} actors done" for r in runs)
             bar.update(task, completed=min(elapsed, config.duration), description="traffic", detail=detail)
 
-        report = run_scenarios(config, progress)
+        report = run_scenarios(config, progress, running)
     print_report(report, console)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2))
@@ -164,31 +168,82 @@ def print_report(report: dict[str, Any], console: Console) -> None:
 
 @click.command()
 @scenario_options(duration=60.0, persons=40)
-@click.option("--serve", is_flag=True, help="Afterwards keep the protected site up for you (Ctrl-C stops).")
-def demo(serve: bool, json_path: Path | None, **kw: Any) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Afterwards keep the protected site (and its dashboard) up for you (Ctrl-C stops).",
+)
+@click.option(
+    "--dashboard",
+    "dashboard_listen",
+    default="127.0.0.1:8090",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Serve the dashboard over the protected site's store while the traffic runs (loopback "
+    "only; another port when this one is taken). A one-off admin with a random password is "
+    "printed once.",
+)
+@click.option("--no-dashboard", is_flag=True, help="Do not serve the dashboard.")
+def demo(serve: bool, json_path: Path | None, dashboard_listen: str, no_dashboard: bool, **kw: Any) -> None:
     """Start a small social network behind scrapewarden, send people and scrapers at it, score them.
 
     The same traffic also runs against the site with a per-address rate limit (like nginx
-    limit_req) and with no protection at all, so the difference is visible.
+    limit_req) and with no protection at all, so the difference is visible. The dashboard
+    watches the protected site live.
     """
+    from ..demo.dashboard import DashboardAddressError, new_login
+    from ..demo.scenarios import site_process
+
     console = Console()
     config = _config(**kw)
+    # A SIGTERM (a service manager, a test) stops the demo as Ctrl-C does: the sites it started
+    # in their own sessions are stopped on the way out instead of being left running.
+    signal.signal(signal.SIGTERM, _interrupt)
+    login = None
+    if not no_dashboard:
+        try:
+            login = new_login(dashboard_listen)
+        except (DashboardAddressError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="'--dashboard'") from exc
     console.print(
         f"[bold]scrapewarden demo[/]: {config.duration:.0f} s of people and scrapers against a "
         f"{config.people:,}-person social network, protected / per-address limit / unprotected"
     )
-    run_and_report(config, json_path, console)
-    _incidents_hint(config, console)
-    if serve:
-        from ..demo.scenarios import site_process
+    with ExitStack() as stack:
+        running: dict[str, str] = {}
+        if login is not None:
+            running["protected"] = stack.enter_context(site_process("protected", config, login))
+            _print_login(login, console)
+        run_and_report(config, json_path, console, running)
+        _incidents_hint(config, console)
+        if not serve:
+            return
+        base = running.get("protected") or stack.enter_context(site_process("protected", config))
+        console.print(f"the protected site is up at [bold]{base}/[/] — Ctrl-C to stop")
+        if login is not None:
+            console.print(Text(f"the dashboard is still at {login.url} (user {login.user})"))
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
 
-        with site_process("protected", config) as base:
-            console.print(f"the protected site is up at [bold]{base}/[/] — Ctrl-C to stop")
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _print_login(login: Any, console: Console) -> None:
+    """The dashboard's address and one-off login, on the console only (never logged)."""
+    console.print(Text.assemble(("dashboard: ", "bold"), login.url), soft_wrap=True)
+    console.print(Text(f"  user:     {login.user}"), soft_wrap=True)
+    console.print(Text(f"  password: {login.password}"), soft_wrap=True)
+    console.print(
+        Text(
+            "  (a one-off admin for this demo only, removed when the demo stops; "
+            "a real dashboard gets its users from `scrapewarden users add`)"
+        )
+    )
 
 
 def _incidents_hint(config: Any, console: Console) -> None:

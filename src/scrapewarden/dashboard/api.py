@@ -25,6 +25,8 @@ from .bans import (
     check_target,
     check_ttl,
 )
+from .live_metrics import live_figure
+from .overview_figures import OVERVIEW_SCHEMA, overview_json
 from .web import Visit, api, dashboard_of
 
 if TYPE_CHECKING:
@@ -90,6 +92,7 @@ def summary(request: Request, visit: Visit, body: Any) -> Response:
         kind: [{"key": r.key, "events": r.events, "last_ts": r.last_ts, "worst": r.worst} for r in rows]
         for kind, rows in data.actors.items()
     }
+    out.update(overview_json(data, live_figure(dash.live.read())))
     return JSONResponse(out)
 
 
@@ -351,6 +354,7 @@ OPENAPI: dict[str, Any] = {
                                 "solve_rate": {"type": ["number", "null"]},
                                 "truncated": {"type": "boolean"},
                                 "top_actors": {"type": "object"},
+                                **OVERVIEW_SCHEMA,
                             },
                         },
                         "the summary",

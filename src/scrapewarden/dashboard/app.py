@@ -6,7 +6,8 @@ Pages (server-rendered Jinja2, autoescaped; htmx for the small live parts):
 path               role        what
 =================  ==========  ===============================================================
 /login, /logout    anyone      sign in (rate-limited by the engine) and out
-/                  viewer      overview: decisions by action over time, top actors, solve rate
+/                  viewer      overview: requests/s, decisions by action over time, top actors,
+                               active campaigns, records protected vs exposed, solve rate
 /actors            viewer      search an actor; its timeline with every reason; ban or lift
 /bans              viewer      list, filter, export; add and lift need analyst
 /users             admin       users and roles
@@ -20,7 +21,7 @@ path               role        what
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from ..state.base import ROLES, StateStore
 from ..warden import Warden
 from . import accounts, audit_view, charts, incidents_view, policy_view, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
+from .live_metrics import LiveRates, live_figure, sources_for
 from .login_guard import LoginBudget, LoginGuard
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
 from .web import SecurityHeaders, Visit, bearer_visit, client_address, page, safe_next
@@ -61,8 +63,11 @@ class Dashboard:
         login_budget: LoginBudget | None = None,
         owns_warden: bool = False,
         policy_path: Path | None = None,
+        live: LiveRates | None = None,
     ) -> None:
         self.warden = warden
+        self.live = live or LiveRates([])
+        """Where the Overview's requests per second come from (``live_metrics``)."""
         self.policy_path = policy_path
         """The policy file given (``--policy``): shown on the Policy page, and where publishing writes."""
         self.store: StateStore = warden.store
@@ -227,6 +232,7 @@ def _overview_context(dash: Dashboard, request: Request) -> dict[str, Any]:
         "chart": chart,
         "legend": charts.legend(data.series.actions),
         "solve_rate": data.summary.solve_rate,
+        "live": live_figure(dash.live.read()),
     }
 
 
@@ -459,9 +465,15 @@ def create_app(
     session_seconds: int = DEFAULT_MAX_AGE,
     clock: Callable[[], float] = time.time,
     login_budget: LoginBudget | None = None,
+    metrics_urls: Sequence[str] = (),
+    metrics_hosts: Sequence[str] = (),
 ) -> Starlette:
     """The dashboard over a running ``Warden``'s store, or over a state store / URL (a Warden
     is then made with ``policy``, for its pseudonymisation key and ban handling).
+
+    Requests per second on the Overview come from this process's metrics when ``target`` is a
+    Warden deciding requests here, and from the doors' ``/metrics`` at ``metrics_urls``
+    (loopback, or a host in ``metrics_hosts``; a bad URL raises ``MetricsUrlError``).
 
     ``secure_cookies``: None sets the Secure flag when the request came over https (behind a
     TLS proxy, run uvicorn with --proxy-headers); True or False forces it.
@@ -478,7 +490,9 @@ def create_app(
         login_budget=login_budget,
         owns_warden=owns,
         policy_path=Path(policy).resolve() if isinstance(policy, str | Path) else None,
+        live=LiveRates(sources_for(metrics_urls, metrics_hosts, local=not owns)),
     )
+    dashboard.live.prime()
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["POST"]),

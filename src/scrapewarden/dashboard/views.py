@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ..core.pseudonym import Pseudonymizer
 from ..state.base import Ban, Event, StateStore
 from ..state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED, Summary, summarize
+from .overview_figures import Campaign, RecordFigures, active_campaigns, record_figures
 
 MAX_EVENTS = 50_000
 MAX_NETWORK_ADDRESSES = 65_536
@@ -116,10 +117,15 @@ class Overview:
     scanned: int
     truncated: bool
     """True when more events fell in the window than were read."""
+    campaigns: list[Campaign] = field(default_factory=list)
+    """Open incidents active in the window (``overview_figures``)."""
+    records: RecordFigures | None = None
+    """Records protected vs exposed in the window (``overview_figures``)."""
 
 
 def overview(store: StateStore, *, now: float, hours: float) -> Overview:
     events = recent_events(store)
+    incidents = store.list_incidents()
     since = now - hours * 3600
     truncated = len(events) >= MAX_EVENTS and bool(events) and events[0].ts > since
     return Overview(
@@ -128,6 +134,8 @@ def overview(store: StateStore, *, now: float, hours: float) -> Overview:
         actors=top_actors(events, since=since),
         scanned=len(events),
         truncated=truncated,
+        campaigns=active_campaigns(incidents, since=since),
+        records=record_figures(events, incidents, since=since),
     )
 
 

@@ -25,12 +25,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from .actors.base import ActorResult, Target
+from .dashboard import DemoLogin
 from .records import demo_secret
 
 REGIMES = ("protected", "per_ip", "none")
@@ -77,8 +78,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def site_process(regime: str, config: ScenarioConfig) -> Any:
-    """Start ``python -m scrapewarden.demo.serve`` for one regime; yield its base URL."""
+def site_process(regime: str, config: ScenarioConfig, dashboard: DemoLogin | None = None) -> Any:
+    """Start ``python -m scrapewarden.demo.serve`` for one regime; yield its base URL.
+
+    ``dashboard`` (protected regime): the site's process also serves the dashboard over its
+    Warden there, with that one-off admin (the password goes over standard input)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -99,26 +103,43 @@ def site_process(regime: str, config: ScenarioConfig) -> Any:
         cmd += ["--policy", config.policy]
     if config.under_attack and regime == "protected":
         cmd.append("--under-attack")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
+    with_dashboard = dashboard is not None and regime == "protected"
+    if with_dashboard:
+        assert dashboard is not None
+        cmd += ["--dashboard", dashboard.listen, "--dashboard-user", dashboard.user]
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE if with_dashboard else subprocess.DEVNULL, start_new_session=True
+    )
+    if with_dashboard:
+        assert dashboard is not None and proc.stdin is not None
+        proc.stdin.write(dashboard.password.encode() + b"\n")
+        proc.stdin.close()
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the {regime} demo site exited with status {proc.returncode}")
-            try:
-                with urllib.request.urlopen(base + "/robots.txt", timeout=1):  # loopback only
-                    break
-            except urllib.error.HTTPError:
-                break  # any HTTP answer means the site is up
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {regime} demo site did not start within 60 s")
-            time.sleep(0.2)
+        _wait_up(proc, regime, base + "/robots.txt", deadline)
+        if with_dashboard:
+            assert dashboard is not None
+            _wait_up(proc, "dashboard of the " + regime, dashboard.url + "login", deadline)
         yield base
     finally:
         _stop(proc)
+
+
+def _wait_up(proc: subprocess.Popen[bytes], what: str, url: str, deadline: float) -> None:
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the {what} demo site exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # loopback only
+                return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means it is up
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {what} demo site did not start within 60 s")
+        time.sleep(0.2)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -160,9 +181,14 @@ async def _run_regime(run: RegimeRun, config: ScenarioConfig, deadline: float) -
 
 
 def run_scenarios(
-    config: ScenarioConfig, progress: Callable[[list[RegimeRun], float], None] | None = None
+    config: ScenarioConfig,
+    progress: Callable[[list[RegimeRun], float], None] | None = None,
+    running: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Start the sites, run the traffic against all of them at once, score."""
+    """Start the sites, run the traffic against all of them at once, score.
+
+    ``running``: base URLs of regimes the caller started already (the demo keeps the protected
+    site, and the dashboard inside it, up after the traffic)."""
     secret = demo_secret(config.seed)
     from .people import site_info
 
@@ -170,7 +196,7 @@ def run_scenarios(
     with ExitStack() as stack:
         runs = []
         for regime in config.regimes:
-            base = stack.enter_context(site_process(regime, config))
+            base = (running or {}).get(regime) or stack.enter_context(site_process(regime, config))
             target = Target(
                 base_url=base,
                 secret=secret,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import uvicorn
 
@@ -25,6 +26,14 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="protected regime: challenge every visitor without clearance (static assets excepted)",
     )
+    parser.add_argument(
+        "--dashboard",
+        default=None,
+        metavar="HOST:PORT",
+        help="protected regime: also serve the dashboard over this site's Warden (loopback only); "
+        "the one-off admin's password is read from standard input",
+    )
+    parser.add_argument("--dashboard-user", default="demo-admin")
     args = parser.parse_args(argv)
 
     from .site import create_app
@@ -38,6 +47,16 @@ def main(argv: list[str] | None = None) -> None:
         under_attack=args.under_attack,
     )
     logging.basicConfig(level=logging.WARNING)
+    dashboard = None
+    warden = getattr(app, "warden", None)
+    if args.dashboard and warden is not None:
+        from .dashboard import DashboardThread, parse_loopback
+
+        host, port = parse_loopback(args.dashboard)
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            parser.error("--dashboard: no password on standard input")
+        dashboard = DashboardThread(warden, host, port, args.dashboard_user, password)
     try:
         uvicorn.run(
             app,
@@ -49,9 +68,10 @@ def main(argv: list[str] | None = None) -> None:
             lifespan="off",
         )
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         # Stopped (SIGTERM, Ctrl-C): file the incident findings still being counted and close
         # the store, so `scrapewarden incidents list` after a demo names everything served.
-        warden = getattr(app, "warden", None)
         if warden is not None:
             warden.close()
 
