@@ -84,6 +84,13 @@ def _worker_pids(output: str) -> list[int]:
     return [int(pid) for pid in found[0].split(",")]
 
 
+def _workers_listening(log: OutputReader, count: int) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while sum("proxy: worker listening" in line for line in log.lines) < count:
+        assert time.monotonic() < deadline, f"not {count} workers listening: {log.lines}"
+        time.sleep(0.05)
+
+
 def _decider_with_both_workers(log: OutputReader, known: int = 0) -> int:
     """The pid of the (newest) decider, once both workers have connected to it."""
     deadline = time.monotonic() + DEADLINE
@@ -118,6 +125,9 @@ def test_an_answer_is_spent_once_whichever_worker_gets_it_and_every_answer_is_re
     args = ("--policy", str(policy), "--state", state, "--workers", workers, "--under-attack")
     with run_proxy(port, *args) as (proc, url):
         log = OutputReader(proc)
+        # The port answers once one worker listens; the replays must be able to reach both.
+        if workers == "2":
+            _workers_listening(log, 2)
         form = _challenged(url, "/people/1")
         wrong = dict(form, nonce="not a nonce")
         assert _post(url, wrong).status_code == 403

@@ -176,6 +176,9 @@ def _worker_main(
         await decider.connect()
         server = ProxyServer(settings, decider, loop)
         await server.start(host, port, reuse_port=True)
+        # Said at the level the workers log at: until every worker says it, the kernel hands
+        # connections only to those listening (tests and health checks wait for it).
+        logging.getLogger("scrapewarden.proxy").warning("proxy: worker listening on %s:%d", host, port)
 
         def reload() -> None:
             new = _load_policy(policy, under_attack)
