@@ -546,7 +546,7 @@ class SQLiteStore:
                 row,
             )
         )
-        return Allow(*row)  # type: ignore[arg-type]
+        return Allow(*row)
 
     def remove_allow(self, kind: BanKind, value: str) -> bool:
         value = _text(value)
