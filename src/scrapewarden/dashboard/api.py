@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..state.base import BAN_KINDS, ROLES, Event
-from . import audit_view, views
+from . import allows_view, audit_view, views
 from .bans import (
     MAX_REASON_LENGTH,
     MAX_TTL_SECONDS,
@@ -565,3 +565,4 @@ OPENAPI["paths"]["/api/audit"] = {
         },
     }
 }
+allows_view.describe(OPENAPI)
