@@ -117,3 +117,20 @@ def test_allows_added_elsewhere_take_effect_and_lifts_too(tmp_path):
     assert ask(warden, clock, account="partner-7").action is not Action.ALLOW
     other.close()
     warden.close()
+
+
+def test_metrics_count_the_operator_allow_and_what_it_overrode(store):
+    from scrapewarden.metrics import TALLY
+
+    clock = Clock()
+    warden = Warden(policy(), state=store, clock=clock)
+    warden.ban("ip", SCRAPER, ttl=None, by="ana")
+    warden.allow("ip", SCRAPER, ttl=None, by="ana")
+    before = TALLY.snapshot()
+    for n in range(3):
+        ask(warden, clock, path=f"/users/{n}")
+    after = TALLY.snapshot()
+    assert after.actions[Action.ALLOW] - before.actions[Action.ALLOW] == 3
+    assert after.findings["operator_allow"] - before.findings.get("operator_allow", 0) == 3
+    assert after.findings["ban"] - before.findings.get("ban", 0) == 3  # still seen, for the record
+    warden.close()
