@@ -154,4 +154,16 @@ def test_the_reason_reads_back_as_the_operator_allow() -> None:
         source = source_of(text)
         assert source.detector == ALLOW_DETECTOR
     assert source_of(allow_reason("account")).actor == "account"
-    assert isinstance(AllowTable(), AllowTable)
+
+
+def test_the_table_knows_when_it_is_empty() -> None:
+    table = AllowTable()
+    assert table.empty
+    table.add("network", "192.0.2.0/24", None)
+    table.add("account", "a", T0)
+    assert not table.empty
+    assert table.remove("network", "192.0.2.0/24") and not table.empty
+    assert table.remove("account", "a") and table.empty
+    table.add("ip", SCRAPER, None)
+    table.clear()
+    assert table.empty and table.match(T0, ip=SCRAPER, account=None, session=None, fingerprint="") is None

@@ -24,6 +24,21 @@ class AllowTable(BanTable):
     """Allows by kind; ``match`` gives the ``kind:value`` of an allow in force, or None.
     Expired entries stop matching at the time passed in (and are dropped when next met)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.empty = True
+        """True while no allow was added since the table was last cleared: what every request
+        checks first (most sites have none), cheaper than counting the table."""
+
+    def add(self, kind: str, value: str, expires: float | None) -> None:
+        super().add(kind, value, expires)
+        self.empty = False
+
+    def remove(self, kind: str, value: str) -> bool:
+        removed = super().remove(kind, value)
+        self.empty = len(self) == 0
+        return removed
+
 
 def allow_reason(kind: str, overridden: str = "") -> str:
     """The reason an allowed decision carries. It names the kind, never the value: reasons are

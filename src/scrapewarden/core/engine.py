@@ -204,14 +204,16 @@ class Engine:
         allows = self.allows
         fp = (
             fingerprint(facts)
-            if anonymous or self.bans.holds("fingerprint") or allows.holds("fingerprint")
+            if anonymous
+            or self.bans.holds("fingerprint")
+            or (not allows.empty and allows.holds("fingerprint"))
             else ""
         )
         account, session = facts.account_id, facts.session_id
         allowed = (
-            allows.match(now, ip=ip, account=account, session=session, fingerprint=fp)
-            if len(allows)
-            else None
+            None
+            if allows.empty
+            else allows.match(now, ip=ip, account=account, session=session, fingerprint=fp)
         )
         ban = self.bans.match(now, ip=ip, account=account, session=session, fingerprint=fp)
         evidence: list[Evidence] = []
