@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
+from .core.allows import AllowTable
 from .core.audit import SYSTEM, AuditRecord
 from .core.bans import ban_ttl
 from .core.counters import ActorCounts
@@ -550,13 +551,16 @@ class Warden:
                 log.exception("retention pass failed")
 
     def _refresh_allows(self, now: float) -> None:
-        """Operator allows from the store, with the bans (see :meth:`_refresh_bans`)."""
+        """Operator allows from the store, with the bans (see :meth:`_refresh_bans`). An engine
+        without an allow table (a test's scripted one) has nothing to load them into."""
+        table = getattr(self.engine, "allows", None)
+        if table is None:
+            return
         try:
             allows = self.store.list_allows(now)
         except Exception:  # as for bans: keep the allows we have
             log.exception("could not reload operator allows; keeping the previous list")
             return
-        table = self.engine.allows
         table.clear()
         for allow in allows:
             try:
@@ -626,7 +630,7 @@ class Warden:
         details = {"expires": stored.expires, "reason": reason}
         self.store.append_audit(AuditRecord(now, by, "allow.add", stored.key, details))
         with self._lock:
-            self.engine.allows.add(kind, value, stored.expires)
+            self._allows_table().add(kind, value, stored.expires)
         return stored
 
     def lift_allow(self, kind: BanKind, value: str, *, by: str = "operator") -> bool:
@@ -635,8 +639,12 @@ class Warden:
         if removed:
             self.store.append_audit(AuditRecord(self.clock(), by, "allow.remove", f"{kind}:{value}"))
         with self._lock:
-            self.engine.allows.remove(kind, value)
+            self._allows_table().remove(kind, value)
         return removed
+
+    def _allows_table(self) -> AllowTable:
+        table: AllowTable | None = getattr(self.engine, "allows", None)
+        return table if table is not None else AllowTable()  # a scripted engine: nothing to hold
 
     # -- events ------------------------------------------------------------------------------------
 
