@@ -4,8 +4,9 @@ Pure: no I/O, and the clock is ``facts.now``. Lists (bot user agents, IP ranges)
 loaded, through the detector objects passed to the constructor. Order of business per request:
 
 1. allow lists, bans and deny lists decide at once; an operator allow in force (see
-   :mod:`.allows`) on any of the request's actors sets bans and deny lists aside instead, and
-   the request goes on to be counted and judged, for the record, then allowed;
+   :mod:`.allows`) on any of the request's actors sets bans, deny lists, partners and crawler
+   checks aside instead, and the request goes on to be counted and judged, for the record,
+   then allowed;
 2. partners (API keys with contracted quotas, statement R15) are held to their quotas only;
 3. verified good bots pass;
 4. everything else is scored: per-request detectors (client sanity, IP reputation, traps) and
