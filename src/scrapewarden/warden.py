@@ -9,7 +9,10 @@ The Warden is the only place where the pure engine meets time and storage:
 - it writes every non-allow decision to the store as an event, with addresses and account ids
   pseudonymised when the policy asks (the default);
 - it turns the engine's ban requests into stored bans with an escalating expiry, and reloads bans
-  from the store every few seconds so bans added by the CLI or another process take effect.
+  and operator allows from the store every few seconds so those added by the CLI, the dashboard
+  or another process take effect;
+- it records a request an operator allow let through when it would otherwise have been refused
+  (the allowed actor stays monitored, and the timeline shows why it passed);
 - it counts every decision, and reports its store's health, in the Prometheus metrics
   (:mod:`.metrics`).
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .challenge.service import VERIFY_PATH, ChallengeService, Outcome
+from .core.allows import AllowTable
 from .core.audit import SYSTEM, AuditRecord
 from .core.bans import ban_ttl
 from .core.counters import ActorCounts
@@ -41,7 +45,7 @@ from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
 from .loop_thread import LoopThread
 from .metrics import record_challenge, record_decision, unwatch_state, watch_state
-from .state.base import Ban, BanKind, Event, StateStore
+from .state.base import Allow, Ban, BanKind, Event, StateStore
 from .state.shared_keys import PSEUDONYM_KEY, StoredKey, shared_key, stored_key
 from .state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
 from .state.url import open_state
@@ -466,7 +470,9 @@ class Warden:
         self.actions[decision.action] += 1
         if self.incident_watch is not None:
             self._watch_incidents(facts, decision)
-        if decision.action is not Action.ALLOW:
+        if decision.action is not Action.ALLOW or (
+            decision.overridden is not None and decision.overridden is not Action.ALLOW
+        ):
             self._record(facts, decision)
             if decision.action is Action.CHALLENGE and decision.enforced:
                 # Whatever the door answers (page or JSON), a direct GET of the challenge page
@@ -534,13 +540,33 @@ class Warden:
                 table.add(ban.kind, ban.value, ban.expires)
             except (ValueError, KeyError):
                 log.warning("ignoring unusable ban %s", ban.key)
+        self._refresh_allows(now)
         if now >= self._next_retention:
             self._next_retention = now + RETENTION_CHECK_SECONDS
             try:
                 self.store.prune_events(now - self.policy.privacy.event_retention_days * 86400.0)
                 self.store.prune_bans(now)
+                self.store.prune_allows(now)
             except Exception:
                 log.exception("retention pass failed")
+
+    def _refresh_allows(self, now: float) -> None:
+        """Operator allows from the store, with the bans (see :meth:`_refresh_bans`). An engine
+        without an allow table (a test's scripted one) has nothing to load them into."""
+        table = getattr(self.engine, "allows", None)
+        if table is None:
+            return
+        try:
+            allows = self.store.list_allows(now)
+        except Exception:  # as for bans: keep the allows we have
+            log.exception("could not reload operator allows; keeping the previous list")
+            return
+        table.clear()
+        for allow in allows:
+            try:
+                table.add(allow.kind, allow.value, allow.expires)
+            except (ValueError, KeyError):
+                log.warning("ignoring unusable allow of kind %s", allow.kind)
 
     def _impose_ban(self, kind: str, value: str, now: float, decision: Decision) -> None:
         try:
@@ -587,6 +613,38 @@ class Warden:
         with self._lock:
             self.engine.bans.add(kind, value, ban.expires)
         return stored
+
+    # -- operator allows -----------------------------------------------------------------------------
+
+    def allow(
+        self, kind: BanKind, value: str, *, ttl: float | None, reason: str = "", by: str = "operator"
+    ) -> Allow:
+        """Allow an actor now (operator action, audited as ``by``): its requests are allowed
+        whatever bans and detectors say, and still counted, until ``ttl`` seconds from now
+        (None or 0: until lifted). Other processes pick it up with their ban reload."""
+        now = self.clock()
+        allow = Allow(
+            kind=kind, value=value, created=now, expires=now + ttl if ttl else None, reason=reason, by=by
+        )
+        stored = self.store.add_allow(allow)
+        details = {"expires": stored.expires, "reason": reason}
+        self.store.append_audit(AuditRecord(now, by, "allow.add", stored.key, details))
+        with self._lock:
+            self._allows_table().add(kind, value, stored.expires)
+        return stored
+
+    def lift_allow(self, kind: BanKind, value: str, *, by: str = "operator") -> bool:
+        """Lift an operator allow now (audited as ``by``); False if there was none."""
+        removed = self.store.remove_allow(kind, value)
+        if removed:
+            self.store.append_audit(AuditRecord(self.clock(), by, "allow.remove", f"{kind}:{value}"))
+        with self._lock:
+            self._allows_table().remove(kind, value)
+        return removed
+
+    def _allows_table(self) -> AllowTable:
+        table: AllowTable | None = getattr(self.engine, "allows", None)
+        return table if table is not None else AllowTable()  # a scripted engine: nothing to hold
 
     # -- events ------------------------------------------------------------------------------------
 

@@ -86,6 +86,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     dash.store.add_ban(Ban("ip", "192.0.2.1", now, now + 600, "test", source="operator"))
     dash.store.add_ban(Ban("account", "acct <9>", now, None, "hostile \u202e text"))
     warden.ban("ip", "192.0.2.9", ttl=600, reason="audited <b>", by="ada")
+    warden.allow("account", "partner <7>", ttl=600, reason="contract \u202e", by="ada")
     dash.store.flush()
     served = serve(app)
     try:
@@ -121,6 +122,7 @@ def test_served_document_is_the_tested_one(live: tuple[str, str]) -> None:
         "/api/incidents/{incident_id}/letters",
         "/api/policy",
         "/api/policy/validate",
+        "/api/allows",
     }
 
 

@@ -248,7 +248,7 @@ def test_a_version_2_database_gains_the_audit_log_incidents_and_users(tmp_path: 
         conn.execute("INSERT INTO spent VALUES ('challenge:1', ?)", (NOW + 60,))
     conn.close()
     with SQLiteStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         assert store.spend_once("challenge:1", until=NOW + 60, now=NOW) is False  # kept
         assert store.audit_head() is None and store.list_incidents() == []
         assert store.list_users() == []
@@ -261,3 +261,27 @@ def test_a_mark_spent_by_one_process_is_spent_for_the_other(tmp_path: Path) -> N
     with SQLiteStore(path) as one, SQLiteStore(path) as other:
         assert one.spend_once("challenge:42", until=NOW + 600, now=NOW) is True
         assert other.spend_once("challenge:42", until=NOW + 600, now=NOW + 1) is False
+
+
+def test_a_version_4_database_gains_the_allows(tmp_path: Path) -> None:
+    from scrapewarden.state.base import Allow
+    from scrapewarden.state.sqlite import _MIGRATIONS
+
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT")
+        for version in (1, 2, 3, 4):
+            for statement in _MIGRATIONS[version]:
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '4')")
+        conn.execute("INSERT INTO settings VALUES ('mode', 'observe')")
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.get_setting("mode") == "observe"
+        assert store.list_allows() == []
+        store.add_allow(Allow("account", "partner-7", NOW, None, "contract 12", "ana"))
+        assert store.get_allow("account", "partner-7") == Allow(
+            "account", "partner-7", NOW, None, "contract 12", "ana"
+        )

@@ -19,6 +19,7 @@ def _register() -> None:
     for name in (
         "policy_cmds",
         "state_cmds",
+        "allow_cmds",
         "bench_cmds",
         "demo_cmds",
         "serve_cmds",

@@ -46,6 +46,11 @@ class Decision:
     decoy: bool = False
     ban_key: str | None = None
     """The ban that matched, e.g. ``ip:203.0.113.9`` or ``account:42``."""
+    allow_key: str | None = None
+    """The operator allow that let the request through (``account:42``); see :mod:`.allows`."""
+    overridden: Action | None = None
+    """With ``allow_key``: what the request would have been answered without the allow (ALLOW
+    when nothing was against it). The Warden records an event when this is a refusal."""
     record: tuple[str, str] | None = None
     """(kind, id) of the protected record the request asked for, if any."""
     new_bans: list[tuple[str, str]] = field(default_factory=list)

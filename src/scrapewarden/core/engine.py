@@ -3,7 +3,10 @@
 Pure: no I/O, and the clock is ``facts.now``. Lists (bot user agents, IP ranges) arrive already
 loaded, through the detector objects passed to the constructor. Order of business per request:
 
-1. allow lists, bans and deny lists decide at once;
+1. allow lists, bans and deny lists decide at once; an operator allow in force (see
+   :mod:`.allows`) on any of the request's actors sets bans, deny lists, partners and crawler
+   checks aside instead, and the request goes on to be counted and judged, for the record,
+   then allowed;
 2. partners (API keys with contracted quotas, statement R15) are held to their quotas only;
 3. verified good bots pass;
 4. everything else is scored: per-request detectors (client sanity, IP reputation, traps) and
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .allows import ALLOW_DETECTOR, AllowTable, allow_reason
 from .bans import BanTable, ban_ttl
 from .challenge_signals import evidence_for, parse_codes
 from .clearance import bits_for_score, clearance_suffices, kind_for_score
@@ -100,6 +104,9 @@ class Pending:
     """True when the network is one of ``actors``: several addresses are known to use it. A door
     sharing state tells the other instances so; while False, it asks them whether they have
     seen other addresses in it (and if so tells :meth:`Engine.network_shared`)."""
+    allowed: str = ""
+    """The operator allow (``kind:value``) in force for this request, or "": :meth:`Engine.finish`
+    then judges the request as usual and allows it."""
 
 
 class _PartnerUsage:
@@ -127,6 +134,8 @@ class Engine:
         self.reputation = reputation
         self.bot_verdicts = bot_verdicts
         self.bans = BanTable()
+        self.allows = AllowTable()
+        """Operator allows in force (the door loads them from its store, as it does bans)."""
         self.resources = ResourceMatcher(policy.protected)
         limits = policy.limits
         self._tables = {
@@ -190,26 +199,49 @@ class Engine:
                 Action.ALLOW, 0.0, [Evidence("allow", 0.0, "on the allow list")], enforced, record=record_pair
             )
 
-        # The fingerprint is needed only to count anonymous clients or to match fingerprint bans.
+        # The fingerprint is needed only to count anonymous clients or to match fingerprint
+        # bans and allows.
         anonymous = not facts.account_id and not facts.session_id
-        fp = fingerprint(facts) if anonymous or self.bans.holds("fingerprint") else ""
-        ban = self.bans.match(now, ip=ip, account=facts.account_id, session=facts.session_id, fingerprint=fp)
-        if ban is not None:
-            banned = [Evidence("ban", 100.0, f"banned ({ban.partition(':')[0]})")]
-            return Decision(Action.BLOCK, 100.0, banned, enforced, ban_key=ban, record=record_pair)
-        if reputation is not None and reputation.denied(ip):
-            denied = [Evidence("deny", 100.0, "address on the deny list", "ip")]
-            return Decision(Action.BLOCK, 100.0, denied, enforced, record=record_pair)
-
-        if facts.api_key and self._partners:
-            partner = self._partners.get(hashlib.sha256(facts.api_key.encode("utf-8", "replace")).hexdigest())
-            if partner is not None:
-                return self._partner_decision(partner, facts, record, enforced)
-
+        allows = self.allows
+        fp = (
+            fingerprint(facts)
+            if anonymous
+            or self.bans.holds("fingerprint")
+            or (not allows.empty and allows.holds("fingerprint"))
+            else ""
+        )
+        account, session = facts.account_id, facts.session_id
+        allowed = (
+            None
+            if allows.empty
+            else allows.match(now, ip=ip, account=account, session=session, fingerprint=fp)
+        )
+        ban = self.bans.match(now, ip=ip, account=account, session=session, fingerprint=fp)
         evidence: list[Evidence] = []
+        denied = reputation is not None and reputation.denied(ip)
+        if allowed is None:
+            if ban is not None:
+                banned = [Evidence("ban", 100.0, f"banned ({ban.partition(':')[0]})")]
+                return Decision(Action.BLOCK, 100.0, banned, enforced, ban_key=ban, record=record_pair)
+            if denied:
+                deny = [Evidence("deny", 100.0, "address on the deny list", "ip")]
+                return Decision(Action.BLOCK, 100.0, deny, enforced, record=record_pair)
+            if facts.api_key and self._partners:
+                digest = hashlib.sha256(facts.api_key.encode("utf-8", "replace")).hexdigest()
+                partner = self._partners.get(digest)
+                if partner is not None:
+                    return self._partner_decision(partner, facts, record, enforced)
+        else:
+            # An operator allow sets the ban and the deny list aside; they stay in the evidence,
+            # so the decision says what the allow overrode.
+            if ban is not None:
+                evidence.append(Evidence("ban", 100.0, f"banned ({ban.partition(':')[0]})"))
+            if denied:
+                evidence.append(Evidence("deny", 100.0, "address on the deny list", "ip"))
+
         client = self.client
         if client is not None:
-            claimed = client.claimed_bot(facts.user_agent) if self._verify_bots else None
+            claimed = client.claimed_bot(facts.user_agent) if self._verify_bots and allowed is None else None
             if claimed is not None:
                 verified = self._verify_bot(ip, claimed)
                 if verified:
@@ -262,7 +294,17 @@ class Engine:
             )
         actors, network, counted = self._actors(facts, fp)
         return Pending(
-            facts, fp, record, evidence, actors, observation, cleared or "", shown, network, counted
+            facts,
+            fp,
+            record,
+            evidence,
+            actors,
+            observation,
+            cleared or "",
+            shown,
+            network,
+            counted,
+            allowed or "",
         )
 
     def observe(self, pending: Pending) -> list[ActorState]:
@@ -299,6 +341,8 @@ class Engine:
 
         score = combine(evidence)
         action = action_for(score, policy.thresholds)
+        if pending.allowed:
+            return _operator_allowed(pending, score, action, enforced, record_pair)
         exempt = False
         if cleared and not shown:
             exempt = clearance_suffices(cleared, score, policy)
@@ -510,6 +554,7 @@ class Engine:
         tallies so that a reload never hands every scraper a fresh budget. Limits, weights and
         detectors are this engine's own (the new policy's)."""
         self.bans = previous.bans
+        self.allows = previous.allows
         self._tables = previous._tables
         self._networks = previous._networks
         self._site_assets = previous._site_assets
@@ -523,6 +568,21 @@ class Engine:
 
     def actor_counts(self) -> dict[str, int]:
         return {kind: len(table) for kind, table in self._tables.items()}
+
+
+def _operator_allowed(
+    pending: Pending, score: float, verdict: Action, enforced: bool, record: tuple[str, str] | None
+) -> Decision:
+    """An operator allow's decision: ALLOW, first the allow's reason (naming what it overrode),
+    then every finding behind the verdict it set aside. No offences are counted (the allowed
+    actor must not collect a ban to serve when the allow ends), no challenge is asked, not even
+    under attack: the operator has decided about this actor."""
+    kind = pending.allowed.partition(":")[0]
+    overridden = verdict.label if verdict is not Action.ALLOW else ""
+    evidence = [Evidence(ALLOW_DETECTOR, 0.0, allow_reason(kind, overridden), kind), *pending.evidence]
+    return Decision(
+        Action.ALLOW, score, evidence, enforced, record=record, allow_key=pending.allowed, overridden=verdict
+    )
 
 
 def _keep(best: dict[str, Evidence], item: Evidence | None) -> None:

@@ -61,6 +61,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"passed a challenge \(.*\)", "cleared"),
         (r"verified crawler .*", "verified_bot"),
         (r"on the allow list", "allow"),
+        (r"allowed by an operator \(" + _ACTOR + r"\)(, overriding \w+)?", "operator_allow"),
         (r"partner .*", "partner"),
         *((re.escape(text), "challenge." + code) for code, text in CHALLENGE_REASONS.items()),
     )

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..state.base import BAN_KINDS, ROLES, Event
-from . import audit_view, views
+from . import allows_view, audit_view, views
 from .bans import (
     MAX_REASON_LENGTH,
     MAX_TTL_SECONDS,
@@ -577,3 +577,4 @@ from . import incidents_api, policy_api  # noqa: E402
 
 incidents_api.describe(OPENAPI)
 policy_api.describe(OPENAPI)
+allows_view.describe(OPENAPI)

@@ -8,8 +8,8 @@ path               role        what
 /login, /logout    anyone      sign in (rate-limited by the engine) and out
 /                  viewer      overview: requests/s, decisions by action over time, top actors,
                                active campaigns, records protected vs exposed, solve rate
-/actors            viewer      search an actor; its timeline with every reason; ban or lift
-/bans              viewer      list, filter, export; add and lift need analyst
+/actors            viewer      search an actor; its timeline with every reason; ban, allow or lift
+/bans              viewer      list, filter, export; operator allows in force; add and lift need analyst
 /users             admin       users and roles
 /incidents         viewer      evidence, people, assessment, drafts, letters; changes and export: analyst
 /policy            viewer      policy in force, versions, replay of a draft; editing needs admin
@@ -38,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
-from . import accounts, audit_view, charts, incidents_view, policy_view, views
+from . import accounts, allows_view, audit_view, charts, incidents_view, policy_view, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .live_metrics import LiveRates, live_figure, sources_for
 from .login_guard import LoginBudget, LoginGuard
@@ -339,6 +339,7 @@ def bans_page(request: Request, visit: Visit) -> Response:
         "formats": EXPORT_FORMATS,
         "ttl_choices": TTL_CHOICES,
         "done": q.get("done", ""),
+        "allows": allows_view.in_force(request),
     }
     name = "bans_table.html" if request.headers.get("hx-request") else "bans.html"
     return dash.render(request, visit, name, **context)
@@ -509,6 +510,7 @@ def create_app(
         *incidents_view.routes(),
         *policy_view.routes(),
         *audit_view.routes(),
+        *allows_view.routes(),
         *api_routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -16,6 +16,7 @@ ACTION_COLOURS = {
     "block": "#c0392b",
     "challenge_passed": "#2e8b57",
     "challenge_failed": "#7f5aa2",
+    "allow": "#5aa469",  # let through by an operator allow despite a refusal (events record no other)
 }
 OTHER_COLOUR = "#7a7a7a"
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.pseudonym import Pseudonymizer
-from ..state.base import Ban, Event, StateStore
+from ..state.base import Allow, Ban, Event, StateStore
 from ..state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED, Summary, summarize
 from .overview_figures import Campaign, RecordFigures, active_campaigns, record_figures
 
@@ -219,16 +219,22 @@ class ActorView:
     first_ts: float | None
     last_ts: float | None
     bans: list[Ban]
+    allows: list[Allow] = field(default_factory=list)
+    """The operator allow on this actor (in force or expired), if any."""
 
 
 def actor(store: StateStore, search: Search, *, limit: int = 500) -> ActorView:
     found = [e for e in recent_events(store) if matches(search, e)]
     actions = Counter(action_label(e) for e in found)
     bans: list[Ban] = []
+    allows: list[Allow] = []
     if search.raw is not None and search.kind in ("ip", "network", "account", "session", "fingerprint"):
         ban = store.get_ban(search.kind, search.raw)  # type: ignore[arg-type]
         if ban is not None:
             bans.append(ban)
+        allow = store.get_allow(search.kind, search.raw)  # type: ignore[arg-type]
+        if allow is not None:
+            allows.append(allow)
     newest = list(reversed(found))[:limit]
     return ActorView(
         search,
@@ -238,6 +244,7 @@ def actor(store: StateStore, search: Search, *, limit: int = 500) -> ActorView:
         found[0].ts if found else None,
         found[-1].ts if found else None,
         bans,
+        allows,
     )
 
 

@@ -40,6 +40,29 @@ class Ban:
 
 
 @dataclass(slots=True)
+class Allow:
+    """An operator allow: while in force, requests from this actor are allowed whatever bans and
+    detectors say, and still counted (see :mod:`scrapewarden.core.allows`)."""
+
+    kind: BanKind
+    value: str
+    """The same kinds and canonical values as :class:`Ban`."""
+    created: float
+    expires: float | None
+    """Epoch seconds; None: until lifted."""
+    reason: str = ""
+    by: str = "operator"
+    """Who allowed it (the dashboard user or CLI operator)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+    def active(self, now: float) -> bool:
+        return self.expires is None or self.expires > now
+
+
+@dataclass(slots=True)
 class Event:
     """A non-allow decision (or an observe-mode would-be action), with its reasons."""
 
@@ -117,6 +140,23 @@ class StateStore(Protocol):
     def prune_bans(self, before: float) -> int:
         """Delete bans that expired before ``before``; returns how many. The ban history (and so
         ``prior_offences``) is kept: escalation must remember earlier offences."""
+
+    # -- operator allows (see scrapewarden.core.allows) --------------------------------------
+
+    def add_allow(self, allow: Allow) -> Allow:
+        """Insert or replace the allow for (kind, value); returns what was stored."""
+
+    def remove_allow(self, kind: BanKind, value: str) -> bool:
+        """True if an allow was removed."""
+
+    def get_allow(self, kind: BanKind, value: str) -> Allow | None:
+        """The allow for (kind, value), in force or expired, or None."""
+
+    def list_allows(self, now: float | None = None) -> list[Allow]:
+        """All allows, oldest first; with ``now``, only those still in force at that time."""
+
+    def prune_allows(self, before: float) -> int:
+        """Delete allows that expired before ``before``; returns how many."""
 
     def record_event(self, event: Event) -> None:
         """Queue an event; visible to ``events()`` after ``flush()``."""

@@ -14,8 +14,8 @@ from collections import deque
 
 from ..core.audit import AuditEntry, AuditRecord, chain
 from ..core.incidents import Incident
-from ._copy import check_kind, check_user, copy_ban, copy_event, copy_token, copy_user
-from .base import ApiToken, Ban, BanKind, Event, User
+from ._copy import check_kind, check_user, copy_allow, copy_ban, copy_event, copy_token, copy_user
+from .base import Allow, ApiToken, Ban, BanKind, Event, User
 from .errors import StateClosedError
 
 DEFAULT_MAX_EVENTS = 100_000
@@ -36,6 +36,7 @@ class MemoryStore:
         # (kind, value) -> creation times of every ban ever issued. A ban is identified by its
         # creation time, so re-storing the same ban (an edit) is not a new offence.
         self._history: dict[tuple[str, str], set[float]] = {}
+        self._allows: dict[tuple[str, str], Allow] = {}
         self._events: deque[Event] = deque(maxlen=max_events)
         self._next_id = 1
         self._settings: dict[str, str] = {}
@@ -92,6 +93,41 @@ class MemoryStore:
             ]
             for key in gone:
                 del self._bans[key]
+            return len(gone)
+
+    # -- operator allows ---------------------------------------------------------------------
+
+    def add_allow(self, allow: Allow) -> Allow:
+        check_kind(allow.kind)
+        with self._lock:
+            self._check_open()
+            self._allows[(allow.kind, allow.value)] = copy_allow(allow)
+            return copy_allow(allow)
+
+    def remove_allow(self, kind: BanKind, value: str) -> bool:
+        with self._lock:
+            self._check_open()
+            return self._allows.pop((kind, value), None) is not None
+
+    def get_allow(self, kind: BanKind, value: str) -> Allow | None:
+        with self._lock:
+            self._check_open()
+            allow = self._allows.get((kind, value))
+            return copy_allow(allow) if allow is not None else None
+
+    def list_allows(self, now: float | None = None) -> list[Allow]:
+        with self._lock:
+            self._check_open()
+            allows = [copy_allow(a) for a in self._allows.values() if now is None or a.active(now)]
+        allows.sort(key=lambda a: (a.created, a.kind, a.value))
+        return allows
+
+    def prune_allows(self, before: float) -> int:
+        with self._lock:
+            self._check_open()
+            gone = [k for k, a in self._allows.items() if a.expires is not None and a.expires < before]
+            for key in gone:
+                del self._allows[key]
             return len(gone)
 
     # -- events -----------------------------------------------------------------------------

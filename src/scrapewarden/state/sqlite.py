@@ -33,12 +33,12 @@ from typing import Any
 from ..core.audit import GENESIS, AuditEntry, AuditRecord, chain_after
 from ..core.incidents import Incident
 from ._copy import check_kind, check_user
-from .base import ApiToken, Ban, BanKind, Event, User
+from .base import Allow, ApiToken, Ban, BanKind, Event, User
 from .errors import StateClosedError, StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # version -> statements that bring a database from version-1 to version. Append, never edit.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -131,6 +131,18 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT, WITHOUT ROWID""",
         "CREATE INDEX api_tokens_user ON api_tokens (user)",
     ),
+    5: (
+        # Operator allows (scrapewarden.core.allows): the same kinds and values as bans.
+        """CREATE TABLE allows (
+            kind TEXT NOT NULL CHECK (kind IN ('ip', 'network', 'account', 'fingerprint', 'session')),
+            value TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL,
+            reason TEXT NOT NULL DEFAULT '',
+            made_by TEXT NOT NULL DEFAULT 'operator',
+            PRIMARY KEY (kind, value)
+        ) STRICT, WITHOUT ROWID""",
+    ),
 }
 
 _EVENT_COLUMNS = (
@@ -140,6 +152,7 @@ _EVENT_COLUMNS = (
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _SELECT_EVENT = f"SELECT id, {_EVENT_COLUMNS} FROM events"
 _BAN_COLUMNS = "kind, value, created, expires, reason, offences, source"
+_ALLOW_COLUMNS = "kind, value, created, expires, reason, made_by"
 _USER_COLUMNS = "name, role, password_hash, created, password_changed"
 _TOKEN_COLUMNS = "digest, user, created, expires, label"
 
@@ -511,6 +524,62 @@ class SQLiteStore:
             return len(rows)
 
         pruned: int = self._call(write)
+        return pruned
+
+    # -- operator allows ---------------------------------------------------------------------
+
+    def add_allow(self, allow: Allow) -> Allow:
+        check_kind(allow.kind)
+        row = (
+            allow.kind,
+            _text(allow.value),
+            float(allow.created),
+            None if allow.expires is None else float(allow.expires),
+            _text(allow.reason),
+            _text(allow.by),
+        )
+        self._call(
+            lambda conn: conn.execute(
+                f"INSERT INTO allows ({_ALLOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, value) DO UPDATE SET created = excluded.created, "
+                "expires = excluded.expires, reason = excluded.reason, made_by = excluded.made_by",
+                row,
+            )
+        )
+        return Allow(*row)
+
+    def remove_allow(self, kind: BanKind, value: str) -> bool:
+        value = _text(value)
+        removed: bool = self._call(
+            lambda conn: (
+                conn.execute("DELETE FROM allows WHERE kind = ? AND value = ?", (kind, value)).rowcount > 0
+            )
+        )
+        return removed
+
+    def get_allow(self, kind: BanKind, value: str) -> Allow | None:
+        row = self._read_one(
+            f"SELECT {_ALLOW_COLUMNS} FROM allows WHERE kind = ? AND value = ?", (kind, _text(value))
+        )
+        return Allow(*row) if row else None
+
+    def list_allows(self, now: float | None = None) -> list[Allow]:
+        rows = self._read_all(
+            f"SELECT {_ALLOW_COLUMNS} FROM allows WHERE ? IS NULL OR expires IS NULL OR expires > ? "
+            "ORDER BY created, kind, value",
+            (now, now),
+        )
+        return [Allow(*row) for row in rows]
+
+    def prune_allows(self, before: float) -> int:
+        before = float(before)
+        pruned: int = self._call(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM allows WHERE expires IS NOT NULL AND expires < ?", (before,)
+                ).rowcount
+            )
+        )
         return pruned
 
     # -- events -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import cast
 
-from ..base import Ban, BanKind, Event
+from ..base import Allow, Ban, BanKind, Event
 
 
 class Keys:
@@ -47,6 +47,8 @@ class Keys:
         """Hash: user name -> the user as JSON (dashboard logins; argon2id hashes only)."""
         self.tokens = users + ":tokens"
         """Hash: SHA-256 digest of an API token -> the token's record as JSON."""
+        self.allows = "{" + prefix + ":allows}:all"
+        """Hash: ``kind:value`` -> an operator allow as JSON (one key: one Cluster slot)."""
         self.spent_prefix = prefix + ":spent:"
         """+ the caller's key; no hash tag, so marks spread over a Cluster's nodes."""
 
@@ -94,6 +96,35 @@ def ban_from_hash(fields: dict[str, str]) -> Ban:
         reason=fields.get("reason", ""),
         offences=int(fields.get("offences", "1")),
         source=fields.get("source", "operator"),
+    )
+
+
+def allow_json(allow: Allow) -> str:
+    """An allow as the JSON stored in the allows hash. Times as floats: JSON numbers read back
+    to the same float in Python, and prune_allows.lua compares them as doubles."""
+    return json.dumps(
+        {
+            "kind": allow.kind,
+            "value": text(allow.value),
+            "created": float(allow.created),
+            "expires": None if allow.expires is None else float(allow.expires),
+            "reason": text(allow.reason),
+            "by": text(allow.by),
+        },
+        ensure_ascii=False,
+    )
+
+
+def allow_from_json(raw: str) -> Allow:
+    d = json.loads(raw)
+    expires = d.get("expires")
+    return Allow(
+        kind=cast(BanKind, d["kind"]),
+        value=str(d["value"]),
+        created=float(d["created"]),
+        expires=None if expires is None else float(expires),
+        reason=str(d.get("reason", "")),
+        by=str(d.get("by", "operator")),
     )
 
 

@@ -47,8 +47,8 @@ from redis import exceptions as rx
 
 from ...core.audit import GENESIS, AuditEntry, AuditRecord, chain_after
 from ...core.incidents import Incident
-from .._copy import check_kind, check_user, copy_ban
-from ..base import ApiToken, Ban, BanKind, Event, User
+from .._copy import check_kind, check_user, copy_allow, copy_ban
+from ..base import Allow, ApiToken, Ban, BanKind, Event, User
 from ..errors import StateClosedError, StateError
 from ..memory import MemoryStore
 from . import codec
@@ -97,6 +97,7 @@ _SCRIPTS = (
     "spend_once",
     "append_audit",
     "save_incident",
+    "prune_allows",
 )
 
 
@@ -475,6 +476,80 @@ class RedisStore:
             return 0
 
         pruned: int = self._guard("prune_bans", call, fallback)
+        return pruned
+
+    # -- operator allows ------------------------------------------------------------------------
+    # One hash, kind:value -> the allow as JSON (codec.Keys.allows). Written straight to Redis,
+    # never queued: an allow or a lift made while Redis is away fails loudly, since the operator
+    # must know whether the actor is let through. Reads fall back to the allows last seen (the
+    # mirror), so every instance keeps honouring them through an outage. Allows are few, so
+    # the Warden's reload every two seconds reads the whole hash (one HGETALL).
+
+    def add_allow(self, allow: Allow) -> Allow:
+        check_kind(allow.kind)
+        stored = copy_allow(allow)
+
+        def call() -> Allow:
+            member = codec.member(stored.kind, stored.value)
+            self._client().hset(self.keys.allows, member, codec.allow_json(stored))
+            self._mirror.add_allow(stored)
+            return copy_allow(stored)
+
+        result: Allow = self._direct("add_allow", call)
+        return result
+
+    def remove_allow(self, kind: BanKind, value: str) -> bool:
+        def call() -> bool:
+            removed = bool(self._client().hdel(self.keys.allows, codec.member(kind, value)))
+            self._mirror.remove_allow(kind, value)
+            return removed
+
+        removed: bool = self._direct("remove_allow", call)
+        return removed
+
+    def get_allow(self, kind: BanKind, value: str) -> Allow | None:
+        def call() -> Allow | None:
+            raw = self._client().hget(self.keys.allows, codec.member(kind, value))
+            if raw is None:
+                self._mirror.remove_allow(kind, value)
+                return None
+            allow = codec.allow_from_json(raw)
+            self._mirror.add_allow(allow)
+            return allow
+
+        result: Allow | None = self._guard("get_allow", call, lambda: self._mirror.get_allow(kind, value))
+        return result
+
+    def list_allows(self, now: float | None = None) -> list[Allow]:
+        def call() -> list[Allow]:
+            allows = []
+            for member, raw in self._client(bulk=True).hgetall(self.keys.allows).items():
+                try:
+                    allows.append(codec.allow_from_json(raw))
+                except (ValueError, KeyError, TypeError):
+                    log.warning("Redis state %s: ignoring an unreadable allow %r", self.url, member[:80])
+            allows.sort(key=lambda a: (a.created, a.kind, a.value))
+            fresh = {(a.kind, a.value) for a in allows}
+            for old in self._mirror.list_allows():
+                if (old.kind, old.value) not in fresh:
+                    self._mirror.remove_allow(old.kind, old.value)
+            for allow in allows:
+                self._mirror.add_allow(allow)
+            return [a for a in allows if now is None or a.active(now)]
+
+        result: list[Allow] = self._guard("list_allows", call, lambda: self._mirror.list_allows(now))
+        return result
+
+    def prune_allows(self, before: float) -> int:
+        def call() -> int:
+            self._mirror.prune_allows(before)
+            return int(self._run("prune_allows", [self.keys.allows], [repr(float(before))]))
+
+        def fallback() -> int:
+            self._mirror.prune_allows(before)
+            return 0
+
+        pruned: int = self._guard("prune_allows", call, fallback)
         return pruned
 
     # -- events ---------------------------------------------------------------------------------
