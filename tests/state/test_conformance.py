@@ -23,11 +23,13 @@ from scrapewarden.state.url import open_state
 
 
 def _redis(fixture: str) -> Callable[[Path, pytest.FixtureRequest], StateStore]:
-    # The server is shared by the session; a key prefix of its own keeps each test apart.
+    # The server is shared by the session; a key prefix of its own keeps each test apart. These
+    # tests check what the store keeps, not how fast: a deadline of 2 s (not the 20 ms default)
+    # keeps a loaded machine from turning them into outage tests (those live in test_redis_store).
     def open_store(tmp: Path, request: pytest.FixtureRequest) -> StateStore:
         server = request.getfixturevalue(fixture)
         sep = "&" if "?" in server.url else "?"
-        return open_state(f"{server.url}{sep}prefix=t-{uuid.uuid4().hex[:12]}")
+        return open_state(f"{server.url}{sep}prefix=t-{uuid.uuid4().hex[:12]}&timeout=2")
 
     return open_store
 
