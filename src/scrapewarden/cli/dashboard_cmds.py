@@ -13,7 +13,7 @@ import time
 import click
 
 from ..state.base import ROLES
-from .state_cmds import _state_option, _store, parse_ttl, printable
+from .state_cmds import _actor_option, _state_option, _store, parse_ttl, printable
 
 
 def register(group: click.Group) -> None:
@@ -157,6 +157,26 @@ def users_remove(name: str, state_url: str) -> None:
         if not store.remove_user(name):
             raise click.ClickException(f"no user {printable(name)!r}")
     click.echo(f"removed {printable(name)}")
+
+
+@users.command("logout")
+@click.argument("name")
+@_actor_option
+@_state_option
+def users_logout(name: str, actor: str | None, state_url: str) -> None:
+    """End every open dashboard session of NAME now (on every dashboard process sharing the
+    store; API tokens stay: revoke them with 'users token NAME --revoke-all')."""
+    from ..core.audit import AuditRecord
+    from ..dashboard.sessions import end_all
+    from ..state.audit import current_user
+
+    with _store(state_url) as store:
+        if store.get_user(name) is None:
+            raise click.ClickException(f"no user {printable(name)!r}")
+        now = time.time()
+        end_all(store, name, now=now)
+        store.append_audit(AuditRecord(now, actor or current_user(), "user.logout", name))
+    click.echo(f"every session of {printable(name)} is over")
 
 
 @users.command("list")

@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
-from . import accounts, audit_view, charts, incidents_view, policy_view, views
+from . import accounts, audit_view, charts, incidents_view, policy_view, sessions, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .login_guard import LoginBudget, LoginGuard
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
@@ -92,8 +92,12 @@ class Dashboard:
         user = None
         if session.user is not None:
             user = self.store.get_user(session.user)
-            if user is None or user.password_changed != session.password_changed:
-                # Removed, or the password changed since: the session is over.
+            if (
+                user is None
+                or user.password_changed != session.password_changed
+                or sessions.revoked(self.store, session, now=now)
+            ):
+                # Removed, the password changed, logged out or ended by an admin: it is over.
                 return Visit(self.codec.new(now=now), None, fresh=True)
         return Visit(session, user)
 
@@ -194,6 +198,9 @@ def _login_form(
 @page(None)
 def logout(request: Request, visit: Visit) -> Response:
     dash: Dashboard = request.app.state.dashboard
+    if visit.user is not None:
+        # Revoked in the store: a copy of the old cookie is refused by every dashboard process.
+        sessions.revoke(dash.store, visit.session, max_age=dash.codec.max_age, now=dash.clock())
     visit.session = dash.codec.new(now=dash.clock())
     visit.user = None
     visit.fresh = True
@@ -434,6 +441,10 @@ def users_change(request: Request, visit: Visit) -> Response:
             if name == visit.user.name:
                 raise accounts.AccountError("you cannot change your own role (ask another admin)")
             accounts.set_role(dash.store, name, form.get("role", ""))
+        elif action == "logout":
+            if dash.store.get_user(name) is None:
+                raise accounts.AccountError(f"no user {name!r}")
+            sessions.end_all(dash.store, name, now=dash.clock())
         elif action == "remove":
             if name == visit.user.name:
                 raise accounts.AccountError("you cannot remove yourself (ask another admin)")
