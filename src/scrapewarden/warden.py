@@ -171,32 +171,7 @@ class Warden:
     def _shared_counters(self) -> RedisCounters | None:
         """Per-actor counters on the same Redis as the state store, when it is one: every
         instance then holds a scraper to one budget. Actors are stored under keyed pseudonyms."""
-        from .state.redis.client import connect_async
-        from .state.redis.config import RedisConfig
-        from .state.redis.counters import RedisCounters
-        from .state.redis.resp import RespConnection
-
-        config = getattr(self.store, "config", None)
-        if not isinstance(config, RedisConfig):
-            return None
-
-        generic = self.pseudonymizer.generic
-        client = connect_async(config)
-        # The batches go over lean connections of their own (see resp.py): one to a single
-        # server, or one per Cluster node.
-        fast = RespConnection(config) if config.mode == "single" else None
-
-        def node(host: str, port: int) -> RespConnection:
-            return RespConnection(dataclasses.replace(config, mode="single", nodes=((host, port),)))
-
-        return RedisCounters(
-            client,
-            name=generic,
-            timeout=config.timeout,
-            prefix=config.prefix,
-            fast=fast,
-            node=node if config.mode == "cluster" else None,
-        )
+        return shared_counters(self.store, self.pseudonymizer.generic)
 
     def _stored_key(self) -> StoredKey | None:
         """The store's own pseudonymisation key, made on first use.
@@ -658,6 +633,39 @@ class Warden:
 async def _running_loop() -> asyncio.AbstractEventLoop:
     """The loop this runs on (what a loop thread's loop is, asked from another thread)."""
     return asyncio.get_running_loop()
+
+
+def shared_counters(
+    store: StateStore, name: Callable[[str, str], str], *, prefix: str | None = None
+) -> RedisCounters | None:
+    """Per-actor counters on the Redis ``store`` is on (None when it is not Redis), actors
+    named by ``name`` (a keyed pseudonym); ``prefix``: the keys' prefix, the store's by default
+    (the dashboard's login guard counts under a prefix of its own)."""
+    from .state.redis.client import connect_async
+    from .state.redis.config import RedisConfig
+    from .state.redis.counters import RedisCounters
+    from .state.redis.resp import RespConnection
+
+    config = getattr(store, "config", None)
+    if not isinstance(config, RedisConfig):
+        return None
+
+    client = connect_async(config)
+    # The batches go over lean connections of their own (see resp.py): one to a single
+    # server, or one per Cluster node.
+    fast = RespConnection(config) if config.mode == "single" else None
+
+    def node(host: str, port: int) -> RespConnection:
+        return RespConnection(dataclasses.replace(config, mode="single", nodes=((host, port),)))
+
+    return RedisCounters(
+        client,
+        name=name,
+        timeout=config.timeout,
+        prefix=config.prefix if prefix is None else prefix,
+        fast=fast,
+        node=node if config.mode == "cluster" else None,
+    )
 
 
 async def _close_shared(counters: RedisCounters | None, tallies: SharedTallies | None) -> None:

@@ -69,7 +69,13 @@ class Dashboard:
         self.clock = clock
         self.secure_cookies = secure_cookies
         self.codec = SessionCodec(stored_key(self.store), max_age=session_seconds)
-        self.guard = LoginGuard(login_budget, network=warden.policy.network, clock=clock)
+        self.guard = LoginGuard(
+            login_budget,
+            network=warden.policy.network,
+            clock=clock,
+            shared=self.store,
+            name=warden.pseudonymizer.generic,
+        )
         self.owns_warden = owns_warden
         self.templates = Environment(
             loader=PackageLoader("scrapewarden.dashboard", "templates"),
