@@ -39,6 +39,8 @@ from .core.incident_watch import IncidentWatch, Report
 from .core.incidents import Detection
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
+from .core.sampling import sample_point
+from .core.sampling import tag as sampling_tag
 from .loop_thread import LoopThread
 from .metrics import record_challenge, record_decision, unwatch_state, watch_state
 from .state.base import Ban, BanKind, Event, StateStore
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scrapewarden")
 
+SAMPLE_MEMO_SIZE = 65_536
+"""Addresses whose sampling answer is kept, so an allowed request costs no hash most times."""
 BAN_REFRESH_SECONDS = 2.0
 BAN_REFRESH_MIN_WALL = 0.2
 """Seconds by the Warden's clock between two reads of the shared bans at least, whatever the
@@ -164,6 +168,8 @@ class Warden:
         """Counts suspicious actors in memory; findings over ``[incidents]`` thresholds are filed
         as incidents from a background thread, at most once per actor per interval."""
         self._incident_lock = threading.Lock()
+        self._sample_memo: dict[str, float] = {}
+        """Per address, its point in [0, 1): below the share, its allowed requests are recorded."""
         self._unfiled: list[Report | Detection] = []
         self._filing: threading.Thread | None = None
         self._next_filing_wall = 0.0
@@ -200,6 +206,7 @@ class Warden:
             if shared is not None:
                 if shared != mine.value:
                     self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=shared)
+                    self._sample_memo = {}
                     if self._own_counters:
                         for user in (self.counters, self.tallies):
                             if user is not None:
@@ -441,7 +448,10 @@ class Warden:
         self.actions[decision.action] += 1
         if self.incident_watch is not None:
             self._watch_incidents(facts, decision)
-        if decision.action is not Action.ALLOW:
+        if decision.action is Action.ALLOW:
+            if self.policy.privacy.record_allowed_share > 0 and self._sampled(facts.ip) is not None:
+                self._record(facts, decision)  # a sampled address: its allowed requests too
+        else:
             self._record(facts, decision)
             if decision.action is Action.CHALLENGE and decision.enforced:
                 # Whatever the door answers (page or JSON), a direct GET of the challenge page
@@ -565,8 +575,24 @@ class Warden:
 
     # -- events ------------------------------------------------------------------------------------
 
+    def _sampled(self, ip: str) -> str | None:
+        """The sampling tag if every request of ``ip`` is recorded (see core/sampling.py)."""
+        share = self.policy.privacy.record_allowed_share
+        if share <= 0:
+            return None
+        point = self._sample_memo.get(ip)
+        if point is None:
+            if len(self._sample_memo) >= SAMPLE_MEMO_SIZE:
+                self._sample_memo.clear()  # a fresh start costs one hash per address
+            point = self._sample_memo[ip] = sample_point(self.pseudonymizer, self.pseudonymizer.ip(ip))
+        return sampling_tag(share) if point < share else None
+
     def _record(self, facts: RequestFacts, decision: Decision) -> None:
         p = self.pseudonymizer
+        reasons = decision.reasons()
+        sampled = self._sampled(facts.ip)
+        if sampled is not None:
+            reasons.append(sampled)
         try:
             self.store.record_event(
                 Event(
@@ -581,7 +607,7 @@ class Warden:
                     account=p.account(facts.account_id) if facts.account_id else None,
                     session=p.generic("session", facts.session_id) if facts.session_id else None,
                     fingerprint=fingerprint(facts),
-                    reasons=decision.reasons(),
+                    reasons=reasons,
                     record=f"{decision.record[0]}:{decision.record[1]}" if decision.record else None,
                 )
             )

@@ -49,6 +49,14 @@ FIRST_ADMIN = (
     "e.g. 127.0.0.1 for a TLS proxy on the same host.",
 )
 @click.option("--session-hours", type=float, default=8.0, show_default=True, help="Session lifetime.")
+@click.option(
+    "--access-log",
+    "access_logs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An access log (combined, common or JSON lines; .gz too) the Policy page may replay a "
+    "draft over: all traffic, allowed requests included. Repeatable.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def dashboard(
     listen: str,
@@ -57,6 +65,7 @@ def dashboard(
     secure_cookies: bool | None,
     forwarded_from: str,
     session_hours: float,
+    access_logs: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve the web dashboard (overview, actors, bans, users) and its JSON API under /api/."""
@@ -73,7 +82,11 @@ def dashboard(
     if not 0 < session_hours <= 24 * 30:
         raise click.BadParameter("between 0 and 720 hours", param_hint="'--session-hours'")
     app = create_app(
-        state_url, policy=policy, secure_cookies=secure_cookies, session_seconds=int(session_hours * 3600)
+        state_url,
+        policy=policy,
+        secure_cookies=secure_cookies,
+        session_seconds=int(session_hours * 3600),
+        access_logs=access_logs,
     )
     if not app.state.dashboard.store.list_users():
         click.echo(FIRST_ADMIN.format(url=redact(state_url), listen=listen), err=True)

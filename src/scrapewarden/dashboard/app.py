@@ -20,7 +20,7 @@ path               role        what
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,8 +61,11 @@ class Dashboard:
         login_budget: LoginBudget | None = None,
         owns_warden: bool = False,
         policy_path: Path | None = None,
+        access_logs: Sequence[Path] = (),
     ) -> None:
         self.warden = warden
+        self.access_logs: tuple[Path, ...] = tuple(access_logs)
+        """Access logs the Policy page may replay a draft over (``--access-log``)."""
         self.policy_path = policy_path
         """The policy file given (``--policy``): shown on the Policy page, and where publishing writes."""
         self.store: StateStore = warden.store
@@ -476,6 +479,7 @@ def create_app(
     session_seconds: int = DEFAULT_MAX_AGE,
     clock: Callable[[], float] = time.time,
     login_budget: LoginBudget | None = None,
+    access_logs: Sequence[str | Path] = (),
 ) -> Starlette:
     """The dashboard over a running ``Warden``'s store, or over a state store / URL (a Warden
     is then made with ``policy``, for its pseudonymisation key and ban handling).
@@ -495,6 +499,7 @@ def create_app(
         login_budget=login_budget,
         owns_warden=owns,
         policy_path=Path(policy).resolve() if isinstance(policy, str | Path) else None,
+        access_logs=[Path(log).resolve() for log in access_logs],
     )
     routes = [
         Route("/login", login_page, methods=["GET", "POST"]),
