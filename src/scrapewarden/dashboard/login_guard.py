@@ -74,6 +74,8 @@ def login_policy(budget: LoginBudget, network: NetworkPolicy | None = None) -> P
         },
         allow={"paths": []},
         traps={"paths": []},
+        # Its trail stays in its own memory: no sample of allowed attempts to replay.
+        privacy={"record_allowed_share": 0},
     )
 
 
