@@ -50,7 +50,7 @@ def walk(warden, clock, ip="203.0.113.9", n=400):
 
 def test_refusals_are_recorded_as_pseudonymised_events(store):
     clock = Clock()
-    warden = Warden(policy(), state=store, clock=clock)
+    warden = Warden(policy(privacy={"record_allowed_share": 0}), state=store, clock=clock)
     decisions = walk(warden, clock, n=30)
     assert any(d.action is not Action.ALLOW for d in decisions)
     store.flush()
@@ -140,4 +140,45 @@ def test_the_policy_state_key_opens_the_store_unless_the_flag_or_environment_nam
     warden.close()
     warden = Warden(policy(state=from_policy), state="memory://")
     assert warden.store.url == "memory://"
+    warden.close()
+
+
+def test_every_request_of_a_sampled_address_is_recorded_tagged(store):
+    clock = Clock()
+    warden = Warden(policy(privacy={"record_allowed_share": 0.5}), state=store, clock=clock)
+    people = [f"198.51.100.{i}" for i in range(1, 41)]
+    for ip in people:
+        for i in range(3):  # three pages each: allowed
+            clock.now += 1
+            d = warden.decide_http(peer=ip, method="GET", path=f"/about/{i}", query="", headers=FIREFOX)
+            assert d.action is Action.ALLOW
+    walk(warden, clock, ip="203.0.113.9", n=30)  # a scraper: refused, recorded whatever the sample
+    store.flush()
+    events = store.events(limit=10_000)
+    allowed = [e for e in events if e.action == "allow"]
+    sampled = {e.ip for e in allowed}
+    # About half the people, each with all three of their requests, tagged with the share.
+    assert 5 < len(sampled) < 35
+    assert all(sum(e.ip == ip for e in allowed) == 3 for ip in sampled)
+    assert all(e.reasons[-1] == "sampled share=0.5" for e in allowed)
+    assert all(e.ip.startswith("ip~") for e in allowed)
+    # Which people: the keyed hash of their address pseudonym, as the replay will find them.
+    from scrapewarden.core.sampling import in_sample
+
+    p = warden.pseudonymizer
+    assert sampled == {p.ip(ip) for ip in people if in_sample(p, p.ip(ip), 0.5)}
+    refused = [e for e in events if e.action != "allow"]
+    scraper_sampled = in_sample(p, p.ip("203.0.113.9"), 0.5)
+    assert refused and all(("sampled share=0.5" in e.reasons) == scraper_sampled for e in refused)
+    warden.close()
+
+
+def test_no_allowed_request_is_recorded_at_share_zero(store):
+    clock = Clock()
+    warden = Warden(policy(privacy={"record_allowed_share": 0}), state=store, clock=clock)
+    for i in range(1, 30):
+        clock.now += 1
+        warden.decide_http(peer=f"198.51.100.{i}", method="GET", path="/", query="", headers=FIREFOX)
+    store.flush()
+    assert store.events(limit=100) == []
     warden.close()

@@ -43,6 +43,8 @@ from .core.incident_watch import IncidentWatch, Report
 from .core.incidents import Detection
 from .core.policy import Policy
 from .core.pseudonym import Pseudonymizer
+from .core.sampling import sample_point
+from .core.sampling import tag as sampling_tag
 from .loop_thread import LoopThread
 from .metrics import record_challenge, record_decision, unwatch_state, watch_state
 from .state.base import Allow, Ban, BanKind, Event, StateStore
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scrapewarden")
 
+SAMPLE_MEMO_SIZE = 65_536
+"""Addresses whose sampling answer is kept, so an allowed request costs no hash most times."""
 BAN_REFRESH_SECONDS = 2.0
 BAN_REFRESH_MIN_WALL = 0.2
 """Seconds by the Warden's clock between two reads of the shared bans at least, whatever the
@@ -168,6 +172,8 @@ class Warden:
         """Counts suspicious actors in memory; findings over ``[incidents]`` thresholds are filed
         as incidents from a background thread, at most once per actor per interval."""
         self._incident_lock = threading.Lock()
+        self._sample_memo: dict[str, float] = {}
+        """Per address, its point in [0, 1): below the share, its allowed requests are recorded."""
         self._unfiled: list[Report | Detection] = []
         self._filing: threading.Thread | None = None
         self._next_filing_wall = 0.0
@@ -175,32 +181,7 @@ class Warden:
     def _shared_counters(self) -> RedisCounters | None:
         """Per-actor counters on the same Redis as the state store, when it is one: every
         instance then holds a scraper to one budget. Actors are stored under keyed pseudonyms."""
-        from .state.redis.client import connect_async
-        from .state.redis.config import RedisConfig
-        from .state.redis.counters import RedisCounters
-        from .state.redis.resp import RespConnection
-
-        config = getattr(self.store, "config", None)
-        if not isinstance(config, RedisConfig):
-            return None
-
-        generic = self.pseudonymizer.generic
-        client = connect_async(config)
-        # The batches go over lean connections of their own (see resp.py): one to a single
-        # server, or one per Cluster node.
-        fast = RespConnection(config) if config.mode == "single" else None
-
-        def node(host: str, port: int) -> RespConnection:
-            return RespConnection(dataclasses.replace(config, mode="single", nodes=((host, port),)))
-
-        return RedisCounters(
-            client,
-            name=generic,
-            timeout=config.timeout,
-            prefix=config.prefix,
-            fast=fast,
-            node=node if config.mode == "cluster" else None,
-        )
+        return shared_counters(self.store, self.pseudonymizer.generic)
 
     def _stored_key(self) -> StoredKey | None:
         """The store's own pseudonymisation key, made on first use.
@@ -229,6 +210,7 @@ class Warden:
             if shared is not None:
                 if shared != mine.value:
                     self.pseudonymizer = Pseudonymizer.from_policy(self.policy.privacy, fallback_key=shared)
+                    self._sample_memo = {}
                     if self._own_counters:
                         for user in (self.counters, self.tallies):
                             if user is not None:
@@ -470,9 +452,11 @@ class Warden:
         self.actions[decision.action] += 1
         if self.incident_watch is not None:
             self._watch_incidents(facts, decision)
-        if decision.action is not Action.ALLOW or (
-            decision.overridden is not None and decision.overridden is not Action.ALLOW
-        ):
+        overrode_refusal = decision.overridden is not None and decision.overridden is not Action.ALLOW
+        if decision.action is Action.ALLOW and not overrode_refusal:
+            if self.policy.privacy.record_allowed_share > 0 and self._sampled(facts.ip) is not None:
+                self._record(facts, decision)  # a sampled address: its allowed requests too
+        else:
             self._record(facts, decision)
             if decision.action is Action.CHALLENGE and decision.enforced:
                 # Whatever the door answers (page or JSON), a direct GET of the challenge page
@@ -648,8 +632,24 @@ class Warden:
 
     # -- events ------------------------------------------------------------------------------------
 
+    def _sampled(self, ip: str) -> str | None:
+        """The sampling tag if every request of ``ip`` is recorded (see core/sampling.py)."""
+        share = self.policy.privacy.record_allowed_share
+        if share <= 0:
+            return None
+        point = self._sample_memo.get(ip)
+        if point is None:
+            if len(self._sample_memo) >= SAMPLE_MEMO_SIZE:
+                self._sample_memo.clear()  # a fresh start costs one hash per address
+            point = self._sample_memo[ip] = sample_point(self.pseudonymizer, self.pseudonymizer.ip(ip))
+        return sampling_tag(share) if point < share else None
+
     def _record(self, facts: RequestFacts, decision: Decision) -> None:
         p = self.pseudonymizer
+        reasons = decision.reasons()
+        sampled = self._sampled(facts.ip)
+        if sampled is not None:
+            reasons.append(sampled)
         try:
             self.store.record_event(
                 Event(
@@ -664,7 +664,7 @@ class Warden:
                     account=p.account(facts.account_id) if facts.account_id else None,
                     session=p.generic("session", facts.session_id) if facts.session_id else None,
                     fingerprint=fingerprint(facts),
-                    reasons=decision.reasons(),
+                    reasons=reasons,
                     record=f"{decision.record[0]}:{decision.record[1]}" if decision.record else None,
                 )
             )
@@ -716,6 +716,39 @@ class Warden:
 async def _running_loop() -> asyncio.AbstractEventLoop:
     """The loop this runs on (what a loop thread's loop is, asked from another thread)."""
     return asyncio.get_running_loop()
+
+
+def shared_counters(
+    store: StateStore, name: Callable[[str, str], str], *, prefix: str | None = None
+) -> RedisCounters | None:
+    """Per-actor counters on the Redis ``store`` is on (None when it is not Redis), actors
+    named by ``name`` (a keyed pseudonym); ``prefix``: the keys' prefix, the store's by default
+    (the dashboard's login guard counts under a prefix of its own)."""
+    from .state.redis.client import connect_async
+    from .state.redis.config import RedisConfig
+    from .state.redis.counters import RedisCounters
+    from .state.redis.resp import RespConnection
+
+    config = getattr(store, "config", None)
+    if not isinstance(config, RedisConfig):
+        return None
+
+    client = connect_async(config)
+    # The batches go over lean connections of their own (see resp.py): one to a single
+    # server, or one per Cluster node.
+    fast = RespConnection(config) if config.mode == "single" else None
+
+    def node(host: str, port: int) -> RespConnection:
+        return RespConnection(dataclasses.replace(config, mode="single", nodes=((host, port),)))
+
+    return RedisCounters(
+        client,
+        name=name,
+        timeout=config.timeout,
+        prefix=config.prefix if prefix is None else prefix,
+        fast=fast,
+        node=node if config.mode == "cluster" else None,
+    )
 
 
 async def _close_shared(counters: RedisCounters | None, tallies: SharedTallies | None) -> None:

@@ -95,3 +95,23 @@ def test_bench_engine_reports_throughput_and_baseline():
     # The synthetic scrapers are refused; the synthetic people are not blocked.
     assert sum(n for action, n in kinds["scraper"].items() if action != "allow") > 0
     assert kinds["human"].get("block", 0) == 0
+
+
+@pytest.mark.parametrize("shares", ["0,abc", "0,1.5"])
+def test_bench_state_refuses_a_share_that_is_not_one(shares: str) -> None:
+    from click.testing import CliRunner
+
+    from scrapewarden.cli.main import main
+
+    result = CliRunner().invoke(main, ["bench", "state", "--record-allowed-shares", shares])
+    assert result.exit_code == 2 and "--record-allowed-shares" in result.output
+
+
+def test_bench_state_runs_each_share_on_memory_sqlite_and_redis(tmp_path: Path) -> None:
+    from scrapewarden.bench.engine_bench import synthetic_requests
+    from scrapewarden.bench.state_bench import _sampled_backends
+
+    rows = _sampled_backends(synthetic_requests(2000, 200, 1), 8, 0.5)
+    assert set(rows) == {"memory", "sqlite", "redis"}
+    for name in ("memory", "sqlite"):
+        assert rows[name]["decisions_per_s"] > 0 and rows[name]["p99_ms"] >= rows[name]["p50_ms"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scrapewarden.core.facts import RequestFacts
 from scrapewarden.core.policy import Policy
 from scrapewarden.core.replay import MAX_CHANGED, replay
@@ -41,3 +43,20 @@ def test_the_same_policy_changes_nothing_and_the_kept_list_is_bounded() -> None:
     ]
     many = replay(pairs, policy, strict)
     assert many.changed_count > MAX_CHANGED and len(many.changed) == MAX_CHANGED
+
+
+def test_a_sample_is_scaled_up_by_its_share() -> None:
+    current = Policy(protected=[{"pattern": "/people/{id}"}])
+    draft = Policy(protected=[{"pattern": "/people/{id}"}], limits=_budget(3))
+    result = replay(_lookups(20), current, draft, share=0.25)
+    assert result.scaled and result.share == 0.25
+    assert result.estimate(result.stricter) == result.stricter * 4
+    assert result.estimate(result.requests) == 80
+    whole = replay(_lookups(20), current, draft)
+    assert not whole.scaled and whole.estimate(whole.requests) == 20
+
+
+@pytest.mark.parametrize("share", [0.0, -1.0, 1.5])
+def test_a_share_outside_zero_to_one_is_refused(share: float) -> None:
+    with pytest.raises(ValueError, match="share"):
+        replay([], Policy(), Policy(), share=share)

@@ -44,6 +44,11 @@ def test_admin_edits_validates_and_replays_a_draft(
     assert re.search(r"\b30 recorded requests replayed", summary), summary
     assert _count(page, "draft", "block") > _count(page, "current", "block")
     page.screenshot(path=str(shots / "dashboard-policy.png"), full_page=True)
+    # The other source: every request of the sampled addresses (the form keeps the window).
+    page.select_option("#replay-source", "sampled")
+    page.click("#run-replay")
+    expect(page.locator("#replay-summary")).to_contain_text("requests of sampled addresses replayed")
+    expect(page.locator("#replay-source")).to_have_value("sampled")
     page.click("#publish")
     expect(page.locator("#published")).to_contain_text("Published to")
     assert policy_setup.policy_file.read_text(encoding="utf-8") == LOWER_BUDGET

@@ -320,6 +320,16 @@ def test_spend_once_is_single_use_while_the_mark_lives(store: StateStore) -> Non
     assert store.spend_once("challenge:a", until=NOW + 1300, now=NOW + 701) is False
 
 
+def test_is_spent_reads_a_mark_without_making_one(store: StateStore) -> None:
+    assert store.is_spent("session:a", now=NOW) is False
+    assert store.is_spent("session:a", now=NOW) is False  # asking twice marks nothing
+    assert store.spend_once("session:a", until=NOW + 600, now=NOW) is True
+    assert store.is_spent("session:a", now=NOW + 1) is True
+    assert store.is_spent("session:b", now=NOW + 1) is False
+    assert store.is_spent("session:a", now=NOW + 600) is False  # the mark has expired
+    assert store.spend_once("session:b", until=NOW + 600, now=NOW + 1) is True
+
+
 # -- hostile input ------------------------------------------------------------------------------
 
 

@@ -6,6 +6,10 @@ state URL the per-actor counters are shared (one Lua call per actor, the actors 
 concurrently), so the report also gives the calls to Redis per decision. The redis-server and
 the three-node Cluster are started here on loopback and stopped at the end; every run is bounded
 by ``requests``.
+
+``shares`` (``--record-allowed-shares 0,0.05``): each backend is run once more per share of
+``[privacy] record_allowed_share`` (addresses whose allowed requests are recorded too), in the
+same run, so the cost of recording them is read against a baseline measured minutes apart.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.facts import RequestFacts
+from ..core.policy import Policy
 from .engine_bench import BENCH_POLICY, synthetic_requests
 from .redis_servers import RedisCluster, RedisMissing, RedisServer
 
@@ -38,11 +43,20 @@ async def _drive(warden: Any, facts: list[RequestFacts], concurrency: int) -> tu
     return time.perf_counter() - started, latencies
 
 
-def _one(state: str, facts: list[RequestFacts], concurrency: int) -> dict[str, Any]:
+def _policy(share: float | None) -> Policy:
+    if share is None:
+        return BENCH_POLICY
+    privacy = BENCH_POLICY.privacy.model_copy(update={"record_allowed_share": share})
+    return BENCH_POLICY.model_copy(update={"privacy": privacy})
+
+
+def _one(
+    state: str, facts: list[RequestFacts], concurrency: int, share: float | None = None
+) -> dict[str, Any]:
     from ..warden import Warden
 
     async def run() -> dict[str, Any]:
-        warden = Warden(BENCH_POLICY, state=state)
+        warden = Warden(_policy(share), state=state)
         counters = warden.counters
         try:
             # Warm-up (connections, script loading), not timed.
@@ -68,7 +82,13 @@ def _one(state: str, facts: list[RequestFacts], concurrency: int) -> dict[str, A
     return asyncio.run(run())
 
 
-def run(requests: int = 20_000, actors: int = 5_000, concurrency: int = 32, seed: int = 1) -> dict[str, Any]:
+def run(
+    requests: int = 20_000,
+    actors: int = 5_000,
+    concurrency: int = 32,
+    seed: int = 1,
+    shares: tuple[float, ...] = (),
+) -> dict[str, Any]:
     facts = synthetic_requests(requests, actors, seed)
     report: dict[str, Any] = {
         "requests": requests,
@@ -84,6 +104,10 @@ def run(requests: int = 20_000, actors: int = 5_000, concurrency: int = 32, seed
     gc.freeze()
     try:
         _run_backends(backends, facts, concurrency)
+        if shares:
+            report["record_allowed_share"] = {
+                str(share): _sampled_backends(facts, concurrency, share) for share in shares
+            }
     finally:
         gc.unfreeze()
     memory = backends["memory"]["decisions_per_s"]
@@ -114,3 +138,23 @@ def _run_backends(backends: dict[str, Any], facts: list[RequestFacts], concurren
             backends["redis_cluster"] = _one(cluster.url, facts, concurrency)
         finally:
             cluster.stop()
+
+
+def _sampled_backends(facts: list[RequestFacts], concurrency: int, share: float) -> dict[str, Any]:
+    """Memory, SQLite and Redis (not the Cluster: the events go to the same store either way)
+    with ``share`` of addresses recording their allowed requests too."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="sw-bench-share-") as tmp:
+        work = Path(tmp)
+        out["memory"] = _one("memory://", facts, concurrency, share)
+        out["sqlite"] = _one(f"sqlite:///{work}/state.db", facts, concurrency, share)
+        try:
+            server = RedisServer(work).start()
+        except RedisMissing as missing:
+            out["redis"] = {"skipped": str(missing)}
+            return out
+        try:
+            out["redis"] = _one(server.url, facts, concurrency, share)
+        finally:
+            server.stop()
+    return out

@@ -198,14 +198,30 @@ def engine(n_requests: int, actors: int, seed: int, as_json: bool) -> None:
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Requests in flight at once, as in a server.")  # fmt: skip
 @click.option("--seed", default=1, show_default=True)
+@click.option(
+    "--record-allowed-shares",
+    "shares_text",
+    default="",
+    metavar="S,S",
+    help="Also run memory, SQLite and Redis with [privacy] record_allowed_share at each of these "
+    "shares (e.g. 0,0.05), to read the cost of recording allowed requests in the same run.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def state(n_requests: int, actors: int, concurrency: int, seed: int, as_json: bool) -> None:
+def state(n_requests: int, actors: int, concurrency: int, seed: int, shares_text: str, as_json: bool) -> None:
     """Decisions per second and latency of one instance on memory, SQLite, Redis and a Redis
     Cluster (started here on loopback), with the Redis calls per decision."""
     from ..bench.state_bench import run
 
+    try:
+        shares = tuple(float(s) for s in shares_text.split(",") if s.strip())
+    except ValueError as exc:
+        raise click.BadParameter(
+            "comma-separated numbers from 0 to 1", param_hint="'--record-allowed-shares'"
+        ) from exc
+    if any(not 0 <= s <= 1 for s in shares):
+        raise click.BadParameter("each share is from 0 to 1", param_hint="'--record-allowed-shares'")
     _progress(f"{n_requests:,} requests per backend, {concurrency} in flight…")
-    report = run(n_requests, actors, concurrency, seed)
+    report = run(n_requests, actors, concurrency, seed, shares)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -226,6 +242,13 @@ def state(n_requests: int, actors: int, concurrency: int, seed: int, as_json: bo
             str(row["redis_calls_per_decision"]),
         )
     console.print(table)
+    for share, rows in report.get("record_allowed_share", {}).items():
+        shown = ", ".join(
+            f"{name} {row['decisions_per_s']:,}/s p99 {row['p99_ms']} ms"
+            for name, row in rows.items()
+            if "decisions_per_s" in row
+        )
+        console.print(Text(f"record_allowed_share={share}: {shown}"))
 
 
 def _scenarios_command() -> click.Command:

@@ -13,7 +13,7 @@ import time
 import click
 
 from ..state.base import ROLES
-from .state_cmds import _state_option, _store, parse_ttl, printable
+from .state_cmds import _actor_option, _state_option, _store, parse_ttl, printable
 
 
 def register(group: click.Group) -> None:
@@ -65,6 +65,14 @@ FIRST_ADMIN = (
     metavar="HOST",
     help="A host other than loopback that --metrics-url may name (repeatable).",
 )
+@click.option(
+    "--access-log",
+    "access_logs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An access log (combined, common or JSON lines; .gz too) the Policy page may replay a "
+    "draft over: all traffic, allowed requests included. Repeatable.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def dashboard(
     listen: str,
@@ -75,6 +83,7 @@ def dashboard(
     session_hours: float,
     metrics_urls: tuple[str, ...],
     metrics_hosts: tuple[str, ...],
+    access_logs: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve the web dashboard (overview, actors, bans, users) and its JSON API under /api/."""
@@ -103,6 +112,7 @@ def dashboard(
         session_seconds=int(session_hours * 3600),
         metrics_urls=metrics_urls,
         metrics_hosts=metrics_hosts,
+        access_logs=access_logs,
     )
     if not app.state.dashboard.store.list_users():
         click.echo(FIRST_ADMIN.format(url=redact(state_url), listen=listen), err=True)
@@ -186,6 +196,26 @@ def users_remove(name: str, state_url: str) -> None:
         if not store.remove_user(name):
             raise click.ClickException(f"no user {printable(name)!r}")
     click.echo(f"removed {printable(name)}")
+
+
+@users.command("logout")
+@click.argument("name")
+@_actor_option
+@_state_option
+def users_logout(name: str, actor: str | None, state_url: str) -> None:
+    """End every open dashboard session of NAME now (on every dashboard process sharing the
+    store; API tokens stay: revoke them with 'users token NAME --revoke-all')."""
+    from ..core.audit import AuditRecord
+    from ..dashboard.sessions import end_all
+    from ..state.audit import current_user
+
+    with _store(state_url) as store:
+        if store.get_user(name) is None:
+            raise click.ClickException(f"no user {printable(name)!r}")
+        now = time.time()
+        end_all(store, name, now=now)
+        store.append_audit(AuditRecord(now, actor or current_user(), "user.logout", name))
+    click.echo(f"every session of {printable(name)} is over")
 
 
 @users.command("list")

@@ -29,6 +29,7 @@ def _register() -> None:
         "incident_cmds",
         "dashboard_cmds",
         "report_cmds",
+        "replay_cmds",
     ):
         try:
             module = importlib.import_module(f"scrapewarden.cli.{name}")

@@ -40,11 +40,15 @@ class AllowTable(BanTable):
         return removed
 
 
+OPERATOR_ALLOW = "allowed by an operator ("
+"""How every operator allow's reason begins (what figures and replays recognise it by)."""
+
+
 def allow_reason(kind: str, overridden: str = "") -> str:
     """The reason an allowed decision carries. It names the kind, never the value: reasons are
     stored with events, and the value may be an address or an account id."""
-    text = f"allowed by an operator ({kind})"
+    text = f"{OPERATOR_ALLOW}{kind})"
     return f"{text}, overriding {overridden}" if overridden else text
 
 
-__all__ = ["ALLOW_DETECTOR", "ALLOW_KINDS", "AllowTable", "allow_reason"]
+__all__ = ["ALLOW_DETECTOR", "ALLOW_KINDS", "OPERATOR_ALLOW", "AllowTable", "allow_reason"]

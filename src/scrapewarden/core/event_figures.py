@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .reasons import source_of
+from .sampling import is_tag, sample_only
 
 CHALLENGE_PASSED = "challenge_passed"
 CHALLENGE_FAILED = "challenge_failed"
@@ -129,8 +130,8 @@ def tally_events(events: Iterable[EventLike], period: Period) -> EventFigures:
     out = EventFigures()
     for event in events:
         ts = event.ts
-        if not period.holds(ts):
-            continue
+        if not period.holds(ts) or sample_only(event.action, event.reasons):
+            continue  # sampled allowed requests (core/sampling.py): a sample, not refusals
         out.events += 1
         how, *detail = list(event.reasons) or ["?"]
         if event.action == CHALLENGE_PASSED:
@@ -154,6 +155,8 @@ def tally_events(events: Iterable[EventLike], period: Period) -> EventFigures:
                 out.anonymous_record_decisions += 1
         seen: set[str] = set()
         for reason in event.reasons:
+            if is_tag(reason):
+                continue
             source = source_of(reason)
             name = source.detector
             if source.partner:

@@ -306,6 +306,10 @@ class PrivacyPolicy(_Strict):
     key: str = ""
     """The pseudonymisation key; set it via SCRAPEWARDEN_PRIVACY__KEY. Empty: a random per-process key."""
     event_retention_days: int = Field(30, gt=0)
+    record_allowed_share: float = Field(0.01, ge=0, le=1)
+    """Share of addresses (picked by a keyed hash of their pseudonym) whose *allowed* requests
+    are recorded too, so a draft policy replayed on the dashboard shows what it would newly
+    refuse. 0: only refusals are recorded. See docs/policy.md for its cost."""
 
 
 PeopleSource = Literal["", "csv", "sql", "callable"]

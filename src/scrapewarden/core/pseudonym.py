@@ -64,6 +64,17 @@ class Pseudonymizer:
         digest = hmac.new(self._key, message, hashlib.sha256).hexdigest()
         return f"{kind}~{digest[: self.hex_chars]}"
 
+    def unit(self, kind: str, value: str) -> float:
+        """A number in [0, 1) fixed by ``value`` and the key (uniform over values): what picks
+        a sample of actors (:mod:`.sampling`). Without a key (pseudonymisation off, values are
+        stored as they are anyway) an unkeyed SHA-256."""
+        message = kind.encode("utf-8", "surrogatepass") + b"\x00" + value.encode("utf-8", "surrogatepass")
+        if self._key is None:
+            digest = hashlib.sha256(message).digest()
+        else:
+            digest = hmac.new(self._key, b"unit\x00" + message, hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
     def ip(self, value: str) -> str:
         """Pseudonym of a client address, normalised first so equal addresses match.
 

@@ -5,6 +5,10 @@ Before a policy change is published, the team runs the requests recorded so far 
 order, and compares. Each engine starts empty (no counters, no bans), so the comparison is fair:
 both see exactly the same requests from the same starting point.
 
+When the requests are a sample — every request of a share of addresses (see
+:mod:`.sampling`) — ``share`` says which share, and :meth:`ReplayResult.estimate` scales a
+count up to all traffic.
+
 Pure: the requests (with their times) are passed in; nothing is read or written.
 """
 
@@ -45,15 +49,30 @@ class ReplayResult:
     stricter: int = 0
     """Requests the draft treats more harshly (further up the action ladder)."""
     milder: int = 0
+    share: float = 1.0
+    """Share of addresses the requests cover (1: all of them); counts ÷ share estimate all."""
 
     def actions(self) -> list[str]:
         return [a.label for a in Action]
 
+    @property
+    def scaled(self) -> bool:
+        return self.share < 1.0
 
-def replay(requests: Iterable[RequestFacts], current: Policy, draft: Policy) -> ReplayResult:
-    """Decide every request (already in time order) under both policies."""
+    def estimate(self, count: int) -> int:
+        """``count`` scaled up to all traffic (unchanged when the requests were not a sample)."""
+        return count if self.share >= 1.0 else round(count / self.share)
+
+
+def replay(
+    requests: Iterable[RequestFacts], current: Policy, draft: Policy, *, share: float = 1.0
+) -> ReplayResult:
+    """Decide every request (already in time order) under both policies. ``share``: the share
+    of addresses ``requests`` hold every request of, when they are a sample."""
+    if not 0 < share <= 1:
+        raise ValueError("share must be in (0, 1]")
     engines = (Engine(current), Engine(draft))
-    result = ReplayResult()
+    result = ReplayResult(share=share)
     for facts in requests:
         before = engines[0].decide(facts)
         after = engines[1].decide(facts)

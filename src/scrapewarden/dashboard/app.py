@@ -38,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
-from . import accounts, allows_view, audit_view, charts, incidents_view, policy_view, views
+from . import accounts, allows_view, audit_view, charts, incidents_view, policy_view, sessions, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .live_metrics import LiveRates, live_figure, sources_for
 from .login_guard import LoginBudget, LoginGuard
@@ -64,17 +64,26 @@ class Dashboard:
         owns_warden: bool = False,
         policy_path: Path | None = None,
         live: LiveRates | None = None,
+        access_logs: Sequence[Path] = (),
     ) -> None:
         self.warden = warden
         self.live = live or LiveRates([])
         """Where the Overview's requests per second come from (``live_metrics``)."""
+        self.access_logs: tuple[Path, ...] = tuple(access_logs)
+        """Access logs the Policy page may replay a draft over (``--access-log``)."""
         self.policy_path = policy_path
         """The policy file given (``--policy``): shown on the Policy page, and where publishing writes."""
         self.store: StateStore = warden.store
         self.clock = clock
         self.secure_cookies = secure_cookies
         self.codec = SessionCodec(stored_key(self.store), max_age=session_seconds)
-        self.guard = LoginGuard(login_budget, network=warden.policy.network, clock=clock)
+        self.guard = LoginGuard(
+            login_budget,
+            network=warden.policy.network,
+            clock=clock,
+            shared=self.store,
+            name=warden.pseudonymizer.generic,
+        )
         self.owns_warden = owns_warden
         self.templates = Environment(
             loader=PackageLoader("scrapewarden.dashboard", "templates"),
@@ -97,8 +106,12 @@ class Dashboard:
         user = None
         if session.user is not None:
             user = self.store.get_user(session.user)
-            if user is None or user.password_changed != session.password_changed:
-                # Removed, or the password changed since: the session is over.
+            if (
+                user is None
+                or user.password_changed != session.password_changed
+                or sessions.revoked(self.store, session, now=now)
+            ):
+                # Removed, the password changed, logged out or ended by an admin: it is over.
                 return Visit(self.codec.new(now=now), None, fresh=True)
         return Visit(session, user)
 
@@ -199,6 +212,9 @@ def _login_form(
 @page(None)
 def logout(request: Request, visit: Visit) -> Response:
     dash: Dashboard = request.app.state.dashboard
+    if visit.user is not None:
+        # Revoked in the store: a copy of the old cookie is refused by every dashboard process.
+        sessions.revoke(dash.store, visit.session, max_age=dash.codec.max_age, now=dash.clock())
     visit.session = dash.codec.new(now=dash.clock())
     visit.user = None
     visit.fresh = True
@@ -441,6 +457,10 @@ def users_change(request: Request, visit: Visit) -> Response:
             if name == visit.user.name:
                 raise accounts.AccountError("you cannot change your own role (ask another admin)")
             accounts.set_role(dash.store, name, form.get("role", ""))
+        elif action == "logout":
+            if dash.store.get_user(name) is None:
+                raise accounts.AccountError(f"no user {name!r}")
+            sessions.end_all(dash.store, name, now=dash.clock())
         elif action == "remove":
             if name == visit.user.name:
                 raise accounts.AccountError("you cannot remove yourself (ask another admin)")
@@ -468,6 +488,7 @@ def create_app(
     login_budget: LoginBudget | None = None,
     metrics_urls: Sequence[str] = (),
     metrics_hosts: Sequence[str] = (),
+    access_logs: Sequence[str | Path] = (),
 ) -> Starlette:
     """The dashboard over a running ``Warden``'s store, or over a state store / URL (a Warden
     is then made with ``policy``, for its pseudonymisation key and ban handling).
@@ -492,6 +513,7 @@ def create_app(
         owns_warden=owns,
         policy_path=Path(policy).resolve() if isinstance(policy, str | Path) else None,
         live=LiveRates(sources_for(metrics_urls, metrics_hosts, local=not owns)),
+        access_logs=[Path(log).resolve() for log in access_logs],
     )
     dashboard.live.prime()
     routes = [

@@ -12,8 +12,16 @@ login attempt goes through a Warden of its own, with a policy made for the login
   let anyone lock the real person out for good).
 
 An attempt the guard refuses never reaches the password check. The guard's events and bans
-live in its own in-process store, so they never mix with the site's trail; with several
-dashboard processes, each holds attempts to the budget separately.
+live in its own in-process store, so they never mix with the site's trail.
+
+Where the attempts are counted: when the dashboard's store is Redis (shared by every dashboard
+process behind a load balancer), on Redis — the Warden's shared counters
+(:mod:`scrapewarden.state.redis.counters`) under a key prefix of their own
+(``<prefix>:login``, so they never mix with the site's counts), actors named by the
+dashboard's keyed pseudonyms (the same key in every process) — so all processes together hold
+an address or a name to *one* budget, and the offences that lead to a ban add up across them
+too. Otherwise (SQLite, memory: one host, usually one process), in this process's memory. If
+Redis does not answer in time, an attempt is counted in this process, as a site's requests are.
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from dataclasses import dataclass
 from ..core.decision import Action, Decision
 from ..core.engine import Engine
 from ..core.policy import ActorLimits, BanPolicy, Limits, NetworkPolicy, Policy
+from ..state.base import StateStore
 from ..state.memory import MemoryStore
-from ..warden import Warden
+from ..warden import Warden, shared_counters
 
 LOGIN_PATH = "/login"
 
@@ -65,6 +74,8 @@ def login_policy(budget: LoginBudget, network: NetworkPolicy | None = None) -> P
         },
         allow={"paths": []},
         traps={"paths": []},
+        # Its trail stays in its own memory: no sample of allowed attempts to replay.
+        privacy={"record_allowed_share": 0},
     )
 
 
@@ -75,14 +86,30 @@ class LoginGuard:
         *,
         network: NetworkPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        shared: StateStore | None = None,
+        name: Callable[[str, str], str] | None = None,
     ) -> None:
+        """``shared``: the dashboard's store; when it is Redis the attempts are counted there,
+        actors named by ``name`` (the dashboard Warden's keyed pseudonyms: the same in every
+        process, which a key of the guard's own in-process store would not be)."""
         policy = login_policy(budget or LoginBudget(), network)
+        counters = None
+        if shared is not None and name is not None:
+            prefix = getattr(getattr(shared, "config", None), "prefix", "sw")
+            counters = shared_counters(shared, name, prefix=f"{prefix}:login")
         # No client or address-list checkers: only the per-actor budgets decide.
-        self.warden = Warden(policy, state=MemoryStore(), engine=Engine(policy), clock=clock)
+        self.warden = Warden(
+            policy, state=MemoryStore(), engine=Engine(policy), clock=clock, counters=counters
+        )
+
+    @property
+    def shared(self) -> bool:
+        """True when attempts are counted on Redis, for every dashboard process on it."""
+        return self.warden.counters is not None
 
     def check(self, *, peer: str, name: str, headers: Sequence[tuple[bytes, bytes]]) -> Decision:
         """Count one attempt by ``peer`` at user ``name``; ALLOW or the refusal with its reasons."""
-        return self.warden.decide_http(
+        facts = self.warden.facts_http(
             peer=peer,
             method="POST",
             path=LOGIN_PATH,
@@ -90,6 +117,8 @@ class LoginGuard:
             headers=headers,
             account_id=name.strip().lower()[:64] or "-",
         )
+        # On the shared counters when there are some (waiting at most their deadline), else here.
+        return self.warden.decide_shared_sync(facts)
 
     @staticmethod
     def refused(decision: Decision) -> bool:

@@ -16,13 +16,22 @@ atomically (a temporary file renamed over it). Running doors read it on their ne
 (SIGHUP for ``scrapewarden proxy``; a restart for ``scrapewarden authz`` and apps with the
 middleware); the dashboard never signals them.
 
-Replay reads the store's events, which hold the **non-allowed decisions only** (see
-``Warden._after``): requests that every policy so far allowed are not there, so the replay can
-show a draft being stricter on traffic that was already stopped or challenged once, and
-milder on it, but not what it would do to traffic that was always allowed. Events keep no
-headers, so header checks and address reputation are not replayed (both engines run without
-them); pseudonymised addresses are replayed as stand-in addresses, one per pseudonym, each in a
-network of its own (per-network budgets cannot be replayed from pseudonyms).
+Replay has three sources (``source=``):
+
+* ``events``: the store's refusals. Events hold the **non-allowed decisions** (see
+  ``Warden._after``), so this shows a draft being stricter or milder on traffic that was
+  stopped or challenged once, not what it would do to traffic that was always allowed.
+* ``sampled``: every request of the sampled addresses (``[privacy] record_allowed_share``, see
+  :mod:`scrapewarden.core.sampling`), allowed ones included, so a stricter draft shows what it
+  would newly refuse; counts are scaled up by the share to estimate all traffic.
+* ``log``: the access logs the dashboard was started with (``--access-log``): all traffic,
+  the last N hours before the newest line (:mod:`scrapewarden.logs.replay_source`); lines that
+  do not parse are counted and shown.
+
+Events keep no headers, so header checks and address reputation are not replayed from them
+(both engines run without them); pseudonymised addresses are replayed as stand-in addresses,
+one per pseudonym, each in a network of its own (per-network budgets cannot be replayed from
+pseudonyms). Addresses from a log are shown pseudonymised, as everywhere else on the dashboard.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ import ipaddress
 import json
 import os
 import tempfile
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +57,10 @@ from ..challenge.service import VERIFY_PATH
 from ..core.audit import AuditEntry
 from ..core.facts import RequestFacts
 from ..core.policy import Policy
+from ..core.pseudonym import Pseudonymizer
 from ..core.replay import ReplayResult, replay
+from ..core.sampling import ALLOWED, share_of
+from ..logs.replay_source import LogRequests, read_requests
 from ..policy_file import PolicyError, PolicyIssue, load_policy, policy_from_env, policy_from_text
 from ..state.audit import entries
 from ..state.base import Event, StateStore
@@ -58,6 +72,11 @@ from .web import Visit, dashboard_of, page
 DRAFT_SETTING = "dashboard.policy_draft"
 PUBLISH = "policy.publish"
 REPLAY_HOURS = (1, 6, 24, 168)
+SOURCES = {
+    "events": "recorded refusals",
+    "sampled": "sampled addresses, every request",
+    "log": "access log",
+}
 MAX_DRAFT_BYTES = 60 * 1024
 
 
@@ -153,7 +172,7 @@ def validate(text: str) -> tuple[Policy | None, list[PolicyIssue]]:
 # -- replay over recorded events --------------------------------------------------------------------
 
 
-def replay_requests(events: list[Event], *, since: float) -> list[RequestFacts]:
+def replay_requests(events: Sequence[Event], *, since: float) -> list[RequestFacts]:
     """The recorded decisions since ``since`` as requests, oldest first (challenge answers,
     which are not requests to the site, left out)."""
     stand_ins: dict[str, str] = {}
@@ -196,14 +215,56 @@ def _address(value: str, stand_ins: dict[str, str]) -> str:
     return known
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayRun:
+    result: ReplayResult
+    source: str
+    log: LogRequests | None = None
+    """What was read from the access logs (source ``log``)."""
+
+
+def sampled_events(events: Sequence[Event]) -> tuple[list[Event], float | None]:
+    """The events of sampled addresses, and the share they were sampled at (the share most of
+    them carry, should the policy have changed within the window)."""
+    kept: list[Event] = []
+    shares: Counter[float] = Counter()
+    for event in events:
+        share = share_of(event.reasons)
+        if share is not None:
+            kept.append(event)
+            shares[share] += 1
+    return kept, (shares.most_common(1)[0][0] if shares else None)
+
+
 def run_replay(
-    store: StateStore, path: Path | None, draft_text: str, *, now: float, hours: int
-) -> ReplayResult:
+    store: StateStore,
+    path: Path | None,
+    draft_text: str,
+    *,
+    now: float,
+    hours: int,
+    source: str = "events",
+    access_logs: Sequence[Path] = (),
+    pseudonymizer: Pseudonymizer | None = None,
+) -> ReplayRun:
     draft, issues = validate(draft_text)
     if draft is None:
         raise PolicyError(issues)
+    current = current_policy(path)
+    if source == "log":
+        read = read_requests(access_logs, hours=hours)
+        if pseudonymizer is not None and pseudonymizer.enabled:
+            for facts in read.requests:
+                facts.extra["shown_ip"] = pseudonymizer.ip(facts.ip)
+        return ReplayRun(replay(read.requests, current, draft), source, read)
     events = recent_events(store)
-    return replay(replay_requests(events, since=now - hours * 3600), current_policy(path), draft)
+    since = now - hours * 3600
+    if source == "sampled":
+        kept, share = sampled_events(events)
+        requests = replay_requests(kept, since=since)
+        return ReplayRun(replay(requests, current, draft, share=share or 1.0), source)
+    refusals = [e for e in events if e.action != ALLOWED]  # sampled allowed ones have a source of their own
+    return ReplayRun(replay(replay_requests(refusals, since=since), current, draft), "events")
 
 
 # -- publishing ------------------------------------------------------------------------------------
@@ -249,6 +310,12 @@ def _hours(raw: str | None) -> int:
     return value if value in REPLAY_HOURS else 24
 
 
+def _source(raw: str | None, have_logs: bool) -> str:
+    if raw == "log" and not have_logs:
+        return "events"
+    return raw if raw in SOURCES else "events"
+
+
 @page("viewer")
 def policy_page(request: Request, visit: Visit) -> Response:
     dash = dashboard_of(request)
@@ -264,6 +331,9 @@ def policy_page(request: Request, visit: Visit) -> Response:
         "draft": draft,
         "hours": _hours(q.get("hours")),
         "hours_choices": REPLAY_HOURS,
+        "sources": {k: v for k, v in SOURCES.items() if k != "log" or dash.access_logs},
+        "source": _source(q.get("source"), bool(dash.access_logs)),
+        "access_logs": dash.access_logs,
         "done": q.get("done", ""),
         "error": "",
     }
@@ -280,9 +350,17 @@ def policy_page(request: Request, visit: Visit) -> Response:
             )
         if q.get("replay") and policy is not None:
             try:
-                context["replay"] = run_replay(
-                    dash.store, path, draft.text, now=dash.clock(), hours=context["hours"]
+                run = run_replay(
+                    dash.store,
+                    path,
+                    draft.text,
+                    now=dash.clock(),
+                    hours=context["hours"],
+                    source=context["source"],
+                    access_logs=dash.access_logs,
+                    pseudonymizer=dash.warden.pseudonymizer,
                 )
+                context["replay"], context["replay_log"] = run.result, run.log
             except PolicyError as exc:  # the file in force no longer loads
                 context["error"] = f"the policy in force does not load: {exc}"
                 status = 409

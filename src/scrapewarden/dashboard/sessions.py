@@ -10,6 +10,12 @@ Every visitor, even before logging in, gets a session id, so the login form has 
 too. The CSRF token is an HMAC of the session id under the same key: a page can only carry
 it if the server rendered it for this cookie. Logging in issues a new session id (no session
 fixation).
+
+Logging out also revokes the session id *in the store*: a single-use mark
+(``StateStore.spend_once``) that lives until the session would have expired anyway, read by
+every dashboard process on that store, so a copy of the cookie taken before logout is refused
+after it. An admin can end every session of a user at once (``scrapewarden users logout``, or
+the Users page): one setting per user holds the time, and sessions issued before it are void.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from ..state.base import StateStore
 
 COOKIE = "sw_dash"
 KEY_SETTING = "dashboard.session_key"
+REVOKED_MARK = "dashboard.session.revoked:"
+ENDED_SETTING = "dashboard.sessions_ended:"
+"""Followed by a user name: the time before which that user's sessions are void."""
 DEFAULT_MAX_AGE = 8 * 3600
 
 
@@ -90,3 +99,36 @@ class SessionCodec:
         if session is None or not token:
             return False
         return hmac.compare_digest(self.csrf_token(session), token)
+
+
+# -- revocation, shared through the store ---------------------------------------------------------
+
+
+def revoke(store: StateStore, session: Session, *, max_age: int, now: float) -> None:
+    """Void ``session`` on every process sharing ``store``, until it would have expired."""
+    until = max(session.issued + max_age, now + 1)
+    store.spend_once(REVOKED_MARK + session.sid, until, now)
+    store.flush()
+
+
+def end_all(store: StateStore, user: str, *, now: float) -> None:
+    """Void every session of ``user`` issued until ``now`` (later logins are not touched)."""
+    store.set_setting(ENDED_SETTING + user, repr(float(now)))
+    store.flush()
+
+
+def ended_at(store: StateStore, user: str) -> float | None:
+    raw = store.get_setting(ENDED_SETTING + user)
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def revoked(store: StateStore, session: Session, *, now: float) -> bool:
+    """True if ``session`` was logged out, or all its user's sessions were ended after it began."""
+    if session.user is not None:
+        ended = ended_at(store, session.user)
+        if ended is not None and session.issued <= ended:
+            return True
+    return store.is_spent(REVOKED_MARK + session.sid, now)

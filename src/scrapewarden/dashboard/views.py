@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.pseudonym import Pseudonymizer
+from ..core.sampling import sample_only
 from ..state.base import Allow, Ban, Event, StateStore
 from ..state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED, Summary, summarize
 from .overview_figures import Campaign, RecordFigures, active_campaigns, record_figures
@@ -66,8 +67,8 @@ def series(events: Iterable[Event], *, start: float, end: float, buckets: int = 
     counts: list[Counter[str]] = [Counter() for _ in range(buckets)]
     seen: set[str] = set()
     for event in events:
-        if not start <= event.ts < end:
-            continue
+        if not start <= event.ts < end or sample_only(event.action, event.reasons):
+            continue  # sampled allowed requests: a sample, not a count
         label = action_label(event)
         counts[min(buckets - 1, int((event.ts - start) / width))][label] += 1
         seen.add(label)
@@ -90,7 +91,9 @@ def top_actors(events: Iterable[Event], *, since: float, limit: int = 10) -> dic
     """Per actor kind (address, account, fingerprint), the actors with the most decisions."""
     tables: dict[str, dict[str, ActorRow]] = {"ip": {}, "account": {}, "fingerprint": {}}
     for event in events:
-        if event.ts < since or event.action in (CHALLENGE_PASSED, CHALLENGE_FAILED):
+        if event.ts < since or event.action in (CHALLENGE_PASSED, CHALLENGE_FAILED) or sample_only(
+            event.action, event.reasons
+        ):
             continue
         for kind, key in (("ip", event.ip), ("account", event.account), ("fingerprint", event.fingerprint)):
             if not key:

@@ -172,6 +172,10 @@ class StateStore(Protocol):
         mark is still alive (``until > now``). What makes a challenge answer single-use across
         every instance sharing the store. Expired marks may be forgotten at any time."""
 
+    def is_spent(self, key: str, now: float) -> bool:
+        """True while a mark ``spend_once`` put on ``key`` is alive (its ``until > now``); reads
+        only. What makes a revoked dashboard session stay revoked on every process."""
+
     def get_setting(self, name: str) -> str | None: ...
 
     # -- dashboard users and API tokens --------------------------------------------------------

@@ -181,6 +181,12 @@ class MemoryStore:
             self._spent[key] = until
             return True
 
+    def is_spent(self, key: str, now: float) -> bool:
+        with self._lock:
+            self._check_open()
+            alive = self._spent.get(key)
+            return alive is not None and alive > now
+
     # -- settings ---------------------------------------------------------------------------
 
     def get_setting(self, name: str) -> str | None:

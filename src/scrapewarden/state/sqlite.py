@@ -657,6 +657,10 @@ class SQLiteStore:
         spent: bool = self._call(write)
         return spent
 
+    def is_spent(self, key: str, now: float) -> bool:
+        row = self._read_one("SELECT until FROM spent WHERE key = ?", (_text(key),))
+        return row is not None and float(row[0]) > float(now)
+
     # -- settings ---------------------------------------------------------------------------
 
     def get_setting(self, name: str) -> str | None:

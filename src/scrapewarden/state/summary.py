@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ..core.sampling import sample_only
 from .base import Event
 
 CHALLENGE_PASSED = "challenge_passed"
@@ -63,8 +64,8 @@ def summarize(events: Iterable[Event], since: float | None = None) -> Summary:
     """Count ``events`` (optionally only those at or after ``since``)."""
     out = Summary()
     for event in events:
-        if since is not None and event.ts < since:
-            continue
+        if (since is not None and event.ts < since) or sample_only(event.action, event.reasons):
+            continue  # sampled allowed requests are for replay, not refusal figures
         out.events += 1
         out.first_ts = event.ts if out.first_ts is None else min(out.first_ts, event.ts)
         out.last_ts = event.ts if out.last_ts is None else max(out.last_ts, event.ts)

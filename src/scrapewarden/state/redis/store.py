@@ -641,6 +641,21 @@ class RedisStore:
         result: bool = self._guard("spend_once", call, fallback)
         return result
 
+    def is_spent(self, key: str, now: float) -> bool:
+        def call() -> bool:
+            until = self._client().get(self.keys.spent_prefix + key)
+            if until is None:
+                return False
+            # Kept in the mirror too, so the mark still holds here while Redis is unreachable.
+            self._mirror.spend_once(key, float(until), now)
+            return float(until) > now
+
+        def fallback() -> bool:
+            return self._mirror.is_spent(key, now)
+
+        result: bool = self._guard("is_spent", call, fallback)
+        return result
+
     def _send_spend(self, key: str, until: float, now: float) -> bool:
         ttl = max(1, math.ceil((float(until) - float(now)) * 1000))
         args = [repr(float(until)), repr(float(now)), ttl]
