@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scrapewarden.core.pseudonym import Pseudonymizer
-from scrapewarden.core.sampling import in_sample, is_tag, sample_point, share_of, tag
+from scrapewarden.core.sampling import in_sample, is_tag, sample_only, sample_point, share_of, tag
 
 KEY = Pseudonymizer(b"k" * 32)
 ADDRESSES = [KEY.ip(f"198.51.{i // 256}.{i % 256}") for i in range(20_000)]
@@ -51,3 +51,14 @@ def test_the_tag_carries_the_share() -> None:
     assert is_tag(tag(1.0)) and share_of([tag(1.0)]) == 1.0
     assert share_of(["rate"]) is None
     assert share_of(["sampled share=nope"]) is None and share_of(["sampled share=7"]) is None
+
+
+def test_only_allowed_events_no_operator_allow_let_through_are_sample_only() -> None:
+    from scrapewarden.core.allows import allow_reason
+
+    sampled = [tag(0.01)]
+    assert sample_only("allow", sampled)
+    # An operator's allow overriding a refusal is a decision to show, sampled address or not.
+    assert not sample_only("allow", [allow_reason("ip", "block"), "banned (ip)", *sampled])
+    assert not sample_only("block", sampled)
+    assert not sample_only("challenge", [])
