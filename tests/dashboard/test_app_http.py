@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -378,3 +379,42 @@ def test_hostile_queries_and_forms_get_answers_not_errors(setup: Setup) -> None:
             ):
                 answer = client.post(path, data={"csrf": token, **form})
                 assert answer.status_code in (303, 400), (path, text, answer.status_code)
+
+
+# Routes a stranger may reach: the login form, its assets, and the API's own description.
+OPEN_ROUTES = {"/login", "/static", "/api/openapi.json"}
+
+
+def test_every_route_of_the_app_refuses_strangers(setup: Setup) -> None:
+    """Walks the app's own route table, so a route added later is covered without being listed:
+    pages send strangers to login, the API answers 401, and no POST or DELETE changes anything."""
+    from starlette.routing import Mount, Route
+
+    with SQLiteStore(setup.state_url.removeprefix("sqlite:///")) as store:
+        head_before = store.audit_head()
+    checked = 0
+    with httpx.Client(base_url=setup.dash, timeout=10) as client:
+        for route in setup.app.routes:
+            if isinstance(route, Mount) or route.path in OPEN_ROUTES:
+                continue
+            assert isinstance(route, Route), route
+            path = re.sub(r"\{incident_id(:\w+)?\}", "INC-0", route.path)
+            assert "{" not in path, f"a path parameter this test does not know: {route.path}"
+            api = path.startswith("/api/")
+            for method in sorted(route.methods or {"GET"}):
+                if method == "HEAD":
+                    continue
+                answer = client.request(method, path, data=None if api else {"kind": "ip"})
+                checked += 1
+                if api:
+                    assert answer.status_code == 401, (method, path)
+                elif method == "GET":
+                    assert answer.status_code == 303, (method, path)
+                    assert answer.headers["location"].startswith("/login?next="), (method, path)
+                else:
+                    assert answer.status_code in (303, 403), (method, path, answer.status_code)
+                    assert not answer.headers.get("location", "/login").startswith(("/bans?", "/actors?")), path
+    assert checked > 30  # the walk saw the app's routes, not an empty table
+    with SQLiteStore(setup.state_url.removeprefix("sqlite:///")) as store:
+        assert store.list_bans() == [] and store.list_allows() == []
+        assert store.audit_head() == head_before  # nothing was done, so nothing was audited
