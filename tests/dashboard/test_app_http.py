@@ -413,7 +413,8 @@ def test_every_route_of_the_app_refuses_strangers(setup: Setup) -> None:
                     assert answer.headers["location"].startswith("/login?next="), (method, path)
                 else:
                     assert answer.status_code in (303, 403), (method, path, answer.status_code)
-                    assert not answer.headers.get("location", "/login").startswith(("/bans?", "/actors?")), path
+                    where = answer.headers.get("location", "/login")
+                    assert not where.startswith(("/bans?", "/actors?")), path
     assert checked > 30  # the walk saw the app's routes, not an empty table
     with SQLiteStore(setup.state_url.removeprefix("sqlite:///")) as store:
         assert store.list_bans() == [] and store.list_allows() == []
