@@ -245,7 +245,7 @@ def judge_page(request: Request, visit: Visit) -> Response:
     except IncidentNotFound:
         return dash.error(request, visit, 404, "No such incident.")
     except (DutyInputError, IncidentError) as exc:
-        return dash.error(request, visit, 400, str(exc))
+        return _refused(request, visit, incident_id, str(exc), "assessment")
     return _back(incident_id, "judged", "assessment")
 
 
@@ -268,8 +268,19 @@ def letter_page(request: Request, visit: Visit) -> Response:
     except IncidentNotFound:
         return dash.error(request, visit, 404, "No such incident.")
     except (DutyInputError, LetterError) as exc:
-        return dash.error(request, visit, 400, str(exc))
+        return _refused(request, visit, incident_id, str(exc), "letters")
     return _back(incident_id, "letter", "letters")
+
+
+def _refused(request: Request, visit: Visit, incident_id: str, error: str, section: str) -> Response:
+    """The incident page again (400) with ``error`` beside the form that was refused."""
+    from .incidents_view import show_incident  # that module lists these routes: imported late
+
+    try:
+        incident = _book(request).get(incident_id)
+    except IncidentNotFound:
+        return dashboard_of(request).error(request, visit, 404, "No such incident.")
+    return show_incident(request, visit, incident, status=400, error=error, section=section, form=visit.form)
 
 
 def bundle_name(incident_id: str) -> str:
