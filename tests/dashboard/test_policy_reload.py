@@ -89,9 +89,12 @@ def test_a_file_changed_on_disk_is_followed_and_a_broken_one_is_not(policy_setup
         policy_setup.policy_file.write_text(WITH_PEOPLE + "\n[limits\n", encoding="utf-8")
         assert vic.get(f"/api/incidents/{incident}").json()["people"] == 2
         assert vic.get(f"/incidents/{incident}").status_code == 200
+        said = vic.get("/policy").text
+        assert 'id="reload-error"' in said and "keeps the policy it had" in said
 
         # Fixed again (with a fresh modification time, whatever the file system's clock grain).
         policy_setup.policy_file.write_text(POLICY, encoding="utf-8")
         later = time.time_ns() + 5_000_000_000
         os.utime(policy_setup.policy_file, ns=(later, later))
         assert vic.get(f"/api/incidents/{incident}").json()["people"] == 0
+        assert 'id="reload-error"' not in vic.get("/policy").text

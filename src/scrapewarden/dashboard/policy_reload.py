@@ -94,7 +94,12 @@ def follow_policy(dash: Dashboard) -> bool:
             log.error("dashboard: policy reload failed, keeping the current policy: %s", exc)
             return False
         old = dash.warden
-        new = Warden(policy, state=old.store, engine=build_engine(policy), clock=old.clock)
+        try:
+            new = Warden(policy, state=old.store, engine=build_engine(policy), clock=old.clock)
+        except Exception as exc:  # e.g. a list it names cannot be read: keep what works
+            follower.error = f"the policy loads but cannot be put in force: {exc}"
+            log.exception("dashboard: policy reload failed, keeping the current policy")
+            return False
         new.engine.adopt_state(old.engine)
         dash.warden = new
         follower.loaded, follower.error = digest, ""

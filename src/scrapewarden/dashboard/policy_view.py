@@ -336,6 +336,7 @@ def policy_page(request: Request, visit: Visit) -> Response:
         "access_logs": dash.access_logs,
         "done": q.get("done", ""),
         "error": "",
+        "reload_error": dash.policy_follower.error,
     }
     status = 200
     if draft is not None:
