@@ -695,7 +695,9 @@ class Warden:
         if filing is not None:
             filing.join(timeout)
 
-    def close(self) -> None:
+    def close(self, *, keep_store: bool = False) -> None:
+        """Stop this Warden; ``keep_store`` leaves its store open for the Warden replacing it
+        (a policy reload that shares the store)."""
         unwatch_state(self)
         self.settle_incidents(5.0)
         if self.incident_watch is not None:
@@ -710,7 +712,8 @@ class Warden:
         if tallies is not None and not bridged:
             tallies.close()
         self.store.flush()
-        self.store.close()
+        if not keep_store:
+            self.store.close()
 
 
 async def _running_loop() -> asyncio.AbstractEventLoop:

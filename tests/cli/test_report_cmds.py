@@ -192,3 +192,49 @@ def test_bad_periods_are_refused_clearly(site: dict[str, Any]) -> None:
     assert result.exit_code == 2 and "neither a duration" in result.output
     result = run(site["db"], "report", "compliance", "--since", "2027-02-01", "--until", "2027-01-01")
     assert result.exit_code == 2 and "before --until" in result.output
+
+
+# -- operator allows (R15) ---------------------------------------------------------------------------
+
+PARTNER = "203.0.113.77"
+
+
+def test_operator_allows_are_in_the_compliance_report(tmp_path: Path) -> None:
+    db, policy = tmp_path / "state.db", tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    clock = Clock()
+    warden = Warden(policy, state=f"sqlite:///{db}", clock=clock)
+    warden.allow("ip", PARTNER, ttl=None, reason="research access <contract 12>", by="alice")
+    effective = []
+    for i in range(1, 301):  # what would be scraping: the allow lets it through, still recorded
+        clock.now += 0.5
+        decision = warden.decide_http(
+            peer=PARTNER, method="GET", path=f"/users/{i}", query="", headers=FIREFOX
+        )
+        effective.append(decision.effective)
+    assert set(effective) == {Action.ALLOW}
+    clock.now += 60
+    assert warden.lift_allow("ip", PARTNER, by="bob")
+    warden.ban("ip", "198.51.100.3", ttl=600, reason="manual", by="bob")
+    warden.close()
+
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    args = ["report", "compliance", *PERIOD, "--policy", str(policy), "--json", str(out_json)]
+    result = run(db, *args, "--html", str(out_html))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out_json.read_text())
+    bans = report["bans"]
+    assert (bans["added"], bans["allows_added"], bans["allows_removed"]) == (1, 1, 1)
+    assert bans["allows_by_kind"] == {"ip": 1}
+    allowed = report["events"]["operator_allowed"]
+    assert allowed["total"] > 0 and allowed["by_kind"] == {"ip": allowed["total"]}
+    assert set(allowed["overriding"]) <= {"block", "challenge", "throttle"}
+    assert report["events"]["decisions"]["allow"] == allowed["total"]
+    r15 = {m["id"]: m for m in report["measures"]}["R15"]
+    assert r15["status"] == "partly"  # no partners configured, but the allow was monitored
+    assert r15["caught"]["operator_allowed"] == allowed["total"] and r15["caught"]["allows_added"] == 1
+    html = out_html.read_text()
+    assert "1 operator allows made, 1 lifted" in html.replace("\n", " ")
+    assert f"{allowed['total']} request(s) an allow let through" in html.replace("\n", " ")
+    # The allowed address is personal data: in the audit section only, never in the figures.
+    assert PARTNER not in json.dumps({k: v for k, v in report.items() if k != "audit"})

@@ -341,8 +341,50 @@ def test_bans_are_counted_from_the_audit_log_without_listing_targets() -> None:
         "by_kind": {"account": 1, "ip": 1},
         "automatic": 1,
         "by_people": 1,
+        "allows_added": 0,
+        "allows_removed": 0,
+        "allows_by_kind": {},
     }
     assert "203.0.113.9" not in json.dumps({k: v for k, v in report.items() if k != "audit"})
+
+
+def test_operator_allows_are_counted_with_the_bans_and_monitored_under_r15() -> None:
+    """Allows made and lifted in the period (audit log) and the requests they let through that
+    would have been refused (events with the operator_allow reason): scraping allowed by an
+    operator or a contract stays monitored (R15). Targets are personal data: not listed."""
+    before = chain(AuditRecord(T0 - 5, "alice", "allow.add", "ip:198.51.100.1", {}), None)
+    e1 = chain(AuditRecord(T0 + 1, "alice", "allow.add", "account:partner-7", {"reason": "contract"}), before)
+    e2 = chain(AuditRecord(T0 + 2, "bob", "allow.add", "ip:198.51.100.7", {}), e1)
+    e3 = chain(AuditRecord(T0 + 3, "bob", "allow.remove", "ip:198.51.100.7", {}), e2)
+    e4 = chain(AuditRecord(T0 + 4, "bob", "ban.add", "ip:203.0.113.9", {}), e3)
+    events = [
+        Ev(T0 + 10, "allow", ["allowed by an operator (account), overriding block", "banned (ip)"]),
+        Ev(T0 + 11, "allow", ["allowed by an operator (account), overriding challenge", "no user agent"]),
+        Ev(T0 + 12, "allow", ["allowed by an operator (ip), overriding block"]),
+        Ev(T0 + 13, "block", ["no user agent"]),
+        Ev(PERIOD.until + 1, "allow", ["allowed by an operator (ip), overriding block"]),  # after it
+    ]
+    figures = tally_events(events, PERIOD)
+    assert figures.operator_allowed == 3
+    assert dict(figures.operator_overrides) == {"block": 2, "challenge": 1}
+    report = build_report(inputs(audit=[before, e1, e2, e3, e4], figures=figures))
+    bans = report["bans"]
+    assert (bans["added"], bans["allows_added"], bans["allows_removed"]) == (1, 2, 1)
+    assert bans["allows_by_kind"] == {"account": 1, "ip": 1}
+    assert report["events"]["operator_allowed"] == {
+        "total": 3,
+        "by_kind": {"account": 2, "ip": 1},
+        "overriding": {"block": 2, "challenge": 1},
+    }
+    assert "198.51.100.7" not in json.dumps({k: v for k, v in report.items() if k != "audit"})
+    r15 = {m["id"]: m for m in report["measures"]}["R15"]
+    assert r15["caught"] == {"over_quota": {}, "allows_added": 2, "allows_removed": 1, "operator_allowed": 3}
+    # No partners, but allows in use and monitored: partly on, and said why.
+    assert r15["status"] == "partly"
+    assert "operator allows: 2 made and 1 lifted in the period; 3 request(s)" in " ".join(r15["why"])
+    # Nothing allowed in the period: as before, off without partners, on with them.
+    assert status("R15", audit=[before]) == "off"
+    assert status("R15", pol(identity={"partners": [PARTNER]}), figures=figures) == "on"
 
 
 # -- the layout -------------------------------------------------------------------------------------
@@ -401,6 +443,10 @@ STABLE_KEYS = {
     "events.challenges.solve_rate",
     "events.challenges.passed_by_kind",
     "events.challenges.refused_by_reason",
+    "events.operator_allowed",
+    "events.operator_allowed.total",
+    "events.operator_allowed.by_kind",
+    "events.operator_allowed.overriding",
     "events.protected_record_decisions",
     "events.without_account",
     "events.retention_days",
@@ -411,6 +457,9 @@ STABLE_KEYS = {
     "bans.by_kind",
     "bans.automatic",
     "bans.by_people",
+    "bans.allows_added",
+    "bans.allows_removed",
+    "bans.allows_by_kind",
     "incidents",
     "incidents.total",
     "incidents.opened_in_period",
@@ -444,6 +493,9 @@ DYNAMIC = (
     "events.challenges.refused_by_reason.",
     "events.samples.",
     "bans.by_kind.",
+    "bans.allows_by_kind.",
+    "events.operator_allowed.by_kind.",
+    "events.operator_allowed.overriding.",
     "incidents.owners.",
     "incidents.teams.",
     "incidents.by_stage.",

@@ -119,6 +119,8 @@ def test_served_document_is_the_tested_one(live: tuple[str, str]) -> None:
         "/api/incidents/{incident_id}",
         "/api/incidents/{incident_id}/advance",
         "/api/incidents/{incident_id}/assign",
+        "/api/incidents/{incident_id}/assess",
+        "/api/incidents/{incident_id}/export",
         "/api/incidents/{incident_id}/letters",
         "/api/policy",
         "/api/policy/validate",
@@ -140,6 +142,9 @@ def test_incident_and_policy_routes_on_real_ids_match_the_document(live: tuple[s
         ("/api/incidents/{incident_id}/assign", "POST", {"incident_id": first}, {"owner": "ada"}, 200),
         ("/api/incidents/{incident_id}/letters", "POST", {"incident_id": judged}, LETTER, 201),
         ("/api/incidents/{incident_id}/letters", "POST", {"incident_id": judged}, LETTER, 400),
+        ("/api/incidents/{incident_id}/assess", "POST", {"incident_id": first}, {"risk": "low"}, 200),
+        ("/api/incidents/{incident_id}/assess", "POST", {"incident_id": first}, {"risk": "mid"}, 400),
+        ("/api/incidents/{incident_id}/export", "GET", {"incident_id": judged}, None, 200),
         ("/api/policy", "GET", {}, None, 200),
         ("/api/policy/validate", "POST", {}, {"text": "mode = 'observe'"}, 200),
         ("/api/policy/validate", "POST", {}, {"text": "[limits.per_ip]\nprofiles_per_hour = 'x'"}, 200),
@@ -149,6 +154,16 @@ def test_incident_and_policy_routes_on_real_ids_match_the_document(live: tuple[s
         case = operation.Case(path_parameters=params or None, **({"body": body} if body is not None else {}))
         response = case.call_and_validate(base_url=base, headers=headers, checks=CHECKS)
         assert response.status_code == status, (path, body, response.text[:300])
+    # An actor with an operator allow (made in the fixture), and an export with the operator named.
+    for path, params, query in (
+        ("/api/actors", None, {"kind": "account", "q": "partner <7>"}),
+        ("/api/incidents/{incident_id}/export", {"incident_id": first}, {"operator": "Example <Ltd>"}),
+    ):
+        case = schema[path]["GET"].Case(path_parameters=params, query=query)
+        response = case.call_and_validate(base_url=base, headers=headers, checks=CHECKS)
+        assert response.status_code == 200, (path, response.text[:300])
+        if path == "/api/actors":
+            assert [a["by"] for a in response.json()["allows"]] == ["ada"]
 
 
 LETTER = {"kind": "notice", "step": "sent", "note": "by e-mail"}

@@ -2,10 +2,10 @@
 
 :func:`build_report` puts together, as one JSON-ready dict: each of the regulators' measures
 R1-R17 with its status and why (:mod:`.measures`), figures from the event trail
-(:mod:`.event_figures`), bans added, the incidents and how they were handled (counts by stage,
-time to contain and to notify, owners), the audit chain's verification and head hash, and the
-policy changes recorded in the period. The layout (:data:`SCHEMA`) is documented in
-docs/compliance.md and kept stable by a test.
+(:mod:`.event_figures`), bans and operator allows made and lifted, the incidents and how they
+were handled (counts by stage, time to contain and to notify, owners), the audit chain's
+verification and head hash, and the policy changes recorded in the period. The layout
+(:data:`SCHEMA`) is documented in docs/compliance.md and kept stable by a test.
 
 It describes the configuration and the events recorded; it says so, and that it is not legal
 advice, in every report (:data:`DISCLAIMER`).
@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .incidents import STAGES, Incident, Stage, summary
-from .measures import MEASURES, STATUSES, Inputs, assess, changed_settings
+from .measures import MEASURES, STATUSES, Inputs, allows_in_period, assess, changed_settings
+from .reasons import OPERATOR_ALLOW
 
 SCHEMA = "scrapewarden-compliance-1"
 """Names the JSON layout; a change that renames or removes a key gets a new name."""
@@ -97,6 +98,11 @@ def _events_section(i: Inputs) -> dict[str, Any]:
             "passed_by_kind": dict(sorted(f.passed_by_kind.items())),
             "refused_by_reason": dict(sorted(f.refused_by_reason.items())),
         },
+        "operator_allowed": {
+            "total": f.operator_allowed,
+            "by_kind": dict(sorted(f.detector_actors.get(OPERATOR_ALLOW, {}).items())),
+            "overriding": dict(sorted(f.operator_overrides.items())),
+        },
         "protected_record_decisions": f.record_decisions,
         "without_account": f.anonymous_record_decisions,
         "retention_days": i.policy.privacy.event_retention_days,
@@ -108,12 +114,17 @@ def _bans_section(i: Inputs) -> dict[str, Any]:
     # Ban targets are addresses and accounts (personal data): counted, never listed.
     added = [e for e in i.audit_in_period("ban.") if e.action == "ban.add"]
     removed = [e for e in i.audit_in_period("ban.") if e.action == "ban.remove"]
+    allowed, lifted = allows_in_period(i)
     return {
         "added": len(added),
         "removed": len(removed),
         "by_kind": dict(sorted(Counter(e.target.partition(":")[0] for e in added).items())),
         "automatic": sum(1 for e in added if e.actor == "system"),
         "by_people": sum(1 for e in added if e.actor != "system"),
+        # Operator allows, the other side of the same tool: always made by people (R15).
+        "allows_added": len(allowed),
+        "allows_removed": len(lifted),
+        "allows_by_kind": dict(sorted(Counter(e.target.partition(":")[0] for e in allowed).items())),
     }
 
 

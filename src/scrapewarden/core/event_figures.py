@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .reasons import source_of
+from .reasons import OPERATOR_ALLOW, source_of
 from .sampling import is_tag, sample_only
 
 CHALLENGE_PASSED = "challenge_passed"
@@ -85,6 +85,11 @@ class EventFigures:
     detector_actors: dict[str, Counter[str]] = field(default_factory=dict)
     """Per detector, decisions by the actor kind its reason named (ip, account...)."""
     partners_over_quota: Counter[str] = field(default_factory=Counter)
+    operator_allowed: int = 0
+    """Requests an operator allow let through that would otherwise have been refused (R15:
+    scraping allowed by contract stays monitored); by actor kind in ``detector_actors``."""
+    operator_overrides: Counter[str] = field(default_factory=Counter)
+    """... by the action the allow set aside (block, challenge, throttle)."""
     passed_by_kind: Counter[str] = field(default_factory=Counter)
     passed_with_signs: Counter[str] = field(default_factory=Counter)
     refused_by_reason: Counter[str] = field(default_factory=Counter)
@@ -165,6 +170,9 @@ def tally_events(events: Iterable[EventLike], period: Period) -> EventFigures:
                 continue
             seen.add(name)
             out.detectors[name] += 1
+            if name == OPERATOR_ALLOW:
+                out.operator_allowed += 1
+                out.operator_overrides[source.overrides or "?"] += 1
             if source.actor:
                 out.detector_actors.setdefault(name, Counter())[source.actor] += 1
             kept = out.samples.setdefault(name, [])

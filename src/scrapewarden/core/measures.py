@@ -573,6 +573,12 @@ def _r14(i: Inputs) -> Assessment:
     return Assessment("on", why, {"state": kind, "changed_from_defaults": changed}, {})
 
 
+def allows_in_period(i: Inputs) -> tuple[list[AuditEntry], list[AuditEntry]]:
+    """The operator allows made (``allow.add``) and lifted (``allow.remove``) in the period."""
+    entries = i.audit_in_period("allow.")
+    return [e for e in entries if e.action == "allow.add"], [e for e in entries if e.action == "allow.remove"]
+
+
 def _r15(i: Inputs) -> Assessment:
     partners = i.policy.identity.partners
     settings = {
@@ -582,14 +588,29 @@ def _r15(i: Inputs) -> Assessment:
         ],
         "api_key_header": i.policy.identity.api_key_header,
     }
-    caught = {"over_quota": dict(sorted(i.figures.partners_over_quota.items()))}
+    allowed, lifted = allows_in_period(i)
+    let_through = i.figures.operator_allowed
+    caught = {
+        "over_quota": dict(sorted(i.figures.partners_over_quota.items())),
+        "allows_added": len(allowed),
+        "allows_removed": len(lifted),
+        "operator_allowed": let_through,
+    }
+    # Operator allows let an actor (a partner without an API key, a research crawler) through
+    # whatever the detectors say; the requests they let through despite a refusal are recorded.
+    allows_why = (
+        [
+            f"operator allows: {len(allowed)} made and {len(lifted)} lifted in the period; "
+            f"{let_through} request(s) they let through despite a refusal were recorded"
+        ]
+        if allowed or lifted or let_through
+        else []
+    )
     if not partners:
-        return Assessment(
-            "off",
-            ["no partners configured: a client scraping by contract is treated like any other"],
-            settings,
-            caught,
-        )
+        none = "no partners configured: a client scraping by contract is treated like any other"
+        if allows_why:
+            return Assessment("partly", [none, *allows_why], settings, caught)
+        return Assessment("off", [none], settings, caught)
     return Assessment(
         "on",
         [
@@ -598,6 +619,7 @@ def _r15(i: Inputs) -> Assessment:
                 f"{x.name} ({x.requests_per_hour}/h, {x.records_per_day} records/day)" for x in partners
             ),
             "a partner over its quota is throttled and recorded",
+            *allows_why,
         ],
         settings,
         caught,

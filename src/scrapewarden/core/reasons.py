@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from .challenge_signals import REASONS as CHALLENGE_REASONS
 
+OPERATOR_ALLOW = "operator_allow"
+"""The name for an operator allow that let a request through (``core/allows.py``)."""
 OTHER = "other"
 """A reason no detector is known to write (an older version's wording, a door's own note)."""
 
@@ -61,7 +63,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"passed a challenge \(.*\)", "cleared"),
         (r"verified crawler .*", "verified_bot"),
         (r"on the allow list", "allow"),
-        (r"allowed by an operator \(" + _ACTOR + r"\)(, overriding \w+)?", "operator_allow"),
+        (r"allowed by an operator \(" + _ACTOR + r"\)(, overriding (?P<overrides>\w+))?", OPERATOR_ALLOW),
         (r"partner .*", "partner"),
         *((re.escape(text), "challenge." + code) for code, text in CHALLENGE_REASONS.items()),
     )
@@ -77,6 +79,8 @@ class ReasonSource:
     """The actor kind the reason names (``account: 130 distinct records...``), or ''."""
     partner: str = ""
     """For ``partner.quota``: the partner's name."""
+    overrides: str = ""
+    """For ``operator_allow``: the action the allow set aside (block, challenge...), or ''."""
 
 
 def source_of(reason: str) -> ReasonSource:
@@ -85,7 +89,9 @@ def source_of(reason: str) -> ReasonSource:
         match = pattern.fullmatch(reason)
         if match is not None:
             groups = match.groupdict()
-            return ReasonSource(name, groups.get("actor") or "", groups.get("partner") or "")
+            return ReasonSource(
+                name, groups.get("actor") or "", groups.get("partner") or "", groups.get("overrides") or ""
+            )
     return ReasonSource(OTHER)
 
 

@@ -115,7 +115,10 @@ def actor(request: Request, visit: Visit, body: Any) -> Response:
     try:
         limit = _int(request, "limit", 100, 1, MAX_PAGE)
         search = views.search_keys(
-            request.query_params.get("kind", ""), request.query_params.get("q", ""), dash.warden.pseudonymizer
+            request.query_params.get("kind", ""),
+            request.query_params.get("q", ""),
+            dash.warden.pseudonymizer,
+            v4_prefix=dash.warden.policy.network.ipv4_network_prefix,
         )
     except (BanInputError, views.SearchError) as exc:
         return _bad(str(exc))
@@ -132,6 +135,7 @@ def actor(request: Request, visit: Visit, body: Any) -> Response:
             "last_ts": view.last_ts,
             "events": [event_json(e) for e in view.events],
             "bans": [ban_json(b, now) for b in view.bans],
+            "allows": [allows_view.allow_json(a, now) for a in view.allows],
         }
     )
 
@@ -408,6 +412,7 @@ OPENAPI: dict[str, Any] = {
                                 "actions",
                                 "events",
                                 "bans",
+                                "allows",
                             ],
                             "properties": {
                                 "kind": {"type": "string"},
@@ -419,6 +424,11 @@ OPENAPI: dict[str, Any] = {
                                 "last_ts": {"type": ["number", "null"]},
                                 "events": {"type": "array", "items": _ref("Event")},
                                 "bans": {"type": "array", "items": _ref("Ban")},
+                                "allows": {
+                                    "type": "array",
+                                    "items": _ref("Allow"),
+                                    "description": "the operator allow on this actor, in force or not",
+                                },
                             },
                         },
                         "the actor",

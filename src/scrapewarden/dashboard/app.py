@@ -42,6 +42,7 @@ from . import accounts, allows_view, audit_view, charts, incidents_view, policy_
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
 from .live_metrics import LiveRates, live_figure, sources_for
 from .login_guard import LoginBudget, LoginGuard
+from .policy_reload import PolicyFollower, follow_policy
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
 from .web import SecurityHeaders, Visit, bearer_visit, client_address, page, safe_next
 
@@ -73,6 +74,8 @@ class Dashboard:
         """Access logs the Policy page may replay a draft over (``--access-log``)."""
         self.policy_path = policy_path
         """The policy file given (``--policy``): shown on the Policy page, and where publishing writes."""
+        self.policy_follower = PolicyFollower(policy_path)
+        """Reloads the Warden's policy when that file changes (``policy_reload``)."""
         self.store: StateStore = warden.store
         self.clock = clock
         self.secure_cookies = secure_cookies
@@ -99,6 +102,7 @@ class Dashboard:
     # -- who is asking -----------------------------------------------------------------------
 
     def visit(self, request: Request) -> Visit:
+        follow_policy(self)
         now = self.clock()
         session = self.codec.load(request.cookies.get(COOKIE), now=now)
         if session is None:
@@ -118,6 +122,7 @@ class Dashboard:
     def api_visit(self, request: Request) -> Visit | None:
         now = self.clock()
         if request.headers.get("authorization"):
+            follow_policy(self)
             return bearer_visit(self, request, now)
         visit = self.visit(request)
         return None if visit.fresh else visit

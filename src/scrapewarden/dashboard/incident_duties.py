@@ -245,7 +245,7 @@ def judge_page(request: Request, visit: Visit) -> Response:
     except IncidentNotFound:
         return dash.error(request, visit, 404, "No such incident.")
     except (DutyInputError, IncidentError) as exc:
-        return dash.error(request, visit, 400, str(exc))
+        return _refused(request, visit, incident_id, str(exc), "assessment")
     return _back(incident_id, "judged", "assessment")
 
 
@@ -268,8 +268,19 @@ def letter_page(request: Request, visit: Visit) -> Response:
     except IncidentNotFound:
         return dash.error(request, visit, 404, "No such incident.")
     except (DutyInputError, LetterError) as exc:
-        return dash.error(request, visit, 400, str(exc))
+        return _refused(request, visit, incident_id, str(exc), "letters")
     return _back(incident_id, "letter", "letters")
+
+
+def _refused(request: Request, visit: Visit, incident_id: str, error: str, section: str) -> Response:
+    """The incident page again (400) with ``error`` beside the form that was refused."""
+    from .incidents_view import show_incident  # that module lists these routes: imported late
+
+    try:
+        incident = _book(request).get(incident_id)
+    except IncidentNotFound:
+        return dashboard_of(request).error(request, visit, 404, "No such incident.")
+    return show_incident(request, visit, incident, status=400, error=error, section=section, form=visit.form)
 
 
 def bundle_name(incident_id: str) -> str:
@@ -292,25 +303,39 @@ def export_page(request: Request, visit: Visit) -> Response:
         return dash.error(request, visit, 404, "No such incident.")
     except DutyInputError as exc:
         return dash.error(request, visit, 400, str(exc))
+    try:
+        name, body = make_bundle(request, incident, operator, by=visit.user.name)
+    except EXPORT_ERRORS as exc:
+        return dash.error(request, visit, 500, f"The bundle could not be made: {exc}")
+    return zip_download(name, body)
+
+
+EXPORT_ERRORS = (ExportWriteError, *WORK_OUT_ERRORS)
+
+
+def make_bundle(request: Request, incident: Incident, operator: Operator, *, by: str) -> tuple[str, bytes]:
+    """The evidence bundle's file name and bytes, audited as ``incident.export`` with ``by`` as
+    actor (raises one of ``EXPORT_ERRORS`` when it cannot be made)."""
+    dash = dashboard_of(request)
     policy, base = policy_of(request)
     name = bundle_name(incident.id)
     with tempfile.TemporaryDirectory(prefix="scrapewarden-export-") as folder:
         out = Path(folder) / name
-        try:
-            export_incident(
-                dash.store,
-                incident,
-                policy,
-                out,
-                by=visit.user.name,
-                now=dash.clock(),
-                base_dir=base,
-                operator=operator,
-                name=name,
-            )
-        except (ExportWriteError, *WORK_OUT_ERRORS) as exc:
-            return dash.error(request, visit, 500, f"The bundle could not be made: {exc}")
-        body = out.read_bytes()
+        export_incident(
+            dash.store,
+            incident,
+            policy,
+            out,
+            by=by,
+            now=dash.clock(),
+            base_dir=base,
+            operator=operator,
+            name=name,
+        )
+        return name, out.read_bytes()
+
+
+def zip_download(name: str, body: bytes) -> Response:
     return Response(
         body,
         media_type="application/zip",

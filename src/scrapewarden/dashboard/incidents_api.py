@@ -3,7 +3,10 @@
 The same functions as the page: the list filter and the input checks of :mod:`.incidents_view`,
 the people, assessment and letter steps of :mod:`.incident_duties`, every change through
 :class:`~scrapewarden.incidents.book.IncidentBook` and so audited with the caller as actor.
-The evidence export stays a page action (a zip of personal data, not JSON).
+``/api/incidents/{id}/assess`` records the risk judgement as the page's form does, and
+``/api/incidents/{id}/export`` hands out the evidence bundle (a zip of personal data: analysts
+only, audited ``incident.export`` as the page's download is; a browser session calling it sends
+its CSRF header, since the call writes to the audit log).
 
 Ids in paths may hold anything a client sends, so the routes take the rest of the path,
 slashes and control characters included (``{incident_id:anything}``; Starlette's own ``path``
@@ -22,11 +25,23 @@ from starlette.routing import Route
 from ..core.incidents import STAGES, Incident, IncidentError, summary
 from ..core.letters import LETTER_KINDS, LetterError
 from ..incidents.book import IncidentBook, IncidentNotFound
+from ..incidents.drafts import Operator
 from ..incidents.tracking import LETTER_NAMES, STEPS, letter_rows
 from .api import _bad, _errors, _json, _query, _ref
-from .incident_duties import MAX_TEXT, DutyInputError, track_letter, work
+from .incident_duties import (
+    EXPORT_ERRORS,
+    MAX_JUDGEMENT_NOTE,
+    MAX_TEXT,
+    DutyInputError,
+    check_text,
+    judge,
+    make_bundle,
+    track_letter,
+    work,
+    zip_download,
+)
 from .incidents_view import check_owner, check_step, check_team, filtered
-from .web import Visit, api, dashboard_of
+from .web import CSRF_HEADER, Visit, api, dashboard_of
 
 
 class _Anything(Convertor[str]):
@@ -167,9 +182,58 @@ def track(request: Request, visit: Visit, body: Any) -> Response:
     return JSONResponse({"letter": row}, status_code=201)
 
 
+@api("analyst")
+def assess(request: Request, visit: Visit, body: Any) -> Response:
+    """The officer's risk judgement (``high`` or ``low``, with a note) and the assessment made
+    under it, as the page's form and ``scrapewarden incidents assess`` record it."""
+    assert visit.user is not None
+    incident_id = request.path_params["incident_id"]
+    try:
+        fields = _object(body)
+        risk = _text_field(fields, "risk")
+        if risk not in ("high", "low"):
+            raise DutyInputError("risk must be high or low")
+        note = check_text(_text_field(fields, "note"), "note", MAX_JUDGEMENT_NOTE)
+        incident = judge(request, incident_id, risk == "high", note, visit.user.name)
+    except IncidentNotFound:
+        return _bad("no such incident", 404)
+    except (DutyInputError, IncidentError) as exc:
+        return _bad(str(exc))
+    letters = letter_rows(incident.letters, dashboard_of(request).clock())
+    return JSONResponse({"incident": incident_summary(incident), "letters": letters})
+
+
+@api("analyst")
+def export(request: Request, visit: Visit, body: Any) -> Response:
+    """The evidence bundle (zip), as the page's download."""
+    assert visit.user is not None
+    dash = dashboard_of(request)
+    if not visit.via_token and not dash.codec.csrf_ok(visit.session, request.headers.get(CSRF_HEADER)):
+        detail = f"missing or wrong {CSRF_HEADER} header (the export is audited)"
+        return JSONResponse({"error": "forbidden", "detail": detail}, 403)
+    q = request.query_params
+    try:
+        incident = _book(request).get(request.path_params["incident_id"])
+        operator = Operator(
+            check_text(q.get("operator", ""), "operator"),
+            check_text(q.get("operator_contact", ""), "operator contact"),
+        )
+    except IncidentNotFound:
+        return _bad("no such incident", 404)
+    except DutyInputError as exc:
+        return _bad(str(exc))
+    try:
+        name, bundle = make_bundle(request, incident, operator, by=visit.user.name)
+    except EXPORT_ERRORS as exc:
+        return JSONResponse({"error": "export_failed", "detail": f"the bundle could not be made: {exc}"}, 500)
+    return zip_download(name, bundle)
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/incidents", list_incidents),
+        Route("/api/incidents/{incident_id:anything}/assess", assess, methods=["POST"]),
+        Route("/api/incidents/{incident_id:anything}/export", export),
         Route("/api/incidents/{incident_id:anything}/advance", advance_incident, methods=["POST"]),
         Route("/api/incidents/{incident_id:anything}/assign", assign_incident, methods=["POST"]),
         Route("/api/incidents/{incident_id:anything}/letters", track, methods=["POST"]),
@@ -323,6 +387,59 @@ def describe(openapi: dict[str, Any]) -> None:
                         }
                     ),
                     "responses": {"200": _incident_out("the incident"), **_errors(400, 401, 403, 404, 413)},
+                }
+            },
+            "/api/incidents/{incident_id}/assess": {
+                "post": {
+                    "summary": "record the risk judgement and the assessment made under it (analyst; "
+                    "audited incident.assess); the letters it calls for are tracked from then on",
+                    "parameters": [_ID],
+                    "requestBody": _body(
+                        {
+                            "risk": {
+                                "type": "string",
+                                "enum": ["high", "low"],
+                                "description": "high: notify the people; low: below the high-risk threshold",
+                            },
+                            "note": {"type": "string", "maxLength": MAX_JUDGEMENT_NOTE},
+                        },
+                        ["risk"],
+                    ),
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["incident", "letters"],
+                                "properties": {
+                                    "incident": _ref("IncidentSummary"),
+                                    "letters": {"type": "array", "items": _ref("Letter")},
+                                },
+                            },
+                            "the incident with its judgement, and its letters",
+                        ),
+                        **_errors(400, 401, 403, 404, 413),
+                    },
+                }
+            },
+            "/api/incidents/{incident_id}/export": {
+                "get": {
+                    "summary": "the evidence bundle, a zip of personal data (analyst; audited "
+                    "incident.export; a session call needs the x-csrf-token header)",
+                    "parameters": [
+                        _ID,
+                        _query("operator", text, "the operator's name, for the letters"),
+                        _query("operator_contact", text, "the operator's address"),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "the bundle (`scrapewarden incidents verify-bundle` checks it)",
+                            "content": {
+                                "application/zip": {"schema": {"type": "string", "format": "binary"}}
+                            },
+                        },
+                        **_errors(400, 401, 403, 404),
+                        "500": _json(_ref("Error"), "the bundle could not be made"),
+                    },
                 }
             },
             "/api/incidents/{incident_id}/letters": {

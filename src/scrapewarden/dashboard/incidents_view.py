@@ -67,7 +67,7 @@ def incident_page(request: Request, visit: Visit) -> Response:
         incident = _book(request).get(request.path_params["incident_id"])
     except IncidentNotFound:
         return dash.error(request, visit, 404, "No such incident.")
-    return _incident(request, visit, incident)
+    return show_incident(request, visit, incident)
 
 
 def check_owner(owner: str) -> str:
@@ -93,9 +93,18 @@ def check_step(to: str, note: str) -> tuple[Stage | None, str]:
     return (cast(Stage, to) if to else None), note
 
 
-def _incident(
-    request: Request, visit: Visit, incident: Incident, *, status: int = 200, error: str = ""
+def show_incident(
+    request: Request,
+    visit: Visit,
+    incident: Incident,
+    *,
+    status: int = 200,
+    error: str = "",
+    section: str = "",
+    form: dict[str, str] | None = None,
 ) -> Response:
+    """The incident page; ``error`` shown at the top, or in ``section`` (``assessment``,
+    ``letters``) beside the form that was refused, whose ``form`` values are kept."""
     dash = dashboard_of(request)
     later = [s for s in STAGES if STAGES.index(s) > STAGES.index(incident.stage)]
     context: dict[str, Any] = {
@@ -104,6 +113,8 @@ def _incident(
         "meaning": STAGE_MEANING,
         "users": [u.name for u in dash.store.list_users()],
         "error": error,
+        "error_in": section,
+        "form": form or {},
         "done": request.query_params.get("done", ""),
         **incident_duties.context(request, incident),
     }
@@ -124,7 +135,7 @@ def incident_assign(request: Request, visit: Visit) -> Response:
     except IncidentNotFound:
         return dashboard_of(request).error(request, visit, 404, "No such incident.")
     except IncidentError as exc:
-        return _incident(request, visit, incident, status=400, error=str(exc))
+        return show_incident(request, visit, incident, status=400, error=str(exc))
     return RedirectResponse(f"/incidents/{incident_id}?done=assigned", status_code=303)
 
 
@@ -141,7 +152,7 @@ def incident_advance(request: Request, visit: Visit) -> Response:
     except IncidentNotFound:
         return dashboard_of(request).error(request, visit, 404, "No such incident.")
     except IncidentError as exc:
-        return _incident(request, visit, incident, status=400, error=str(exc))
+        return show_incident(request, visit, incident, status=400, error=str(exc))
     return RedirectResponse(f"/incidents/{incident_id}?done=advanced", status_code=303)
 
 

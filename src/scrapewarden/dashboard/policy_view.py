@@ -65,7 +65,7 @@ from ..policy_file import PolicyError, PolicyIssue, load_policy, policy_from_env
 from ..state.audit import entries
 from ..state.base import Event, StateStore
 from ..state.summary import CHALLENGE_FAILED, CHALLENGE_PASSED
-from . import audit_view
+from . import audit_view, policy_reload
 from .views import recent_events
 from .web import Visit, dashboard_of, page
 
@@ -336,6 +336,7 @@ def policy_page(request: Request, visit: Visit) -> Response:
         "access_logs": dash.access_logs,
         "done": q.get("done", ""),
         "error": "",
+        "reload_error": dash.policy_follower.error,
     }
     status = 200
     if draft is not None:
@@ -407,6 +408,7 @@ def policy_publish(request: Request, visit: Visit) -> Response:
     except OSError as exc:
         return dash.error(request, visit, 500, f"Could not write the policy file: {exc.strerror or exc}")
     save_draft(dash.store, None)
+    policy_reload.follow_policy(dash)  # this dashboard runs with it from now on
     return RedirectResponse("/policy?done=published", status_code=303)
 
 
