@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .live_metrics import TIMEOUT, LiveRates, MetricsReadError, SourceRate, decisions_from_text
+from .live_metrics import TIMEOUT, LiveRates, MetricsReadError, SourceRate, read_decisions
 from .rate_series import RateSeries, Sample, rate_series, source_rates
 
 DEFAULT_INTERVAL = 5.0
@@ -111,12 +111,9 @@ class RateSampler:
         errors: dict[str, str] = {}
         for source in self.live.sources:
             try:
-                totals[source.name] = decisions_from_text(source.fetch())
-            except MetricsReadError as exc:
+                totals[source.name] = read_decisions(source)
+            except MetricsReadError as exc:  # whatever one source does, the others are still read
                 errors[source.name] = str(exc)
-            except Exception as exc:  # whatever one source does, the others are still read
-                log.warning("metrics source %s failed: %r", source.name, exc)
-                errors[source.name] = f"failed ({type(exc).__name__})"
         taken = Sample(self.clock(), totals, errors)
         with self._lock:
             self._samples.append(taken)
