@@ -26,14 +26,15 @@ def rates_context(dash: Dashboard) -> dict[str, Any]:
     """The Overview's live figures (``live``) and the series chart (``rates``...)."""
     sampler = dash.sampler
     series = sampler.series()
-    minutes = max(1, round((series.end - series.start) / 60))
+    span = series.end - series.start
+    shown = f"{max(1, round(span))} s" if span < 120 else f"{round(span / 60)} min"
     chart = (
         charts.stacked_area(
             steps(series.points, MAX_STEPS),
             series.actions,
             start=series.start,
             end=series.end,
-            title=f"Requests per second by action, last {minutes} min",
+            title=f"Requests per second by action, last {shown}",
             html_id="rates-chart",
         )
         if series.enough
@@ -44,7 +45,7 @@ def rates_context(dash: Dashboard) -> dict[str, Any]:
         "rates": series,
         "rates_chart": chart,
         "rates_legend": charts.legend(series.actions),
-        "rates_minutes": minutes,
+        "rates_span": shown,
         "rates_min_points": MIN_POINTS,
         "sampling": sampler.running,
     }
