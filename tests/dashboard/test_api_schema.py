@@ -125,6 +125,7 @@ def test_served_document_is_the_tested_one(live: tuple[str, str]) -> None:
         "/api/policy",
         "/api/policy/validate",
         "/api/allows",
+        "/api/rates",
     }
 
 

@@ -157,9 +157,11 @@ def test_the_demo_serves_its_traffic_on_the_dashboard(
         rate = page.locator("#requests-per-second").inner_text().strip()
         decided = page.locator("svg.chart rect").count()
         actors = page.locator("section.actors table tbody tr").count()
-        if rate not in ("–", "0.0") and float(rate) > 0 and decided > 0 and actors > 0:
+        chart = page.locator("#rates-chart")  # requests/s over time, sampled every 2 s
+        drawn = int(chart.get_attribute("data-steps") or 0) if chart.count() else 0
+        if rate not in ("–", "0.0") and float(rate) > 0 and decided > 0 and actors > 0 and drawn >= 4:
             break
-        assert process.poll() is None and time.monotonic() < deadline, (rate, decided, actors)
+        assert process.poll() is None and time.monotonic() < deadline, (rate, decided, actors, drawn)
         time.sleep(1)
         page.reload()
     assert "this process" in page.locator("table.live-sources").inner_text()
@@ -167,6 +169,7 @@ def test_the_demo_serves_its_traffic_on_the_dashboard(
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "dashboard-demo.png"), full_page=True)
     assert int(page.locator("#decisions").inner_text()) > 0
+    assert page.locator("#rates-chart path").count() > 0
     assert not [m for m in console_messages if "Content Security Policy" in m]
     context.close()
 

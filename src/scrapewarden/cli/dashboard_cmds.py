@@ -66,6 +66,15 @@ FIRST_ADMIN = (
     help="A host other than loopback that --metrics-url may name (repeatable).",
 )
 @click.option(
+    "--metrics-interval",
+    type=click.FloatRange(0.5, 300),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often the dashboard reads the metrics for the Overview's requests per second "
+    "(the last hour is kept and drawn).",
+)
+@click.option(
     "--access-log",
     "access_logs",
     multiple=True,
@@ -83,6 +92,7 @@ def dashboard(
     session_hours: float,
     metrics_urls: tuple[str, ...],
     metrics_hosts: tuple[str, ...],
+    metrics_interval: float,
     access_logs: tuple[str, ...],
     log_level: str,
 ) -> None:
@@ -113,6 +123,7 @@ def dashboard(
         metrics_urls=metrics_urls,
         metrics_hosts=metrics_hosts,
         access_logs=access_logs,
+        rate_interval=metrics_interval,
     )
     if not app.state.dashboard.store.list_users():
         click.echo(FIRST_ADMIN.format(url=redact(state_url), listen=listen), err=True)

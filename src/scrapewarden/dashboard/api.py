@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..state.base import BAN_KINDS, ROLES, Event
-from . import allows_view, audit_view, views
+from . import allows_view, audit_view, rates_view, views
 from .bans import (
     MAX_REASON_LENGTH,
     MAX_TTL_SECONDS,
@@ -92,7 +92,7 @@ def summary(request: Request, visit: Visit, body: Any) -> Response:
         kind: [{"key": r.key, "events": r.events, "last_ts": r.last_ts, "worst": r.worst} for r in rows]
         for kind, rows in data.actors.items()
     }
-    out.update(overview_json(data, live_figure(dash.live.read())))
+    out.update(overview_json(data, live_figure(dash.sampler.current())))
     return JSONResponse(out)
 
 
@@ -588,3 +588,4 @@ from . import incidents_api, policy_api  # noqa: E402
 incidents_api.describe(OPENAPI)
 policy_api.describe(OPENAPI)
 allows_view.describe(OPENAPI)
+rates_view.describe(OPENAPI)

@@ -21,7 +21,8 @@ path               role        what
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -40,9 +42,11 @@ from ..state.base import ROLES, StateStore
 from ..warden import Warden
 from . import accounts, allows_view, audit_view, charts, incidents_view, policy_view, sessions, views
 from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
-from .live_metrics import LiveRates, live_figure, sources_for
+from .live_metrics import LiveRates, sources_for
 from .login_guard import LoginBudget, LoginGuard
 from .policy_reload import PolicyFollower, follow_policy
+from .rate_sampler import DEFAULT_INTERVAL, RateSampler
+from .rates_view import rates_context, rates_routes
 from .sessions import COOKIE, DEFAULT_MAX_AGE, Session, SessionCodec, stored_key
 from .web import SecurityHeaders, Visit, bearer_visit, client_address, page, safe_next
 
@@ -66,10 +70,13 @@ class Dashboard:
         policy_path: Path | None = None,
         live: LiveRates | None = None,
         access_logs: Sequence[Path] = (),
+        rate_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.warden = warden
         self.live = live or LiveRates([])
         """Where the Overview's requests per second come from (``live_metrics``)."""
+        self.sampler = RateSampler(self.live, interval=rate_interval)
+        """Reads them every ``rate_interval`` seconds while the app runs (``rate_sampler``)."""
         self.access_logs: tuple[Path, ...] = tuple(access_logs)
         """Access logs the Policy page may replay a draft over (``--access-log``)."""
         self.policy_path = policy_path
@@ -158,6 +165,7 @@ class Dashboard:
         return self.render(request, visit, "error.html", status=status, status_code=status, message=message)
 
     def close(self) -> None:
+        self.sampler.stop()
         self.guard.close()
         if self.owns_warden:
             self.warden.close()
@@ -231,10 +239,10 @@ def logout(request: Request, visit: Visit) -> Response:
 
 def _hours(request: Request) -> int:
     try:
-        hours = int(request.query_params.get("hours", "24"))
+        hours = int(request.query_params.get("hours", "1"))
     except ValueError:
-        return 24
-    return hours if hours in HOURS_CHOICES else 24
+        return 1
+    return hours if hours in HOURS_CHOICES else 1
 
 
 def _overview_context(dash: Dashboard, request: Request) -> dict[str, Any]:
@@ -245,6 +253,7 @@ def _overview_context(dash: Dashboard, request: Request) -> dict[str, Any]:
         data.series.starts,
         data.series.actions,
         title=f"Decisions by action, last {hours} h",
+        stamp="%a %H:%M" if hours > 24 else "%H:%M",
     )
     return {
         "hours": hours,
@@ -253,7 +262,7 @@ def _overview_context(dash: Dashboard, request: Request) -> dict[str, Any]:
         "chart": chart,
         "legend": charts.legend(data.series.actions),
         "solve_rate": data.summary.solve_rate,
-        "live": live_figure(dash.live.read()),
+        **rates_context(dash),
     }
 
 
@@ -494,13 +503,15 @@ def create_app(
     metrics_urls: Sequence[str] = (),
     metrics_hosts: Sequence[str] = (),
     access_logs: Sequence[str | Path] = (),
+    rate_interval: float = DEFAULT_INTERVAL,
 ) -> Starlette:
     """The dashboard over a running ``Warden``'s store, or over a state store / URL (a Warden
     is then made with ``policy``, for its pseudonymisation key and ban handling).
 
     Requests per second on the Overview come from this process's metrics when ``target`` is a
     Warden deciding requests here, and from the doors' ``/metrics`` at ``metrics_urls``
-    (loopback, or a host in ``metrics_hosts``; a bad URL raises ``MetricsUrlError``).
+    (loopback, or a host in ``metrics_hosts``; a bad URL raises ``MetricsUrlError``), read
+    every ``rate_interval`` seconds while the app runs (started and stopped by its lifespan).
 
     ``secure_cookies``: None sets the Secure flag when the request came over https (behind a
     TLS proxy, run uvicorn with --proxy-headers); True or False forces it.
@@ -519,6 +530,7 @@ def create_app(
         policy_path=Path(policy).resolve() if isinstance(policy, str | Path) else None,
         live=LiveRates(sources_for(metrics_urls, metrics_hosts, local=not owns)),
         access_logs=[Path(log).resolve() for log in access_logs],
+        rate_interval=rate_interval,
     )
     dashboard.live.prime()
     routes = [
@@ -538,13 +550,28 @@ def create_app(
         *policy_view.routes(),
         *audit_view.routes(),
         *allows_view.routes(),
+        *rates_routes(),
         *api_routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=_sampling(dashboard))
     app.state.dashboard = dashboard
     app.add_middleware(SecurityHeaders, hsts=bool(secure_cookies))
     return app
+
+
+def _sampling(dashboard: Dashboard) -> Callable[[Starlette], Any]:
+    """The app's lifespan: the metrics sampler runs while the app is served."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        dashboard.sampler.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(dashboard.sampler.stop)
+
+    return lifespan
 
 
 # -- template helpers ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ the dashboard must not become a way to make requests to arbitrary hosts.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 import time
 import urllib.error
@@ -46,6 +47,8 @@ TIMEOUT = 2.0
 """Seconds to wait for one metrics endpoint: the page waits for it."""
 MAX_BYTES = 4 * 1024 * 1024
 """A metrics page larger than this is refused (a door's is a few kilobytes)."""
+
+log = logging.getLogger(__name__)
 
 
 class MetricsUrlError(ValueError):
@@ -107,6 +110,18 @@ class Source(Protocol):
     name: str
 
     def fetch(self) -> str: ...
+
+
+def read_decisions(source: Source) -> dict[str, float]:
+    """``source``'s decisions per action. Whatever goes wrong (a read error, or anything a
+    source raises that it should not: a reply cut short...) is a :class:`MetricsReadError`."""
+    try:
+        return decisions_from_text(source.fetch())
+    except MetricsReadError:
+        raise
+    except Exception as exc:
+        log.warning("metrics source %s failed: %r", source.name, exc)
+        raise MetricsReadError(f"failed ({type(exc).__name__})") from None
 
 
 class LocalSource:
@@ -247,7 +262,7 @@ class LiveRates:
 
     def _read_one(self, source: Source) -> SourceRate:
         try:
-            decisions = decisions_from_text(source.fetch())
+            decisions = read_decisions(source)
         except MetricsReadError as exc:
             return SourceRate(source.name, error=str(exc))
         now = self.clock()

@@ -126,14 +126,36 @@ class Overview:
     """Records protected vs exposed in the window (``overview_figures``)."""
 
 
+BUCKET_SECONDS = {1: 60, 6: 300, 24: 900, 168: 7200}
+"""Bar width per window (hours): 60 bars of a minute for the last hour, 72 of five minutes for
+6 h, 96 of a quarter of an hour for a day, 84 of two hours for a week."""
+
+
+def bucket_seconds(hours: float) -> int:
+    """The bar width for a window: the one chosen for it, else about 60 bars in whole minutes."""
+    chosen = BUCKET_SECONDS.get(int(hours)) if hours == int(hours) else None
+    return chosen or max(60, round(hours * 3600 / 60 / 60) * 60)
+
+
+def aligned_window(now: float, hours: float) -> tuple[float, float, int]:
+    """(start, end, bars) for the chart: ``hours`` of bars of :func:`bucket_seconds`, on whole
+    multiples of their width (so that a bar keeps its place from one refresh to the next), the
+    last one holding ``now`` (the window's first minutes, less than a bar, are not drawn)."""
+    width = bucket_seconds(hours)
+    bars = max(1, -(-int(hours * 3600) // width))
+    end = (now // width + 1) * width
+    return end - bars * width, end, bars
+
+
 def overview(store: StateStore, *, now: float, hours: float) -> Overview:
     events = recent_events(store)
     incidents = store.list_incidents()
     since = now - hours * 3600
     truncated = len(events) >= MAX_EVENTS and bool(events) and events[0].ts > since
+    start, end, bars = aligned_window(now, hours)
     return Overview(
         summary=summarize(events, since),
-        series=series(events, start=since, end=now),
+        series=series(events, start=start, end=end, buckets=bars),
         actors=top_actors(events, since=since),
         scanned=len(events),
         truncated=truncated,

@@ -26,6 +26,7 @@ from typing import Any
 
 DEFAULT_LISTEN = "127.0.0.1:8090"
 DEMO_USER = "demo-admin"
+RATE_INTERVAL = 2.0
 
 
 class DashboardAddressError(ValueError):
@@ -109,12 +110,15 @@ class DashboardThread:
             accounts.set_role(store, user, "admin")
             accounts.set_password(store, user, password, now=now)
         audit_view.write(store, now, self.ACTOR, "user.add", user, role="admin", note="demo login")
-        self.app = create_app(warden, secure_cookies=False)
+        # A demo is short: read the (in-process, cheap) metrics every RATE_INTERVAL seconds, so
+        # that its first minute already draws requests per second over time.
+        self.app = create_app(warden, secure_cookies=False, rate_interval=RATE_INTERVAL)
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
+        # The lifespan starts the dashboard's reader of the metrics (requests/s over time).
         config = uvicorn.Config(
-            self.app, lifespan="off", log_level="warning", access_log=False, server_header=False
+            self.app, lifespan="on", log_level="warning", access_log=False, server_header=False
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
