@@ -30,7 +30,9 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     except RedisMissing as missing:
         pytest.skip(str(missing))
     try:
-        yield server.url
+        # 1 s to answer, not the 20 ms default: this test is about sharing, not outages, and a
+        # revocation that timed out on a loaded machine would stay in one process's mirror.
+        yield server.url + "?timeout=1"
     finally:
         server.stop()
 
