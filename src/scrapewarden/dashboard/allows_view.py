@@ -24,12 +24,12 @@ from .bans import (
     MAX_REASON_LENGTH,
     MAX_TTL_SECONDS,
     BanInputError,
-    check_reason,
     check_target,
-    check_ttl,
-    parse_ttl,
+    order_from_form,
+    order_from_json,
 )
 from .web import Visit, api, dashboard_of, page, safe_next
+from .web import bad_request as _bad
 
 
 def allow_json(allow: Allow, now: float) -> dict[str, Any]:
@@ -44,43 +44,21 @@ def allow_json(allow: Allow, now: float) -> dict[str, Any]:
     }
 
 
-def _signed(note: str, visit: Visit) -> str:
-    who = visit.user.name if visit.user else "?"
-    return f"{note} [by {who}]" if note else f"[by {who}]"
-
-
-def _actor_key(request: Request, kind: str, value: str) -> str:
-    """How the events name this actor: the pseudonym the actor page was opened by."""
-    p = dashboard_of(request).warden.pseudonymizer
-    if kind == "ip":
-        return p.ip(value)
-    if kind == "account":
-        return p.account(value)
-    if kind == "session":
-        return p.generic("session", value)
-    return value
-
-
 # -- the pages --------------------------------------------------------------------------------------
 
 
 @page("analyst")
 def actor_allow(request: Request, visit: Visit) -> Response:
     dash = dashboard_of(request)
-    form = visit.form
-    back = {"kind": form.get("kind", ""), "q": form.get("q", "")}
+    back = {"kind": visit.form.get("kind", ""), "q": visit.form.get("q", "")}
     try:
-        kind, value = check_target(form.get("kind", ""), form.get("value", ""))
-        expect = form.get("expect", "")
-        if expect and _actor_key(request, kind, value) != expect:
-            raise BanInputError(f"{value!r} is not the actor on this page (its pseudonym differs)")
-        ttl = parse_ttl(form.get("ttl", ""))
-        note = check_reason(form.get("note", ""))
+        order = order_from_form(visit.form, dash.warden.pseudonymizer)
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
     assert visit.user is not None
+    user = visit.user.name
     try:
-        dash.warden.allow(kind, value, ttl=ttl, reason=_signed(note, visit), by=visit.user.name)
+        dash.warden.allow(order.kind, order.value, ttl=order.ttl, reason=order.signed(user), by=user)
     except StateError as exc:  # Redis away: an allow is never queued to take effect later
         return dash.error(request, visit, 503, f"The allow was not stored: {exc}")
     return RedirectResponse("/actors?" + urlencode({**back, "done": "allowed"}), status_code=303)
@@ -114,16 +92,6 @@ def in_force(request: Request) -> list[Allow]:
 # -- the JSON API -------------------------------------------------------------------------------------
 
 
-def _bad(detail: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": "bad_request" if status == 400 else "not_found", "detail": detail}, status)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise BanInputError("value and reason must be strings")
-    return value
-
-
 @api("viewer")
 def list_allows(request: Request, visit: Visit, body: Any) -> Response:
     dash = dashboard_of(request)
@@ -140,20 +108,14 @@ def list_allows(request: Request, visit: Visit, body: Any) -> Response:
 @api("analyst")
 def add_allow(request: Request, visit: Visit, body: Any) -> Response:
     dash = dashboard_of(request)
-    if not isinstance(body, dict):
-        return _bad("send a JSON object with kind and value")
     try:
-        kind, value = check_target(str(body.get("kind", "")), _text(body.get("value")))
-        ttl_raw = body.get("ttl_seconds", 0)
-        if ttl_raw is not None and (isinstance(ttl_raw, bool) or not isinstance(ttl_raw, int | float)):
-            raise BanInputError("ttl_seconds must be a number (0 or null for until lifted)")
-        ttl = check_ttl(ttl_raw)
-        reason = check_reason(_text(body.get("reason", "")))
+        order = order_from_json(body, until="until lifted")
     except BanInputError as exc:
         return _bad(str(exc))
     assert visit.user is not None
+    user = visit.user.name
     try:
-        stored = dash.warden.allow(kind, value, ttl=ttl, reason=_signed(reason, visit), by=visit.user.name)
+        stored = dash.warden.allow(order.kind, order.value, ttl=order.ttl, reason=order.signed(user), by=user)
     except StateError as exc:
         return JSONResponse({"error": "unavailable", "detail": str(exc)}, 503)
     return JSONResponse(allow_json(stored, dash.clock()), status_code=201)

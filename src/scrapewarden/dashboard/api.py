@@ -21,22 +21,18 @@ from .bans import (
     MAX_TTL_SECONDS,
     BanInputError,
     ban_json,
-    check_reason,
     check_target,
-    check_ttl,
+    order_from_json,
 )
 from .live_metrics import live_figure
 from .overview_figures import OVERVIEW_SCHEMA, overview_json
 from .web import Visit, api, dashboard_of
+from .web import bad_request as _bad
 
 if TYPE_CHECKING:
     from .app import Dashboard
 
 MAX_PAGE = 1000
-
-
-def _bad(detail: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": "bad_request" if status == 400 else "not_found", "detail": detail}, status)
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -157,20 +153,13 @@ def list_bans(request: Request, visit: Visit, body: Any) -> Response:
 @api("analyst")
 def add_ban(request: Request, visit: Visit, body: Any) -> Response:
     dash: Dashboard = dashboard_of(request)
-    if not isinstance(body, dict):
-        return _bad("send a JSON object with kind and value")
     try:
-        kind, value = check_target(str(body.get("kind", "")), _text(body.get("value")))
-        ttl_raw = body.get("ttl_seconds", 0)
-        if ttl_raw is not None and (isinstance(ttl_raw, bool) or not isinstance(ttl_raw, int | float)):
-            raise BanInputError("ttl_seconds must be a number (0 or null for forever)")
-        ttl = check_ttl(ttl_raw)
-        reason = check_reason(_text(body.get("reason", "")))
+        order = order_from_json(body, until="forever")
     except BanInputError as exc:
         return _bad(str(exc))
     assert visit.user is not None
-    note = f"{reason} [by {visit.user.name}]" if reason else f"[by {visit.user.name}]"
-    stored = dash.warden.ban(kind, value, ttl=ttl, reason=note, by=visit.user.name)
+    user = visit.user.name
+    stored = dash.warden.ban(order.kind, order.value, ttl=order.ttl, reason=order.signed(user), by=user)
     return JSONResponse(ban_json(stored, dash.clock()), status_code=201)
 
 
@@ -197,12 +186,6 @@ def users(request: Request, visit: Visit, body: Any) -> Response:
     return JSONResponse(
         {"users": [{"name": u.name, "role": u.role, "created": u.created} for u in dash.store.list_users()]}
     )
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise BanInputError("value and reason must be strings")
-    return value
 
 
 async def openapi(request: Request) -> Response:

@@ -41,7 +41,7 @@ from ..core.policy import Policy
 from ..state.base import ROLES, StateStore
 from ..warden import Warden
 from . import accounts, allows_view, audit_view, charts, incidents_view, policy_view, sessions, views
-from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_reason, check_target, export, parse_ttl
+from .bans import EXPORT_FORMATS, TTL_CHOICES, BanInputError, check_target, export, order_from_form
 from .live_metrics import LiveRates, sources_for
 from .login_guard import LoginBudget, LoginGuard
 from .policy_reload import PolicyFollower, follow_policy
@@ -314,36 +314,15 @@ def actors(request: Request, visit: Visit) -> Response:
 @page("analyst")
 def actor_ban(request: Request, visit: Visit) -> Response:
     dash: Dashboard = request.app.state.dashboard
-    form = visit.form
-    back = {"kind": form.get("kind", ""), "q": form.get("q", "")}
+    back = {"kind": visit.form.get("kind", ""), "q": visit.form.get("q", "")}
     try:
-        kind, value = check_target(form.get("kind", ""), form.get("value", ""))
-        expect = form.get("expect", "")
-        if expect and _actor_key(dash, kind, value) != expect:
-            raise BanInputError(f"{value!r} is not the actor on this page (its pseudonym differs)")
-        ttl = parse_ttl(form.get("ttl", ""))
-        note = check_reason(form.get("note", ""))
+        order = order_from_form(visit.form, dash.warden.pseudonymizer)
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
     assert visit.user is not None
-    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit), by=visit.user.name)
+    user = visit.user.name
+    dash.warden.ban(order.kind, order.value, ttl=order.ttl, reason=order.signed(user), by=user)
     return RedirectResponse("/actors?" + urlencode({**back, "done": "banned"}), status_code=303)
-
-
-def _actor_key(dash: Dashboard, kind: str, value: str) -> str:
-    p = dash.warden.pseudonymizer
-    if kind == "ip":
-        return p.ip(value)
-    if kind == "account":
-        return p.account(value)
-    if kind == "session":
-        return p.generic("session", value)
-    return value
-
-
-def _signed(note: str, visit: Visit) -> str:
-    who = visit.user.name if visit.user else "?"
-    return f"{note} [by {who}]" if note else f"[by {who}]"
 
 
 # -- bans ---------------------------------------------------------------------------------------
@@ -378,15 +357,13 @@ def bans_page(request: Request, visit: Visit) -> Response:
 @page("analyst")
 def bans_add(request: Request, visit: Visit) -> Response:
     dash: Dashboard = request.app.state.dashboard
-    form = visit.form
     try:
-        kind, value = check_target(form.get("kind", ""), form.get("value", ""))
-        ttl = parse_ttl(form.get("ttl", ""))
-        note = check_reason(form.get("note", ""))
+        order = order_from_form({**visit.form, "expect": ""}, dash.warden.pseudonymizer)
     except BanInputError as exc:
         return dash.error(request, visit, 400, str(exc))
     assert visit.user is not None
-    dash.warden.ban(kind, value, ttl=ttl, reason=_signed(note, visit), by=visit.user.name)
+    user = visit.user.name
+    dash.warden.ban(order.kind, order.value, ttl=order.ttl, reason=order.signed(user), by=user)
     return RedirectResponse("/bans?done=added", status_code=303)
 
 

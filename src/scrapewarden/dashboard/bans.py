@@ -1,13 +1,16 @@
-"""Ban input checks and ban exports, shared by the pages and the JSON API."""
+"""Ban input checks and ban exports, shared by the pages and the JSON API; the same checks read
+an operator allow (:mod:`.allows_view`), which names its actor the same way."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
+from ..core.pseudonym import Pseudonymizer
 from ..logs.bans_out import FORMATS, render
 from ..state.base import BAN_KINDS, Ban, BanKind
 
@@ -73,6 +76,58 @@ def check_reason(text: str) -> str:
     if len(text) > MAX_REASON_LENGTH:
         raise BanInputError(f"a note has at most {MAX_REASON_LENGTH} characters")
     return text
+
+
+@dataclass(frozen=True, slots=True)
+class ActorOrder:
+    """What an operator asked for one actor (a ban or an allow): whom, for how long, and why."""
+
+    kind: BanKind
+    value: str
+    ttl: float | None
+    note: str
+
+    def signed(self, user: str) -> str:
+        """The note as stored: who gave the order stays with it."""
+        return f"{self.note} [by {user}]" if self.note else f"[by {user}]"
+
+
+def order_from_form(form: Mapping[str, str], pseudonymizer: Pseudonymizer) -> ActorOrder:
+    """An actor page's ban or allow form. A page opened by pseudonym sends it as ``expect``: the
+    value typed must pseudonymise to it, so the order cannot land on another actor."""
+    kind, value = check_target(form.get("kind", ""), form.get("value", ""))
+    expect = form.get("expect", "")
+    if expect and actor_pseudonym(pseudonymizer, kind, value) != expect:
+        raise BanInputError(f"{value!r} is not the actor on this page (its pseudonym differs)")
+    return ActorOrder(kind, value, parse_ttl(form.get("ttl", "")), check_reason(form.get("note", "")))
+
+
+def order_from_json(body: Any, *, until: str) -> ActorOrder:
+    """A ``POST /api/bans`` or ``/api/allows`` body; ``until`` says what no expiry means."""
+    if not isinstance(body, dict):
+        raise BanInputError("send a JSON object with kind and value")
+    kind, value = check_target(str(body.get("kind", "")), json_text(body.get("value")))
+    ttl_raw = body.get("ttl_seconds", 0)
+    if ttl_raw is not None and (isinstance(ttl_raw, bool) or not isinstance(ttl_raw, int | float)):
+        raise BanInputError(f"ttl_seconds must be a number (0 or null for {until})")
+    return ActorOrder(kind, value, check_ttl(ttl_raw), check_reason(json_text(body.get("reason", ""))))
+
+
+def json_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BanInputError("value and reason must be strings")
+    return value
+
+
+def actor_pseudonym(p: Pseudonymizer, kind: str, value: str) -> str:
+    """How the event trail names this actor (what an actor page opened by pseudonym shows)."""
+    if kind == "ip":
+        return p.ip(value)
+    if kind == "account":
+        return p.account(value)
+    if kind == "session":
+        return p.generic("session", value)
+    return value
 
 
 def ban_json(ban: Ban, now: float) -> dict[str, Any]:

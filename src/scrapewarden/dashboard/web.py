@@ -235,3 +235,8 @@ class SecurityHeaders:
 
 
 __all__ = ["COOKIE", "CSRF_FIELD", "CSRF_HEADER", "Visit", "api", "page", "safe_next"]
+
+
+def bad_request(detail: str, status: int = 400) -> JSONResponse:
+    """The API's answer to a request it cannot act on (400) or about something missing (404)."""
+    return JSONResponse({"error": "bad_request" if status == 400 else "not_found", "detail": detail}, status)

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import NamedTuple
 
-from .formats import COMBINED, COMMON, JsonMapping, get_path
+from .formats import COMBINED, COMMON, JsonMapping, get_path, json_mapping
 
 _MONTHS = {m: i for i, m in enumerate(calendar.month_abbr) if m}
 _CLF = re.compile(r"(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?")
@@ -158,3 +158,21 @@ def parse_json_line(line: str, mapping: JsonMapping) -> Row | None:
         account or None,
         fp,
     )
+
+
+class LineParser:
+    """One line of a live or replayed log: combined/common, or JSON lines with the field table
+    picked from the first JSON line (a log does not change format halfway)."""
+
+    def __init__(self) -> None:
+        self._json: JsonMapping | None = None
+
+    def __call__(self, text: str) -> Row | None:
+        if not text.lstrip().startswith("{"):
+            return parse_line(text)
+        if self._json is None:
+            try:
+                self._json = json_mapping([text])
+            except ValueError:
+                return None
+        return parse_json_line(text, self._json)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.facts import RequestFacts
-from .fallback import Row, parse_json_line, parse_line
-from .formats import JsonMapping, json_mapping, open_text
+from .fallback import LineParser, Row
+from .formats import open_text
 from .live import facts_from_row
 
 MAX_REQUESTS = 100_000
@@ -49,25 +49,8 @@ class LogRequests:
     """More requests fell in the window than :data:`MAX_REQUESTS`: the newest were kept."""
 
 
-class _LineParser:
-    """Combined/common lines, or JSON lines with the field table picked from the first one."""
-
-    def __init__(self) -> None:
-        self._json: JsonMapping | None = None
-
-    def __call__(self, text: str) -> Row | None:
-        if not text.lstrip().startswith("{"):
-            return parse_line(text)
-        if self._json is None:
-            try:
-                self._json = json_mapping([text])
-            except ValueError:
-                return None
-        return parse_json_line(text, self._json)
-
-
 def _rows(path: Path, out: LogRequests) -> Iterable[Row]:
-    parse = _LineParser()
+    parse = LineParser()
     handle = open_text(path)
     try:
         for text in handle:

@@ -27,8 +27,7 @@ from pathlib import Path
 
 from ..warden import Warden
 from .bans_out import render
-from .fallback import Row, parse_json_line, parse_line
-from .formats import JsonMapping, json_mapping
+from .fallback import LineParser
 from .live import facts_from_row
 from .tail import Tail
 
@@ -65,18 +64,7 @@ class Watcher:
         self.clock = clock
         self.stats = WatchStats()
         self._pushed: frozenset[str] | None = None
-        self._json: JsonMapping | None = None
-        """Field table of a JSON-lines log, picked from its first JSON lines."""
-
-    def _parse(self, text: str) -> Row | None:
-        if not text.lstrip().startswith("{"):
-            return parse_line(text)
-        if self._json is None:
-            try:
-                self._json = json_mapping([text])
-            except ValueError:
-                return None
-        return parse_json_line(text, self._json)
+        self._parse = LineParser()
 
     def step(self) -> int:
         """Read and decide on new lines, then push the ban list if it changed. Returns lines read."""
