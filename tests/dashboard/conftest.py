@@ -152,25 +152,36 @@ class PolicySetup:
         self.site_warden.store.flush()
 
 
-@pytest.fixture
-def policy_setup(tmp_path: Path) -> Iterator[PolicySetup]:
-    policy_file = tmp_path / "policy.toml"
-    policy_file.write_text(POLICY, encoding="utf-8")
-    state_url = f"sqlite:///{tmp_path}/state.db"
-    with SQLiteStore(tmp_path / "state.db") as store:
+@contextmanager
+def site_and_dashboard(
+    tmp: Path, policy_text: str, **dashboard: Any
+) -> Iterator[tuple[Any, Any, str, Path, Warden]]:
+    """A protected site and the dashboard on one SQLite store, both from the policy file written
+    with ``policy_text`` (``dashboard``: more ``create_app`` arguments). Yields the served
+    dashboard and site, the state URL, the policy file and the site's Warden."""
+    policy_file = tmp / "policy.toml"
+    policy_file.write_text(policy_text, encoding="utf-8")
+    state_url = f"sqlite:///{tmp}/state.db"
+    with SQLiteStore(tmp / "state.db") as store:
         for name, role in USERS.items():
             add_user(store, name, role, PASSWORD, now=time.time())
     site_warden = Warden(load_policy(policy_file), state=state_url)
     site = serve(ScrapeWardenMiddleware(_people, warden=site_warden))
-    app = create_app(state_url, policy=policy_file, login_budget=LoginBudget(100, 100, 300))
+    app = create_app(state_url, policy=policy_file, login_budget=LoginBudget(100, 100, 300), **dashboard)
     dash = serve(app)
     try:
-        yield PolicySetup(dash.url, site.url, policy_file, site_warden)
+        yield dash, site, state_url, policy_file, site_warden
     finally:
         dash.stop()
         site.stop()
         app.state.dashboard.close()
         site_warden.close()
+
+
+@pytest.fixture
+def policy_setup(tmp_path: Path) -> Iterator[PolicySetup]:
+    with site_and_dashboard(tmp_path, POLICY) as (dash, site, _state_url, policy_file, site_warden):
+        yield PolicySetup(dash.url, site.url, policy_file, site_warden)
 
 
 @pytest.fixture

@@ -20,18 +20,13 @@ from click.testing import CliRunner
 from markupsafe import escape
 
 from scrapewarden.cli.main import main
-from scrapewarden.dashboard.accounts import add_user
-from scrapewarden.dashboard.app import create_app
-from scrapewarden.dashboard.login_guard import LoginBudget
-from scrapewarden.doors.asgi import ScrapeWardenMiddleware
 from scrapewarden.incidents.book import IncidentBook
 from scrapewarden.incidents.bundle import verify_bundle
-from scrapewarden.policy_file import load_policy
 from scrapewarden.state.audit import entries, verify_store
 from scrapewarden.state.sqlite import SQLiteStore
 from scrapewarden.warden import Warden
 
-from .conftest import CHROME, PASSWORD, USERS, _people, csrf_of, login, serve
+from .conftest import CHROME, csrf_of, login, site_and_dashboard
 
 SCRAPER = "203.0.113.50"
 # Record 7 belongs to nobody the site knows; one name is hostile markup.
@@ -114,23 +109,8 @@ class DutySite:
 def duty_site(tmp_path: Path) -> Iterator[DutySite]:
     """A protected site and the dashboard on one SQLite store, both with the policy above."""
     (tmp_path / "people.csv").write_text(PEOPLE_CSV, encoding="utf-8")
-    policy_file = tmp_path / "policy.toml"
-    policy_file.write_text(POLICY, encoding="utf-8")
-    state_url = f"sqlite:///{tmp_path}/state.db"
-    with SQLiteStore(tmp_path / "state.db") as store:
-        for name, role in USERS.items():
-            add_user(store, name, role, PASSWORD, now=time.time())
-    site_warden = Warden(load_policy(policy_file), state=state_url)
-    site = serve(ScrapeWardenMiddleware(_people, warden=site_warden))
-    app = create_app(state_url, policy=policy_file, login_budget=LoginBudget(100, 100, 300))
-    dash = serve(app)
-    try:
+    with site_and_dashboard(tmp_path, POLICY) as (dash, site, state_url, policy_file, site_warden):
         yield DutySite(dash.url, site.url, state_url, policy_file, site_warden)
-    finally:
-        dash.stop()
-        site.stop()
-        app.state.dashboard.close()
-        site_warden.close()
 
 
 def _audit(site: DutySite) -> list[tuple[str, str, str]]:

@@ -5,7 +5,6 @@ shared/data, plus a broken one whose lines are counted, not fatal)."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,15 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scrapewarden.dashboard.accounts import add_user
-from scrapewarden.dashboard.app import create_app
-from scrapewarden.dashboard.login_guard import LoginBudget
-from scrapewarden.doors.asgi import ScrapeWardenMiddleware
-from scrapewarden.policy_file import load_policy
-from scrapewarden.state.sqlite import SQLiteStore
-from scrapewarden.warden import Warden
-
-from .conftest import CHROME, LOWER_BUDGET, PASSWORD, POLICY, USERS, _people, csrf_of, login, serve
+from .conftest import CHROME, LOWER_BUDGET, POLICY, csrf_of, login
+from .conftest import site_and_dashboard as serve_site_and_dashboard
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 APACHE = SHARED / "elastic-apache-logs" / "apache_logs"
@@ -36,19 +28,9 @@ def site_and_dashboard(
     tmp: Path, share: float, access_logs: list[Path] | None = None
 ) -> Iterator[tuple[str, str]]:
     """A site recording every request of ``share`` of addresses, and a dashboard on its store."""
-    policy_file = tmp / "policy.toml"
-    policy_file.write_text(POLICY + f"\n[privacy]\nrecord_allowed_share = {share}\n", encoding="utf-8")
-    state_url = f"sqlite:///{tmp}/state.db"
-    with SQLiteStore(tmp / "state.db") as store:
-        for name, role in USERS.items():
-            add_user(store, name, role, PASSWORD, now=time.time())
-    site_warden = Warden(load_policy(policy_file), state=state_url)
-    site = serve(ScrapeWardenMiddleware(_people, warden=site_warden))
-    app = create_app(
-        state_url, policy=policy_file, login_budget=LoginBudget(100, 100, 300), access_logs=access_logs or []
-    )
-    dash = serve(app)
-    try:
+    policy = POLICY + f"\n[privacy]\nrecord_allowed_share = {share}\n"
+    served = serve_site_and_dashboard(tmp, policy, access_logs=access_logs or [])
+    with served as (dash, site, state_url, _, warden):
         headers = {"user-agent": CHROME, "accept": "text/html"}
         with httpx.Client(base_url=site.url, timeout=10) as client:
             for i, ip in enumerate(PEOPLE):  # people reading a few scattered profiles: all allowed
@@ -56,13 +38,8 @@ def site_and_dashboard(
                     record = (i * 1009 + n * 7919) % 100_003
                     answer = client.get(f"/people/{record}", headers={**headers, "x-forwarded-for": ip})
                     assert answer.status_code == 200
-        site_warden.store.flush()
+        warden.store.flush()
         yield dash.url, state_url
-    finally:
-        dash.stop()
-        site.stop()
-        app.state.dashboard.close()
-        site_warden.close()
 
 
 def _cell(html: str, policy: str, action: str) -> tuple[int, int]:
